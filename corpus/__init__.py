@@ -1,0 +1,1 @@
+"""Corpus pipeline: Beam stages, the CPM-Bee blocked binary dataset format, mixture manifests."""

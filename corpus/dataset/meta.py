@@ -1,0 +1,82 @@
+"""`meta.bin`: the index of a dataset, one `FileInfo` JSON line per data file.
+
+Read by `read_meta`, written (atomically) by `write_meta`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from schemas import FileInfo, SchemaError, validate_data
+
+META_FILE = "meta.bin"
+
+
+class DatasetCorrupt(ValueError):
+    """A dataset whose files contradict the format; the message names the file and block."""
+
+
+def meta_path(dataset_path: str | os.PathLike) -> Path:
+    return Path(dataset_path) / META_FILE
+
+
+def read_meta(dataset_path: str | os.PathLike) -> list[FileInfo]:
+    """The `FileInfo`s of a dataset, in block order.
+
+    Raises FileNotFoundError when there is no `meta.bin`, DatasetCorrupt when a line is not
+    a valid `FileInfo` or the block ranges do not run contiguously from 0.
+    """
+    path = meta_path(dataset_path)
+    infos: list[FileInfo] = []
+    with open(path, encoding="utf-8") as meta:
+        for line_number, line in enumerate(meta, start=1):
+            line = line.strip()
+            if not line:
+                continue
+            source = f"{path}:{line_number}"
+            try:
+                infos.append(validate_data(FileInfo, json.loads(line), source))
+            except json.JSONDecodeError as error:
+                raise DatasetCorrupt(f"{source}: not a JSON object: {error.msg}") from None
+            except SchemaError as error:
+                raise DatasetCorrupt(str(error)) from None
+    check_block_ranges(infos, path)
+    return infos
+
+
+def check_block_ranges(infos: list[FileInfo], source: str | os.PathLike) -> None:
+    """Block ranges must start at 0 and be contiguous, and file names unique."""
+    expected_begin = 0
+    names: set[str] = set()
+    for info in infos:
+        if info.block_begin != expected_begin:
+            raise DatasetCorrupt(
+                f"{source}: {info.file_name}: block range starts at {info.block_begin}, "
+                f"expected {expected_begin} (ranges must be contiguous from 0)"
+            )
+        if info.file_name in names:
+            raise DatasetCorrupt(f"{source}: {info.file_name}: listed twice")
+        names.add(info.file_name)
+        expected_begin = info.block_end
+
+
+def write_meta(dataset_path: str | os.PathLike, infos: list[FileInfo]) -> None:
+    """Replace `meta.bin` atomically: a reader sees the old index or the new one, never a mix."""
+    check_block_ranges(infos, meta_path(dataset_path))
+    directory = Path(dataset_path)
+    directory.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=".meta.bin.", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            for info in infos:
+                tmp.write(info.to_line() + "\n")
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, meta_path(directory))
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise

@@ -1,0 +1,52 @@
+"""Reading and writing mixture manifests (`datasets.json`) on disk.
+
+Writes are atomic and keep keys in a stable order (the schema's field order, extras after),
+so a manifest checked into git changes only where its content changed.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from schemas import DatasetEntry, MixtureManifest, load_file
+
+
+def read_manifest(path: str | os.PathLike) -> MixtureManifest:
+    """Load and validate a manifest; raises `schemas.SchemaError` naming the file and field."""
+    return load_file(MixtureManifest, path)
+
+
+def write_manifest(path: str | os.PathLike, manifest: MixtureManifest) -> None:
+    """Replace the manifest file atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
+            tmp.write(manifest.to_json())
+            tmp.flush()
+            os.fsync(tmp.fileno())
+        os.replace(tmp_name, path)
+    except BaseException:
+        if os.path.exists(tmp_name):
+            os.unlink(tmp_name)
+        raise
+
+
+def upsert_entry(path: str | os.PathLike, entry: DatasetEntry) -> MixtureManifest:
+    """Add `entry` to the manifest at `path` (created if missing), replacing the entry with the
+    same `task_name.dataset_name` in place so the order of the others is kept. Returns the new manifest.
+    """
+    path = Path(path)
+    entries = list(read_manifest(path)) if path.exists() else []
+    for index, existing in enumerate(entries):
+        if existing.identity == entry.identity:
+            entries[index] = entry
+            break
+    else:
+        entries.append(entry)
+    manifest = MixtureManifest(entries)
+    write_manifest(path, manifest)
+    return manifest

@@ -1,0 +1,1 @@
+"""Prefect flows and the `bee` command line: thin orchestration over corpus/, tokenization/, trainer/."""

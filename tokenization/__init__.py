@@ -1,0 +1,1 @@
+"""CPM-Bee tokenizer, data-to-ids conversion, vocabulary build and token shards."""
