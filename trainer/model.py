@@ -1,0 +1,225 @@
+"""The CPM-Bee model (`CPMBee`) and conversion of its weights from and to official layouts.
+
+Single-device plain PyTorch, numerically equal to CPM-Bee's `CPMBeeTorch` in float32
+(checked by tests/trainer/test_model.py against a golden fixture made with the reference).
+Dtype and parallelism belong to the train loop: the model is built in float32 and DeepSpeed
+casts it (`ModelConfig.half` is read there). Shape legend: B batch, L sequence, D dim_model,
+H heads, V vocab_size, E ext-table entries, S segment-relation entries per row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from schemas.model_config import ModelConfig
+from trainer.layers import BucketPositionBias, EmbeddingExt, RMSNorm, ScaledLinear, TransformerBlock
+
+# Initial weights as CPM-Bee initialises them: N(0, 1) for the scaled linears and the
+# position bias, N(0, 0.02) for the token embedding, ones for the norms.
+EMBEDDING_INIT_STD = 0.02
+
+
+class Encoder(nn.Module):
+    """The transformer blocks plus the final RMS norm."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        masks = config.mask_modules or [(False, False)] * config.num_layers
+        self.layers = nn.ModuleList(
+            TransformerBlock(
+                config.dim_model, config.dim_ff, config.num_heads, config.dim_head, config.eps, config.dropout_p,
+                mask_att=mask_att, mask_ffn=mask_ffn,
+            )
+            for mask_att, mask_ffn in masks
+        )  # fmt: skip
+        self.output_layernorm = RMSNorm(config.dim_model, config.eps)
+        self.activation_checkpointing = False
+
+    def forward(self, hidden: torch.Tensor, attn_bias: torch.Tensor, row_valid: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            if self.activation_checkpointing and self.training and torch.is_grad_enabled():
+                # recompute the block in backward: memory O(layers x B x L x D) instead of every activation
+                hidden = checkpoint(layer, hidden, attn_bias, row_valid, use_reentrant=False)
+            else:
+                hidden = layer(hidden, attn_bias, row_valid)
+        return self.output_layernorm(hidden)
+
+
+class CPMBee(nn.Module):
+    """CPM-Bee: rotary-by-sub-id embeddings, bucketed position/segment bias, pre-norm blocks,
+    logits over the tied vocabulary plus the batch's ext table."""
+
+    def __init__(self, config: ModelConfig, activation_checkpointing: bool = False) -> None:
+        super().__init__()
+        self.config = config
+        self.input_embedding = EmbeddingExt(config.vocab_size, config.dim_model)
+        self.position_bias = BucketPositionBias(
+            config.num_heads,
+            config.position_bias_num_buckets,
+            config.position_bias_num_segment_buckets,
+            config.position_bias_max_distance,
+        )
+        self.encoder = Encoder(config)
+        self.reset_parameters()
+        if activation_checkpointing:
+            self.enable_activation_checkpointing()
+
+    def reset_parameters(self) -> None:
+        """Draw fresh weights from the global torch RNG (seed it for a reproducible model)."""
+        with torch.no_grad():
+            for module in self.modules():
+                if isinstance(module, ScaledLinear):
+                    nn.init.normal_(module.weight, 0.0, 1.0)
+                elif isinstance(module, RMSNorm):
+                    nn.init.ones_(module.weight)
+            nn.init.normal_(self.input_embedding.weight, 0.0, EMBEDDING_INIT_STD)
+            nn.init.normal_(self.position_bias.relative_attention_bias, 0.0, 1.0)
+
+    def enable_activation_checkpointing(self, enabled: bool = True) -> None:
+        """Recompute each block's activations during backward (training only)."""
+        self.encoder.activation_checkpointing = enabled
+
+    def forward(
+        self,
+        input: torch.Tensor,  # (B, L) int token ids, < V
+        input_sub: torch.Tensor,  # (B, L) int sub-ids (0 for plain text)
+        length: torch.Tensor,  # (B,) int valid tokens per row; the rest is padding
+        context: torch.Tensor,  # (B, L) bool: token is context (seen bidirectionally)
+        sample_ids: torch.Tensor,  # (B, L) int: 0 main sample, k > 0 the k-th in-context sample
+        num_segments: torch.Tensor,  # (B, L) int segments of the token's sample
+        segment: torch.Tensor,  # (B, L) int segment id of the token within its sample
+        segment_rel_offset: torch.Tensor,  # (B, L) int offset of its sample's block in segment_rel
+        segment_rel: torch.Tensor,  # (B, S) int segment-relation buckets, num_segments^2 per sample
+        span: torch.Tensor,  # (B, L) int packed instance id within the row
+        ext_table_ids: torch.Tensor,  # (E,) int base token ids of the ext table
+        ext_table_sub: torch.Tensor,  # (E,) int their sub-ids
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (logits (B, L, V + E), hidden (B, L, D) after the final norm)."""
+        with torch.no_grad():
+            segment_bucket = segment_buckets(sample_ids, num_segments, segment, segment_rel_offset, segment_rel, span)
+            mask = attention_mask(length, context, sample_ids, span)  # (B, L, L)
+            row_valid = mask.any(dim=-1)  # (B, L): padding rows see nothing
+            # rows that see nothing are opened up (finite softmax, no NaN in backward) and
+            # their attention output zeroed in Attention, as the reference's masked_fill does
+            open_mask = mask | ~row_valid[:, :, None]
+            position = torch.arange(input.size(1), device=input.device).expand(input.size(0), -1)  # (B, L)
+
+        hidden = self.input_embedding(input, input_sub)  # (B, L, D)
+        bias = self.position_bias(position, position, segment_bucket)  # (B, H, L, L)
+        attn_bias = bias.masked_fill(~open_mask[:, None], float("-inf"))
+        hidden = self.encoder(hidden, attn_bias, row_valid)
+
+        ext_table = self.input_embedding(ext_table_ids, ext_table_sub)  # (E, D)
+        logits = self.input_embedding.projection(hidden, ext_table)  # (B, L, V + E)
+        return logits, hidden
+
+
+def segment_buckets(
+    sample_ids: torch.Tensor,
+    num_segments: torch.Tensor,
+    segment: torch.Tensor,
+    segment_rel_offset: torch.Tensor,
+    segment_rel: torch.Tensor,
+    span: torch.Tensor,
+) -> torch.Tensor:
+    """Segment-relation bucket of every (query, key) pair: (B, L, L) int.
+
+    Within one sample and span it is `segment_rel[offset_q + seg_q * num_segments_q + seg_k]`
+    (0 = same segment, which BucketPositionBias turns into a relative-position bucket);
+    across samples or spans it is 1, the bucket CPM-Bee keeps for in-context samples.
+    """
+    batch, seqlen = segment.shape
+    same_group = (sample_ids[:, :, None] == sample_ids[:, None, :]) & (span[:, :, None] == span[:, None, :])
+    index = segment[:, :, None] * num_segments[:, :, None] + segment[:, None, :] + segment_rel_offset[:, :, None]
+    index = index.masked_fill(~same_group, 0)  # keep gather in range where the value is unused
+    buckets = torch.gather(segment_rel, 1, index.view(batch, seqlen * seqlen).long()).view(batch, seqlen, seqlen)
+    return buckets.masked_fill(~same_group, 1)
+
+
+def attention_mask(
+    length: torch.Tensor, context: torch.Tensor, sample_ids: torch.Tensor, span: torch.Tensor
+) -> torch.Tensor:
+    """Which keys each query may see: (B, L, L) bool, [b, q, k].
+
+    Context keys are seen by every query and other keys causally; an in-context sample's
+    tokens see only their own sample (the main sample, id 0, sees all of its span); no
+    token sees across spans; nothing at or after `length` sees or is seen.
+    """
+    batch, seqlen = context.shape
+    positions = torch.arange(seqlen, device=context.device)
+    causal = positions[None, :] <= positions[:, None]  # (L, L) [q, k]
+    mask = context[:, None, :] | (~context[:, :, None] & causal)
+    mask &= (sample_ids[:, :, None] == 0) | (sample_ids[:, :, None] == sample_ids[:, None, :])
+    mask &= span[:, :, None] == span[:, None, :]
+    valid = positions[None, :] < length[:, None]  # (B, L)
+    return mask & valid[:, :, None] & valid[:, None, :]
+
+
+# ---- checkpoint layouts -------------------------------------------------------------------
+
+HF_PREFIX = "cpmbee."
+# The HF port ties lm_head to the input embedding and never reads it: dropped on load.
+HF_IGNORED_KEYS = frozenset({"lm_head.weight"})
+
+
+class CheckpointMismatch(ValueError):
+    """A state dict does not fit the model built from a ModelConfig."""
+
+
+def from_cpm_live_state_dict(
+    config: ModelConfig, state_dict: Mapping[str, torch.Tensor], activation_checkpointing: bool = False
+) -> CPMBee:
+    """Build a `CPMBee` from an official CPM-Bee checkpoint or a Hugging Face port's weights.
+
+    Takes the model config and a state dict in either layout: cpm_live names
+    (`encoder.layers.0.self_att.self_attention.project_q.weight`, `input_embedding.weight`,
+    `position_bias.relative_attention_bias`, ...) or the HF port's (the same behind
+    `cpmbee.`, plus an unused `lm_head.weight`). Tensors are cast to the model's float32.
+    Returns the model. Raises CheckpointMismatch listing every missing key, unexpected key
+    and shape mismatch (a pruned module named by `mask_modules` has no weights).
+    """
+    model = CPMBee(config, activation_checkpointing=activation_checkpointing)
+    cpm_live = _strip_hf_prefix(state_dict) if any(k.startswith(HF_PREFIX) for k in state_dict) else dict(state_dict)
+    expected = model.state_dict()
+    missing = sorted(expected.keys() - cpm_live.keys())
+    unexpected = sorted(cpm_live.keys() - expected.keys())
+    mismatched = [
+        f"{key}: checkpoint {tuple(cpm_live[key].shape)} vs model {tuple(expected[key].shape)}"
+        for key in expected.keys() & cpm_live.keys()
+        if tuple(cpm_live[key].shape) != tuple(expected[key].shape)
+    ]
+    if missing or unexpected or mismatched:
+        problems = [
+            f"{what} ({len(items)}): {', '.join(items)}"
+            for what, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", sorted(mismatched)))
+            if items
+        ]  # fmt: skip
+        raise CheckpointMismatch(
+            f"checkpoint does not fit ModelConfig(num_layers={config.num_layers}, dim_model={config.dim_model}, "
+            f"vocab_size={config.vocab_size}, mask_modules={'set' if config.mask_modules else 'None'}): "
+            + "; ".join(problems)
+        )
+    model.load_state_dict(cpm_live, strict=True)
+    return model
+
+
+def _strip_hf_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    # keys without the prefix stay as they are, so that they surface as unexpected keys
+    return {
+        key.removeprefix(HF_PREFIX): value for key, value in state_dict.items() if key not in HF_IGNORED_KEYS
+    }
+
+
+def to_cpm_live_state_dict(model: CPMBee) -> dict[str, torch.Tensor]:
+    """The model's weights under cpm_live names (CPM-Bee's `bmt.save` layout), detached copies."""
+    return {key: value.detach().clone() for key, value in model.state_dict().items()}
+
+
+def to_hf_state_dict(model: CPMBee) -> dict[str, torch.Tensor]:
+    """The model's weights under the HF port's names (`cpmbee.` + cpm_live name), detached
+    copies; `lm_head.weight` is left out as the port ties it to `cpmbee.input_embedding.weight`."""
+    return {HF_PREFIX + key: value for key, value in to_cpm_live_state_dict(model).items()}
