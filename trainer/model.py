@@ -111,6 +111,9 @@ class CPMBee(nn.Module):
         hidden = self.input_embedding(input, input_sub)  # (B, L, D)
         bias = self.position_bias(position, position, segment_bucket)  # (B, H, L, L)
         attn_bias = bias.masked_fill(~open_mask[:, None], float("-inf"))
+        if torch.is_autocast_enabled(input.device.type):
+            # cast once here: a cast inside each layer would keep one copy per layer for backward
+            attn_bias = attn_bias.to(torch.get_autocast_dtype(input.device.type))
         hidden = self.encoder(hidden, attn_bias, row_valid)
 
         ext_table = self.input_embedding(ext_table_ids, ext_table_sub)  # (E, D)
@@ -183,28 +186,35 @@ def from_cpm_live_state_dict(
     and shape mismatch (a pruned module named by `mask_modules` has no weights).
     """
     model = CPMBee(config, activation_checkpointing=activation_checkpointing)
-    cpm_live = _strip_hf_prefix(state_dict) if any(k.startswith(HF_PREFIX) for k in state_dict) else dict(state_dict)
+    is_hf = any(key.startswith(HF_PREFIX) for key in state_dict)
+    cpm_live = _strip_hf_prefix(state_dict) if is_hf else dict(state_dict)
     expected = model.state_dict()
     missing = sorted(expected.keys() - cpm_live.keys())
     unexpected = sorted(cpm_live.keys() - expected.keys())
-    mismatched = [
+    mismatched = sorted(
         f"{key}: checkpoint {tuple(cpm_live[key].shape)} vs model {tuple(expected[key].shape)}"
         for key in expected.keys() & cpm_live.keys()
         if tuple(cpm_live[key].shape) != tuple(expected[key].shape)
-    ]
+    )
     if missing or unexpected or mismatched:
         problems = [
-            f"{what} ({len(items)}): {', '.join(items)}"
-            for what, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", sorted(mismatched)))
+            f"{what} ({len(items)}): {_listing(items)}"
+            for what, items in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched))
             if items
         ]  # fmt: skip
         raise CheckpointMismatch(
-            f"checkpoint does not fit ModelConfig(num_layers={config.num_layers}, dim_model={config.dim_model}, "
-            f"vocab_size={config.vocab_size}, mask_modules={'set' if config.mask_modules else 'None'}): "
-            + "; ".join(problems)
+            f"{'Hugging Face' if is_hf else 'cpm_live'} checkpoint does not fit ModelConfig(num_layers={config.num_layers}, "
+            f"dim_model={config.dim_model}, vocab_size={config.vocab_size}, "
+            f"mask_modules={'set' if config.mask_modules else 'None'}): " + "; ".join(problems)
+            + ". Check that the model config is the checkpoint's (sizes, num_layers, mask_modules)."
         )
     model.load_state_dict(cpm_live, strict=True)
     return model
+
+
+def _listing(items: list[str], limit: int = 20) -> str:
+    shown = ", ".join(items[:limit])
+    return shown if len(items) <= limit else f"{shown}, ... and {len(items) - limit} more"
 
 
 def _strip_hf_prefix(state_dict: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
