@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import typer
 
+from corpus.dataset.cli import app as dataset_app
+
+from corpus.manifest.cli import app as manifest_app
+
 app = typer.Typer(
     name="bee",
     help="CPM-Bee toolchain: corpus builds, datasets, tokenization, training, mixture manifests.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(dataset_app, name="dataset")
+
+app.add_typer(manifest_app, name="manifest")
 
 
 if __name__ == "__main__":

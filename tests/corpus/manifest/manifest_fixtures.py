@@ -53,3 +53,36 @@ def entry(task: str, name: str, **fields) -> dict:
 def cpm_bee_manifest() -> list[dict]:
     """A fresh copy of CPM_BEE_MANIFEST."""
     return json.loads(json.dumps(CPM_BEE_MANIFEST))
+
+
+def git_env(home: Path) -> dict[str, str]:
+    """An environment that keeps the user's and the system's git config out of a test repo."""
+    import os
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(HOME=str(home), GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
+               GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@example.org",
+               GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@example.org")
+    return env
+
+
+def git(repo: Path, *args: str) -> str:
+    """Run git in `repo` (isolated config) and return its stdout; raises on failure."""
+    import subprocess
+
+    result = subprocess.run(["git", *args], cwd=repo, env=git_env(repo.parent), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed: {result.stderr}")
+    return result.stdout
+
+
+def init_repo(repo: Path) -> Path:
+    repo.mkdir(parents=True, exist_ok=True)
+    git(repo, "init", "-q", "-b", "main")
+    return repo
+
+
+def commit_json(repo: Path, relative: str, data, message: str) -> None:
+    write_json(repo / relative, data)
+    git(repo, "add", relative)
+    git(repo, "commit", "-q", "-m", message)
