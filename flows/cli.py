@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from corpus.dataset.cli import app as dataset_app
+
 from corpus.manifest.cli import app as manifest_app
 
 app = typer.Typer(
@@ -12,6 +14,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+app.add_typer(dataset_app, name="dataset")
 app.add_typer(manifest_app, name="manifest")
 
 

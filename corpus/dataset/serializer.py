@@ -1,0 +1,153 @@
+"""Record payloads: pickle (CPM-Bee's default) and UTF-8 JSON, and a reader that tells them apart.
+
+Pickle payloads are written exactly as CPM-Bee writes them (`pickle.dumps`, protocol 4) and
+read only through `RestrictedUnpickler`, which builds plain data and refuses every global, so
+a crafted pickle cannot run code. A protocol-2+ pickle starts with 0x80 (PROTO); JSON text
+never does, so `AutoSerializer` picks the decoder from the first payload byte.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+from typing import Any, Protocol
+
+PICKLE_PROTOCOL = 4  # the default of Python 3.8-3.13 and so of CPM-Bee's tools
+PICKLE_FIRST_BYTE = 0x80  # the PROTO opcode
+
+
+class UnsafePickle(pickle.UnpicklingError):
+    """A pickle that names a class or function: plain-data readers refuse it."""
+
+
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What protocol-2 pickles call `_codecs.encode` for: bytes spelled as latin-1 text, nothing else."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise UnsafePickle(f"pickle calls _codecs.encode with {type(text).__name__}, {encoding!r}: refused")
+    return text.encode("latin1")
+
+
+# Pure constructors of plain data; older pickles (protocol 2/3) name them as globals.
+_SAFE_GLOBALS = {
+    ("_codecs", "encode"): _latin1_bytes,
+    ("builtins", "set"): set,
+    ("builtins", "frozenset"): frozenset,
+    ("builtins", "bytearray"): bytearray,
+    ("__builtin__", "set"): set,
+    ("__builtin__", "frozenset"): frozenset,
+    ("__builtin__", "bytearray"): bytearray,
+}
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """The C unpickler, allowed to build dict, list, tuple, str, bytes, int, float, bool,
+    None, set, frozenset and bytearray only.
+
+    Plain-data pickles never call `find_class`, so this is as fast as `pickle.loads`'s
+    machinery; everything that could run code (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*,
+    REDUCE on a looked-up callable) needs `find_class` and stops here. Persistent ids are
+    refused by the C unpickler itself (no `persistent_load`).
+    """
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _SAFE_GLOBALS[(module, name)]
+        except KeyError:
+            raise UnsafePickle(
+                f"pickle refers to {module}.{name}: only plain data (dict, list, tuple, str, bytes, "
+                "int, float, bool, None, set) may be stored in a dataset"
+            ) from None
+
+
+def restricted_loads(data: bytes) -> Any:
+    """Unpickle plain data. Raises UnsafePickle for any global, pickle.UnpicklingError etc. for junk."""
+    return RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+class Serializer(Protocol):
+    """What `build_dataset` and the readers need; CPM-Bee's Serializer classes fit it too."""
+
+    def serialize(self, obj: Any) -> bytes: ...
+
+    def deserialize(self, data: bytes) -> Any: ...
+
+
+class PickleSerializer:
+    """CPM-Bee's default: `pickle.dumps(obj)` at protocol 4; read back through RestrictedUnpickler."""
+
+    name = "pickle"
+
+    def serialize(self, obj: Any) -> bytes:
+        return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+
+    def deserialize(self, data: bytes) -> Any:
+        return RestrictedUnpickler(io.BytesIO(data)).load()
+
+
+class JsonSerializer:
+    """UTF-8 JSON without ASCII escapes, as CPM-Bee's `JsonSerializer` writes it."""
+
+    name = "json"
+
+    def serialize(self, obj: Any) -> bytes:
+        return json.dumps(obj, ensure_ascii=False).encode("utf-8")
+
+    def deserialize(self, data: bytes) -> Any:
+        return json.loads(data.decode("utf-8"))
+
+
+class RawSerializer:
+    """Payload bytes in, payload bytes out: for copying records without decoding them."""
+
+    name = "raw"
+
+    def serialize(self, obj: bytes) -> bytes:
+        if not isinstance(obj, (bytes, bytearray, memoryview)):
+            raise TypeError(f"the raw serializer writes bytes, got {type(obj).__name__}")
+        return bytes(obj)
+
+    def deserialize(self, data: bytes) -> bytes:
+        return data
+
+
+class AutoSerializer:
+    """Reads pickle and JSON payloads alike, choosing by the first byte; writes pickle."""
+
+    name = "auto"
+
+    def serialize(self, obj: Any) -> bytes:
+        return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
+
+    def deserialize(self, data: bytes) -> Any:
+        if data[:1] == b"\x80":
+            return RestrictedUnpickler(io.BytesIO(data)).load()
+        return json.loads(data.decode("utf-8"))
+
+
+SERIALIZERS = {"pickle": PickleSerializer, "json": JsonSerializer, "raw": RawSerializer, "auto": AutoSerializer}
+
+
+def get_serializer(serializer: str | Serializer | None, default: str = "auto") -> Serializer:
+    """A serializer from a name (`pickle`, `json`, `raw`, `auto`), an object, or None (-> `default`).
+
+    Raises ValueError for an unknown name.
+    """
+    if serializer is None:
+        serializer = default
+    if isinstance(serializer, str):
+        try:
+            return SERIALIZERS[serializer]()
+        except KeyError:
+            raise ValueError(f"unknown serializer {serializer!r}: expected one of {', '.join(SERIALIZERS)}") from None
+    return serializer
+
+
+def payload_kind(payload: bytes) -> str:
+    """`pickle` or `json`, from the first byte of a payload."""
+    return "pickle" if payload[:1] == b"\x80" else "json"
+
+
+def serializer_name(serializer: Serializer) -> str | None:
+    """The name recorded in meta.bin for a serializer, None for one we do not know."""
+    return getattr(serializer, "name", None)

@@ -1,0 +1,143 @@
+"""`verify_dataset`: walk every block of every file and check it against the format and meta.bin.
+
+Checks, per data file: it exists and holds exactly the blocks meta.bin gives it; every
+block parses (magic, lengths inside the block, zeros after the end-of-block byte, no empty
+block inside a file with records); every payload decodes (pickle through the restricted
+unpickler); `nlines`, `nbytes`, and the extra keys `checksum`, `format_version` and
+`serializer` agree with what is on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from schemas import FileInfo
+
+from corpus.dataset.blockfile import block_label, iter_block_payloads, read_block
+from corpus.dataset.meta import DatasetCorrupt, read_meta
+from corpus.dataset.progress import progress_bar as open_progress_bar
+from corpus.dataset.serializer import get_serializer, payload_kind
+from corpus.dataset.writer import FORMAT_VERSION
+
+
+@dataclass
+class FileCheck:
+    """What verify found in one data file."""
+
+    file_name: str
+    nblocks: int
+    nlines: int
+    nbytes: int
+    kinds: dict[str, int] = field(default_factory=dict)  # payload kind -> records
+    checksum_checked: bool = False
+
+
+@dataclass
+class VerifyReport:
+    """A clean dataset: one `FileCheck` per data file."""
+
+    path: Path
+    files: list[FileCheck]
+
+    @property
+    def nlines(self) -> int:
+        return sum(check.nlines for check in self.files)
+
+    @property
+    def nbytes(self) -> int:
+        return sum(check.nbytes for check in self.files)
+
+
+def verify_file(dataset_path: Path, info: FileInfo, decode: bool = True, advance=lambda n: None) -> FileCheck:
+    """Check one data file; see the module docstring. Raises DatasetCorrupt at its first problem."""
+    path = dataset_path / info.file_name
+    version = info.extra_keys.get("format_version")
+    if version is not None and (not isinstance(version, int) or version > FORMAT_VERSION):
+        raise DatasetCorrupt(f"{path}: format_version {version!r} is not one this reader knows (<= {FORMAT_VERSION})")
+    try:
+        size = os.stat(path).st_size
+    except FileNotFoundError:
+        raise DatasetCorrupt(f"{path}: listed in meta.bin but missing") from None
+    expected = info.nblocks * info.block_size
+    if size > expected:
+        raise DatasetCorrupt(f"{path}: {size - expected} bytes beyond the {info.nblocks} blocks meta.bin gives it")
+    checksum = info.extra_keys.get("checksum")
+    algorithm, _, digest = checksum.partition(":") if isinstance(checksum, str) else ("", "", "")
+    hasher = hashlib.new(algorithm) if algorithm in hashlib.algorithms_available else None
+    if checksum is not None and hasher is None:
+        raise DatasetCorrupt(f"{path}: checksum {checksum!r} is not `<algorithm>:<hex>` with a known algorithm")
+    decoder = get_serializer("auto")
+    nlines = nbytes = 0
+    kinds: Counter[str] = Counter()
+    empty_blocks: list[int] = []
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        for global_block in range(info.block_begin, info.block_end):
+            block = read_block(fd, path, info, global_block)  # a short file fails here, naming the block
+            if hasher is not None:
+                hasher.update(block)
+            end = 0
+            records_here = 0
+            for offset, payload in iter_block_payloads(block, path, info, global_block):
+                records_here += 1
+                nbytes += 4 + len(payload)
+                kind = payload_kind(payload)
+                kinds[kind] += 1
+                if decode:
+                    try:
+                        decoder.deserialize(payload)
+                    except Exception as error:
+                        raise DatasetCorrupt(
+                            f"{path}: {block_label(info, global_block)}: record at offset {offset} does not decode "
+                            f"as {kind}: {type(error).__name__}: {error}"
+                        ) from None
+                end = offset + 5 + len(payload)
+            if len(block.rstrip(b"\x00")) > end:
+                raise DatasetCorrupt(
+                    f"{path}: {block_label(info, global_block)}: non-zero bytes after the end-of-block byte at offset {end}"
+                )
+            if records_here == 0:
+                empty_blocks.append(global_block)
+            nlines += records_here
+            advance(1)
+    finally:
+        os.close(fd)
+    if nlines and empty_blocks:
+        raise DatasetCorrupt(
+            f"{path}: {block_label(info, empty_blocks[0])}: empty block inside a file with records (zeroed-out data?)"
+        )
+    if nlines != info.nlines:
+        raise DatasetCorrupt(f"{path}: meta.bin says nlines={info.nlines}, the file holds {nlines} records")
+    if nbytes != info.nbytes:
+        raise DatasetCorrupt(f"{path}: meta.bin says nbytes={info.nbytes}, the records add up to {nbytes}")
+    if hasher is not None and hasher.hexdigest() != digest:
+        raise DatasetCorrupt(f"{path}: checksum mismatch: meta.bin says {checksum}, the file has {algorithm}:{hasher.hexdigest()}")
+    recorded = info.extra_keys.get("serializer")
+    if recorded in ("pickle", "json") and set(kinds) - {recorded}:
+        raise DatasetCorrupt(f"{path}: meta.bin says serializer={recorded}, found {dict(kinds)}")
+    return FileCheck(info.file_name, info.nblocks, nlines, nbytes, dict(kinds), hasher is not None)
+
+
+def verify_dataset(path: str | os.PathLike, decode: bool = True, progress: bool = False) -> VerifyReport:
+    """Check every file of the dataset at `path` (see the module docstring).
+
+    Returns a VerifyReport when all is well. Raises DatasetCorrupt listing every problem,
+    one line per file; FileNotFoundError without meta.bin.
+    """
+    path = Path(path)
+    infos = read_meta(path)
+    checks: list[FileCheck] = []
+    problems: list[str] = []
+    with open_progress_bar(f"verify {path}", sum(info.nblocks for info in infos), progress) as advance:
+        for info in infos:
+            try:
+                checks.append(verify_file(path, info, decode=decode, advance=advance))
+            except DatasetCorrupt as error:
+                problems.append(str(error))
+    if problems:
+        raise DatasetCorrupt("\n".join(problems))
+    return VerifyReport(path, checks)
