@@ -19,6 +19,7 @@ import json
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ def random_batch(config: ModelConfig, batch: int, seqlen: int, seed: int) -> dic
     sample segments with a num_segments^2 block of segment relations at its offset;
     answer segments are not context; rows end in zero padding after `length`."""
     rng = np.random.default_rng(seed)
-    cols = {k: np.zeros((batch, seqlen), dtype=np.int32) for k in BATCH_KEYS if k not in ("length", "segment_rel", "ext_table_ids", "ext_table_sub")}
+    per_token = [k for k in BATCH_KEYS if k not in ("length", "segment_rel", "ext_table_ids", "ext_table_sub")]
+    cols = {k: np.zeros((batch, seqlen), dtype=np.int32) for k in per_token}
     lengths, rels, ext = [], [], {}
     for row in range(batch):
         target = seqlen if row == 0 else int(rng.integers(seqlen // 2, seqlen))
@@ -72,8 +74,11 @@ def random_batch(config: ModelConfig, batch: int, seqlen: int, seed: int) -> dic
                 token = int(rng.integers(0, config.vocab_size))
                 if sub:
                     ext.setdefault((token, sub), len(ext))
-                for key, value in (("input", token), ("input_sub", sub), ("context", ctx), ("sample_ids", sample_id),
-                                   ("num_segments", nseg), ("segment", seg), ("segment_rel_offset", offset), ("span", span_id)):  # fmt: skip
+                values = dict(
+                    input=token, input_sub=sub, context=ctx, sample_ids=sample_id, num_segments=nseg,
+                    segment=seg, segment_rel_offset=offset, span=span_id,
+                )  # fmt: skip
+                for key, value in values.items():
                     cols[key][row, i] = value
             pos += len(span_tokens)
             span_id += 1
@@ -149,6 +154,23 @@ def compare(build_reference, config: ModelConfig, batch: dict[str, torch.Tensor]
     return figures
 
 
+def step_seconds(build_reference, config: ModelConfig, batch: dict[str, torch.Tensor], repeats: int = 7) -> dict[str, float]:
+    """Best-of-`repeats` seconds of one forward + backward, ours and the reference on the
+    same weights, runs interleaved (the best run is the one least disturbed by other load)."""
+    torch.manual_seed(0)
+    ours = CPMBee(config)
+    ref = build_reference(config)
+    ref.load_state_dict(ours.state_dict())
+    args = [batch[k] for k in BATCH_KEYS]
+    times: dict[str, list[float]] = {"ours": [], "ref": []}
+    for _ in range(repeats + 1):  # the first round warms up
+        for name, model in (("ours", ours), ("ref", ref)):
+            start = time.perf_counter()
+            model(*args)[0].float().pow(2).mean().backward()
+            times[name].append(time.perf_counter() - start)
+    return {name: min(t[1:]) for name, t in times.items()}
+
+
 def write_golden(path: Path, build_reference) -> None:
     config, seed = golden_config(), 1234
     batch = random_batch(config, batch=2, seqlen=40, seed=seed)
@@ -204,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
         worst = max(worst, f["logits_rel"])
         print(f"{name:44} {f'{batch_size} x {seqlen}':>11} {f['logits_abs']:11.2e} {f['logits_rel']:11.2e} "
               f"{f['hidden_rel']:11.2e} {f['grad_rel_max']:11.2e}")  # fmt: skip
+    seconds = step_seconds(build_reference, medium, random_batch(medium, 2, 512, seed=7))
+    print(f"forward+backward, medium 2 x 512, {torch.get_num_threads()} threads, best of 7: "
+          f"ours {seconds['ours']:.3f} s, reference {seconds['ref']:.3f} s")  # fmt: skip
     verdict = "PASS" if worst <= 1e-5 else "FAIL"
     print(f"max logits relative error {worst:.2e} (anchor: <= 1e-5, float32 CPU) {verdict}")
     return 0 if verdict == "PASS" else 1

@@ -29,11 +29,12 @@ def golden() -> dict:
     tests/benchmarks/compare_model_reference.py --write-golden."""
     data = np.load(GOLDEN)
     config = ModelConfig.model_validate(json.loads(str(data["config"])))
-    state = {
-        key.removeprefix("weight/"): torch.from_numpy(data[key].astype(np.float32)) * 2.0 ** -int(data[f"exp/{key.removeprefix('weight/')}"])
-        for key in data.files
-        if key.startswith("weight/")
-    }  # fmt: skip
+    state = {}
+    for key in data.files:
+        if key.startswith("weight/"):
+            name = key.removeprefix("weight/")
+            # int8 codes times a power of two: exactly the float32 weights the reference ran
+            state[name] = torch.from_numpy(data[key].astype(np.float32)) * 2.0 ** -int(data[f"exp/{name}"])
     batch = {key: torch.from_numpy(data[f"batch/{key}"]) for key in BATCH_KEYS}
     return {"config": config, "state": state, "batch": batch, "logits": torch.from_numpy(data["logits"])}
 
