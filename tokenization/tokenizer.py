@@ -1,0 +1,190 @@
+"""The CPM-Bee tokenizer: same ids, ext tables, decoded text and errors as the reference.
+
+Text syntax (CPM-Bee's): `<<` is a literal `<`; `<name>` is a special token (its id if the
+vocabulary has it, otherwise a fresh id in the ext table); any other `<` is an error. Plain
+text between special tokens is split by greedy longest match (`longest_match.py`); each run of
+characters no token starts with becomes one unknown token whose id lives in the ext table.
+Ext ids count up from `vocab_size` in order of first appearance, after those of `past_table`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterable, Mapping
+
+from tokenization.longest_match import LongestMatch
+from tokenization.vocab import Vocab, is_special, load_vocab
+
+
+class TokenizeError(ValueError):
+    """Text that breaks the special-token syntax; `pos` is the character index at fault."""
+
+    def __init__(self, message: str, pos: int) -> None:
+        super().__init__(message)
+        self.pos = pos
+
+
+class CPMBeeTokenizer:
+    """CPM-Bee's tokenizer over a vocabulary file in CPM-Bee's format.
+
+    Attributes: vocab_path, vocab_fingerprint (sha256 of the file), encoder (token -> id, with
+    "\\n" and " " in place of `</n>` and `</_>`), decoder (id -> token).
+    """
+
+    unk_token = "<unk>"
+    mask_token = "<mask>"
+    bos_token = "<s>"
+    eos_token = "</s>"
+
+    def __init__(self, vocab_path: str | Path) -> None:
+        """Takes: path to the vocabulary. Raises: VocabError, OSError (see `load_vocab`)."""
+        vocab: Vocab = load_vocab(vocab_path)
+        self.vocab_path = vocab.path
+        self.vocab_fingerprint = vocab.fingerprint
+        self.encoder: dict[str, int] = {t: i for i, t in enumerate(vocab.tokens)}
+        self.decoder: dict[int, str] = dict(enumerate(vocab.tokens))
+        self._special_tokens = {t: i for t, i in self.encoder.items() if is_special(t)}
+        self._matcher = LongestMatch(
+            {t: i for t, i in self.encoder.items() if t not in self._special_tokens}
+        )
+        # What decode prints for each id: specials as written, plain tokens escaped.
+        self._display = [t if is_special(t) else t.replace("<", "<<") for t in vocab.tokens]
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of tokens in the vocabulary; ext ids start here."""
+        return len(self.encoder)
+
+    def __len__(self) -> int:
+        return len(self.encoder)
+
+    @property
+    def eos_id(self) -> int:
+        return self.encoder[self.eos_token]
+
+    @property
+    def bos_id(self) -> int:
+        return self.encoder[self.bos_token]
+
+    @property
+    def unk_id(self) -> int:
+        return self.encoder[self.unk_token]
+
+    @property
+    def mask_id(self) -> int:
+        return self.encoder[self.mask_token]
+
+    @staticmethod
+    def escape(text: str) -> str:
+        """Make plain text safe to tokenize: every `<` becomes `<<`."""
+        return text.replace("<", "<<")
+
+    @staticmethod
+    def unescape(text: str) -> str:
+        """Undo `escape`: every `<<` becomes `<`."""
+        return text.replace("<<", "<")
+
+    def split_special(self, text: str) -> list[str]:
+        """Split text into alternating plain parts and special tokens (odd indexes).
+
+        Plain parts have `<<` already turned into `<`; they may be empty.
+        Raises: TokenizeError for a `<` inside a special token (at that `<`) or text that ends
+        inside one or right after a single `<` (at the opening `<`).
+        """
+        if "<" not in text:
+            return [text]
+        parts: list[str] = []
+        plain: list[str] = []
+        n = len(text)
+        pos = 0
+        while True:
+            i = text.find("<", pos)
+            if i < 0:
+                plain.append(text[pos:])
+                break
+            plain.append(text[pos:i])
+            if i + 1 == n:
+                raise TokenizeError(f"unexpected end of text after `<` at pos {i} (write `<<` for a literal `<`)", i)
+            if text[i + 1] == "<":
+                plain.append("<")
+                pos = i + 2
+                continue
+            # The character right after `<` is part of the name whatever it is (even `>`).
+            close = text.find(">", i + 2)
+            inner_open = text.find("<", i + 2, close if close >= 0 else n)
+            if inner_open >= 0:
+                raise TokenizeError(
+                    f"invalid special token at pos {inner_open}: `<` inside the special token opened at pos {i}",
+                    inner_open,
+                )
+            if close < 0:
+                raise TokenizeError(f"unexpected end of text: special token opened at pos {i} is never closed by `>`", i)
+            parts.append("".join(plain))
+            parts.append(text[i : close + 1])
+            plain = []
+            pos = close + 1
+        parts.append("".join(plain))
+        return parts
+
+    def encode(
+        self, text: str, past_table: Mapping[int, str] = {}  # noqa: B006 - read only, as in CPM-Bee
+    ) -> tuple[list[int], dict[int, str]]:
+        """Tokenize text.
+
+        Takes: text in CPM-Bee syntax; past_table, an ext table (id -> token text) to extend.
+        Returns: (ids, ext_table) where ext_table is a new dict: past_table plus new entries.
+        Raises: TokenizeError (see `split_special`); TypeError if text is not a str.
+        """
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, not {type(text).__name__}")
+        ext_table: dict[int, str] = dict(past_table)
+        ext_rev: dict[str, int] = {v: k for k, v in past_table.items()}
+        vocab_size = len(self.encoder)
+        encoder = self.encoder
+        segment = self._matcher.segment
+        ids: list[int] = []
+
+        def ext_id(token: str) -> int:
+            idx = ext_rev.get(token)
+            if idx is None:
+                # len(ext_rev), not len(ext_table): equal unless past_table repeats a value,
+                # where this still matches the reference's numbering.
+                idx = len(ext_rev) + vocab_size
+                ext_rev[token] = idx
+                ext_table[idx] = token
+            return idx
+
+        for k, part in enumerate(self.split_special(text)):
+            if k & 1:
+                special = encoder.get(part)
+                ids.append(special if special is not None else ext_id(part))
+            elif part:
+                part_ids, unknown = segment(part)
+                for i, span in unknown:
+                    part_ids[i] = ext_id(span)
+                ids.extend(part_ids)
+        return ids, ext_table
+
+    def decode(self, ids: Iterable[int], ext_table: Mapping[int, str] | None = None) -> str:
+        """Turn ids back into text in CPM-Bee syntax (plain `<` escaped as `<<`).
+
+        Takes: ids (negative ids are skipped, as in the reference); ext_table for ids it made.
+        Returns: the text.
+        Raises: ValueError naming the position of an id in neither the vocabulary nor ext_table.
+        """
+        display = self._display
+        ext = ext_table or {}
+        out: list[str] = []
+        append = out.append
+        n_vocab = len(display)
+        for pos, idx in enumerate(ids):
+            if idx in ext:
+                append(ext[idx])
+            elif 0 <= idx < n_vocab:
+                append(display[idx])
+            elif idx >= 0:
+                raise ValueError(
+                    f"id {int(idx)} at position {pos} is neither in the vocabulary "
+                    f"(size {n_vocab}) nor in the ext table"
+                )
+        return "".join(out)
