@@ -1,18 +1,26 @@
 """The contracts every stage agrees on: pydantic models, with JSON Schema exported from them."""
 
+from schemas.build_config import BuildConfig
 from schemas.fileinfo import DEFAULT_BLOCK_SIZE, FileInfo
 from schemas.loading import SchemaError, load_file, validate_data
 from schemas.manifest import DatasetEntry, Fingerprints, MixtureManifest, Provenance
 from schemas.model_config import PRESETS, ModelConfig, preset
+from schemas.record import Record, Reject
 
 # name of the file in schemas/json/ -> model; `python -m schemas.export` writes them.
 EXPORTED_MODELS = {
+    "build_config": BuildConfig,
     "file_info": FileInfo,
     "mixture_manifest": MixtureManifest,
     "model_config": ModelConfig,
+    "record": Record,
+    "reject": Reject,
 }
 
 __all__ = [
+    "BuildConfig",
+    "Record",
+    "Reject",
     "DEFAULT_BLOCK_SIZE",
     "EXPORTED_MODELS",
     "PRESETS",

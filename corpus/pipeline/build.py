@@ -1,0 +1,191 @@
+"""`build_corpus`: the one function behind `bee corpus build` and the corpus-build flow.
+
+List inputs → skip if the same build already finished → run the Beam pipeline into a staging
+folder (resuming checkpointed input files) → pack the binary dataset → check
+`records in = written + rejected` → write the report → swap the staging folder into place →
+upsert the manifest entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import apache_beam as beam
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from corpus.manifest import upsert_entry
+from corpus.pipeline.checkpoint import finished_files, read_file_units
+from corpus.pipeline.components import UNCONVERGED_COUNTER
+from corpus.pipeline.pack import content_fingerprint, pack_dataset
+from corpus.pipeline.pipeline import build_pipeline
+from corpus.pipeline.read import list_input_files
+from corpus.pipeline.report import collect_stats, write_report
+from corpus.pipeline.stage import METRICS_NAMESPACE
+from schemas import BuildConfig, DatasetEntry
+from schemas.manifest import Fingerprints, Provenance
+
+BUILD_STAMP = "build.json"
+DEFAULT_RUNNER = "DirectRunner"  # never Prism: it downloads a binary at start-up
+
+
+class BuildError(RuntimeError):
+    """A build that ran but cannot be trusted (records lost, clustering not converged)."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """What a build produced (or found already built)."""
+
+    output: Path
+    dataset_path: Path
+    manifest_path: Path
+    up_to_date: bool
+    units_in: int
+    extra_pieces: int
+    written: int
+    rejected: int
+    nlines: int
+    nbytes: int
+    resumed_files: int
+    seconds: float
+
+    def balance_line(self) -> str:
+        return (f"records in {self.units_in} + split pieces {self.extra_pieces} == "
+                f"written {self.written} + rejected {self.rejected}")
+
+
+def _tool_version() -> str:
+    try:
+        return metadata.version("bee-toolchain")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
+    """Beam options from the leftover command-line flags; DirectRunner unless `--runner` is given."""
+    args = list(pipeline_args or [])
+    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
+        args.append(f"--runner={DEFAULT_RUNNER}")
+    return PipelineOptions(args)
+
+
+def _counters(result) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for counter in result.metrics().query(MetricsFilter().with_namespace(METRICS_NAMESPACE))["counters"]:
+        value = counter.committed if counter.committed is not None else counter.attempted
+        found[counter.key.metric.name] = found.get(counter.key.metric.name, 0) + int(value or 0)
+    return dict(sorted(found.items()))
+
+
+def _manifest_path(config: BuildConfig) -> Path:
+    return Path(config.manifest) if config.manifest else Path(config.output).parent / "datasets.json"
+
+
+def _swap_into_place(staging: Path, output: Path) -> None:
+    """Replace `output` by `staging` with renames: readers see the old build or the new one."""
+    old = output.with_name(output.name + ".old")
+    if old.exists():
+        shutil.rmtree(old)
+    if output.exists():
+        os.replace(output, old)
+    os.replace(staging, output)
+    if old.exists():
+        shutil.rmtree(old)
+
+
+def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, config_path: str | None = None,
+                 log=print) -> BuildResult:
+    """Build the dataset `config` describes.
+
+    Takes the build config, Beam pipeline flags (`--runner`, `--direct_num_workers`, Flink /
+    Spark / Dataflow options; passed through unchanged) and the config file's path for the
+    provenance. Returns a `BuildResult`. Raises FileNotFoundError / ValueError for bad inputs,
+    BuildError when the output would not be trustworthy (nothing is replaced then).
+    """
+    started = time.monotonic()
+    output = Path(config.output)
+    manifest_path = _manifest_path(config)
+    files, skipped = list_input_files(config.input, config.read)
+    if not files:
+        raise FileNotFoundError(f"no .txt/.json/.jsonl(.gz/.zst) files under {', '.join(config.input)}")
+    config_hash = config.fingerprint()
+    build_hash = hashlib.sha256(
+        "\n".join([config_hash, _tool_version(), *(f.fingerprint for f in files)]).encode()).hexdigest()
+
+    stamp = output / BUILD_STAMP
+    if stamp.exists():
+        previous = json.loads(stamp.read_text(encoding="utf-8"))
+        if previous.get("build_hash") == build_hash:
+            entry = DatasetEntry.model_validate(previous["manifest_entry"])
+            upsert_entry(manifest_path, entry)  # same bytes when the entry is already there
+            log(f"{output}: up to date (same inputs and config); nothing to do")
+            return BuildResult(output, output / "data", manifest_path, True, previous["units_in"],
+                               previous["extra_pieces"], previous["written"], previous["rejected"],
+                               entry.nlines or 0, entry.nbytes or 0, len(files), time.monotonic() - started)
+
+    work_dir = config.resolved_work_dir
+    prepare_hash = config.prepare_fingerprint()
+    finished = finished_files(work_dir, files, prepare_hash)
+    done = {f.source_path for f in finished}
+    todo = [f for f in files if f.source_path not in done]
+    log(f"{len(files)} input files: {len(todo)} to read, {len(finished)} resumed from checkpoints in {work_dir}")
+
+    staging = output.with_name(output.name + ".building")
+    if staging.exists():
+        shutil.rmtree(staging)  # leftovers of an interrupted build; checkpoints live in work_dir
+    staging.mkdir(parents=True)
+
+    with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
+        build_pipeline(pipeline, config, todo, sorted(done), str(staging))
+    counters = _counters(pipeline.result) if hasattr(pipeline, "result") else {}
+    if counters.get(UNCONVERGED_COUNTER, 0):
+        raise BuildError(f"near-dedupe clustering did not converge in {config.near_dedupe.cc_rounds} rounds "
+                         f"({counters[UNCONVERGED_COUNTER]} nodes unresolved): raise near_dedupe.cc_rounds")
+
+    units_in = sum(read_file_units(work_dir, f.source_path) for f in files)
+    packed = pack_dataset(str(staging), config.dataset_name, config.write, {"build_config_hash": config_hash})
+    stats = collect_stats(str(staging), units_in)
+    log(stats.balance_line())
+    if not stats.balanced:
+        raise BuildError(f"{stats.balance_line()}: records were lost; the output in {staging} was not published")
+
+    built_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    fingerprint = content_fingerprint(packed.path)
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    entry = DatasetEntry(
+        dataset_name=config.dataset_name, task_name=config.task_name, weight=config.weight,
+        path=os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve()),
+        incontext_weight=config.incontext_weight, transforms=config.transforms, escaped=True,
+        nlines=packed.nlines, nbytes=packed.nbytes,
+        fingerprints=Fingerprints(content=fingerprint),
+        provenance=Provenance(build_config=config_path, inputs=list(config.input), built_at=built_at,
+                              tool_version=_tool_version(), build_config_hash=config_hash),
+    )
+    context = {
+        "dataset_name": config.dataset_name, "task_name": config.task_name, "inputs": list(config.input),
+        "config_hash": config_hash, "nlines": packed.nlines, "nbytes": packed.nbytes, "built_at": built_at,
+        "content_fingerprint": fingerprint, "counters": counters, "skipped_files": skipped,
+        "resumed_files": sorted(done), "seconds": round(time.monotonic() - started, 3),
+        "quality_thresholds": config.quality.model_dump(exclude={"apply_to_json"}),
+    }
+    write_report(staging, stats, context)
+    (staging / "build_config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    (staging / BUILD_STAMP).write_text(json.dumps({
+        "build_hash": build_hash, "units_in": stats.units_in, "extra_pieces": stats.extra_pieces,
+        "written": stats.written, "rejected": stats.rejected,
+        "manifest_entry": entry.model_dump(mode="json", exclude_unset=True),
+    }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    _swap_into_place(staging, output)
+    upsert_entry(manifest_path, entry)
+    return BuildResult(output, output / "data", manifest_path, False, stats.units_in, stats.extra_pieces,
+                       stats.written, stats.rejected, packed.nlines, packed.nbytes, len(finished),
+                       time.monotonic() - started)

@@ -1,0 +1,85 @@
+"""Completion markers for the per-file stages (read .. fingerprint): each finished input file
+leaves its records, its rejects and a marker in `<work_dir>/prepared/`. A relaunched build
+skips every file whose marker matches the file (name, size, mtime) and the per-file settings,
+and feeds the saved records into the global stages instead of reading the file again.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from corpus.pipeline.read import InputFile
+from corpus.pipeline.shards import (
+    MARKER_SUFFIX,
+    RECORDS_SUFFIX,
+    REJECTS_SUFFIX,
+    join,
+    read_marker,
+    read_records,
+    read_rejects,
+    shard_name,
+    write_marker,
+    write_records,
+    write_rejects,
+)
+from corpus.pipeline.stage import REJECTED
+
+PREPARED = "prepared"
+
+
+def prepared_url(work_dir: str, source_path: str, suffix: str) -> str:
+    return join(work_dir, PREPARED, shard_name(source_path) + suffix)
+
+
+def marker_matches(marker: dict | None, file: InputFile, prepare_hash: str) -> bool:
+    return bool(marker) and marker.get("file") == file.fingerprint and marker.get("prepare_hash") == prepare_hash
+
+
+def finished_files(work_dir: str, files: list[InputFile], prepare_hash: str) -> list[InputFile]:
+    """The files whose checkpoint is complete and still valid."""
+    return [f for f in files if marker_matches(read_marker(prepared_url(work_dir, f.source_path, MARKER_SUFFIX)), f, prepare_hash)]
+
+
+def write_file_checkpoint(work_dir: str, file: InputFile, prepare_hash: str,
+                          records: list, rejects: list, units: int) -> None:
+    """Save one finished input file: its records, its rejects, then the marker that vouches for both."""
+    write_records(prepared_url(work_dir, file.source_path, RECORDS_SUFFIX), records)
+    write_rejects(prepared_url(work_dir, file.source_path, REJECTS_SUFFIX), rejects)
+    # The marker goes last: its presence means both shards above are complete.
+    write_marker(prepared_url(work_dir, file.source_path, MARKER_SUFFIX), {
+        "file": file.fingerprint, "prepare_hash": prepare_hash,
+        "units": units, "records": len(records), "rejects": len(rejects),
+    })
+
+
+def read_file_units(work_dir: str, source_path: str) -> int:
+    """How many lines (and file-level problems) the reader counted for a checkpointed file."""
+    marker = read_marker(prepared_url(work_dir, source_path, MARKER_SUFFIX))
+    if marker is None:
+        raise FileNotFoundError(f"{source_path}: no completion marker in {join(work_dir, PREPARED)}")
+    return int(marker["units"])
+
+
+class _ReadFileCheckpointFn(beam.DoFn):
+    def __init__(self, work_dir: str):
+        self.work_dir = work_dir
+
+    def process(self, source_path: str):
+        yield from read_records(prepared_url(self.work_dir, source_path, RECORDS_SUFFIX))
+        for reject in read_rejects(prepared_url(self.work_dir, source_path, REJECTS_SUFFIX)):
+            yield beam.pvalue.TaggedOutput(REJECTED, reject)
+
+
+class ReadFileCheckpoints(beam.PTransform):
+    """PCollection[source_path] of finished files -> outputs `kept` (Record) and `rejected` (Reject)."""
+
+    def __init__(self, work_dir: str):
+        super().__init__()
+        self.work_dir = work_dir
+
+    def expand(self, source_paths):
+        return (
+            source_paths
+            | "Spread" >> beam.Reshuffle()
+            | "ReadCheckpoint" >> beam.ParDo(_ReadFileCheckpointFn(self.work_dir)).with_outputs(REJECTED, main="kept")
+        )

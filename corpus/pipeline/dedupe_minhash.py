@@ -1,0 +1,129 @@
+"""Stage 6, near dedupe: MinHash LSH over the whole build, clustered inside the Beam job.
+
+1. Each signature is cut into `bands` x `rows`; records sharing a band value are candidates.
+2. In each band bucket, a member links to the earliest earlier member whose signature
+   agrees on at least `threshold` of its values (estimated Jaccard), when `verify` is on.
+3. Connected components of those links (distributed large-star / small-star, see
+   components.py) are the duplicate clusters; each keeps its earliest member by input
+   position, the others are rejected as `near_duplicate` with `duplicate_of` set.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+import numpy as np
+from apache_beam.metrics import Metrics
+from datasketch.lsh import _optimal_param
+
+from corpus.pipeline.components import ConnectedComponents
+from corpus.pipeline.fingerprint import signature_values
+from corpus.pipeline.stage import METRICS_NAMESPACE, REJECTED, StageCounters, reject_record
+from schemas import Record
+from schemas.build_config import NearDedupeConfig
+
+STAGE = "near_dedupe"
+MAX_LINK_SCAN = 64  # earlier bucket members tried before linking to the bucket's first
+
+
+def bands_and_rows(config: NearDedupeConfig) -> tuple[int, int]:
+    """The configured bands x rows, or datasketch's optimum for `threshold` and `num_perm`."""
+    if config.bands is not None:
+        return config.bands, config.rows
+    return _optimal_param(config.threshold, config.num_perm, 0.5, 0.5)
+
+
+def band_keys(signature: bytes, bands: int, rows: int) -> list[tuple[int, bytes]]:
+    values = signature_values(signature)
+    return [(band, values[band * rows:(band + 1) * rows].tobytes()) for band in range(bands)]
+
+
+def estimated_jaccard(a: bytes, b: bytes) -> float:
+    return float(np.mean(signature_values(a) == signature_values(b)))
+
+
+class LinkBucketFn(beam.DoFn):
+    """(band key, [(position, signature)]) -> (position, earlier similar position) links."""
+
+    def __init__(self, config: NearDedupeConfig):
+        self.config = config
+
+    def setup(self) -> None:
+        self.unverified = Metrics.counter(METRICS_NAMESPACE, f"{STAGE}.unverified_candidates")
+
+    def process(self, element):
+        _, members = element
+        members = sorted(members)
+        if len(members) < 2:
+            return
+        for index in range(1, len(members)):
+            position, signature = members[index]
+            if not self.config.verify:
+                yield (position, members[0][0])
+                continue
+            for earlier, earlier_signature in members[: min(index, MAX_LINK_SCAN)]:
+                if estimated_jaccard(signature, earlier_signature) >= self.config.threshold:
+                    yield (position, earlier)
+                    break
+            else:
+                # A band collision whose signatures disagree: an LSH false positive, not a link.
+                self.unverified.inc()
+
+
+class ResolveClusterFn(beam.DoFn):
+    """(position, {records, parent, size}) -> the record, rejected when it has a parent."""
+
+    def __init__(self, reject_text_chars: int = 2000):
+        self.reject_text_chars = reject_text_chars
+
+    def setup(self) -> None:
+        self.counters = StageCounters(STAGE)
+
+    def process(self, element):
+        _, groups = element
+        parents = list(groups["parent"])
+        sizes = list(groups["size"])
+        for record in groups["records"]:
+            self.counters.records_in.inc()
+            if parents:
+                root = parents[0]
+                self.counters.dropped("near_duplicate")
+                yield beam.pvalue.TaggedOutput(REJECTED, reject_record(
+                    record, STAGE, "near_duplicate", duplicate_of=f"{root[0]}:{root[1]}",
+                    detail=f"MinHash LSH cluster kept {root[0]}:{root[1]} (piece {root[2]})",
+                    max_chars=self.reject_text_chars))
+            else:
+                self.counters.records_out.inc()
+                yield record.model_copy(update={"cluster_size": sizes[0]}) if sizes else record
+
+
+class MinHashDedupe(beam.PTransform):
+    """PCollection[Record with minhash] -> outputs `kept` (cluster_size set) and `rejected`."""
+
+    def __init__(self, config: NearDedupeConfig, reject_text_chars: int = 2000):
+        super().__init__()
+        self.config = config
+        self.reject_text_chars = reject_text_chars
+
+    def expand(self, records):
+        bands, rows = bands_and_rows(self.config)
+        keyed = records | "KeyByPosition" >> beam.Map(lambda r: (r.position, r))
+        links = (
+            records
+            | "Bands" >> beam.FlatMap(lambda r: [
+                (key, (r.position, r.minhash)) for key in band_keys(r.minhash, bands, rows)
+            ] if r.minhash is not None else [])
+            | "GroupBuckets" >> beam.GroupByKey()
+            | "LinkBuckets" >> beam.ParDo(LinkBucketFn(self.config))
+        )
+        labels = links | "Components" >> ConnectedComponents(self.config.cc_rounds)
+        sizes = (
+            labels
+            | "RootOf" >> beam.Map(lambda pair: (pair[1], 1))
+            | "CountMembers" >> beam.CombinePerKey(sum)
+            | "WithRoot" >> beam.Map(lambda pair: (pair[0], pair[1] + 1))
+        )
+        return (
+            {"records": keyed, "parent": labels, "size": sizes}
+            | "JoinClusters" >> beam.CoGroupByKey()
+            | "Resolve" >> beam.ParDo(ResolveClusterFn(self.reject_text_chars)).with_outputs(REJECTED, main="kept")
+        )

@@ -1,0 +1,102 @@
+"""Fingerprints a record carries into the dedupe stages: the exact-dedupe hash of its normalised
+text and its MinHash signature (datasketch). Computed per input file, before the checkpoint,
+so a relaunched build does not hash finished files again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+
+import apache_beam as beam
+import numpy as np
+from datasketch import MinHash
+
+from corpus.pipeline.stage import StageCounters
+from corpus.pipeline.units import jieba_tokens, tokens
+from schemas import Record
+from schemas.build_config import ExactDedupeConfig, NearDedupeConfig
+
+STAGE = "fingerprint"
+MINHASH_SCHEME = "affine32"  # datasketch 2.x: 32-bit values
+MINHASH_DTYPE = np.dtype("<u4")
+_WHITESPACE = re.compile(r"\s+")
+
+
+def normalise_for_hash(record: Record, config: ExactDedupeConfig) -> str:
+    """The text exact dedupe compares: json samples as canonical JSON, txt samples normalised."""
+    if record.kind == "json":
+        return json.dumps(record.data, ensure_ascii=False, sort_keys=True)
+    text = record.text
+    if config.lowercase:
+        text = text.lower()
+    if config.collapse_whitespace:
+        text = _WHITESPACE.sub(" ", text).strip()
+    return text
+
+
+def content_hash(record: Record, config: ExactDedupeConfig) -> str:
+    """128-bit BLAKE2b of the normalised text, hex."""
+    return hashlib.blake2b(normalise_for_hash(record, config).encode("utf-8"), digest_size=16).hexdigest()
+
+
+def shingles(text: str, config: NearDedupeConfig) -> set[bytes]:
+    """Token n-grams of the lower-cased text: word n-grams for Latin, character n-grams for CJK."""
+    toks = jieba_tokens(text.lower()) if config.shingles == "jieba" else tokens(text.lower())
+    n = config.ngram
+    if len(toks) <= n:
+        return {"\x1f".join(toks).encode()} if toks else set()
+    return {"\x1f".join(toks[i:i + n]).encode() for i in range(len(toks) - n + 1)}
+
+
+class MinHasher:
+    """datasketch MinHash with permutations drawn once (they depend only on num_perm and seed)."""
+
+    def __init__(self, config: NearDedupeConfig):
+        self.config = config
+        self.permutations = MinHash(num_perm=config.num_perm, seed=config.seed, scheme=MINHASH_SCHEME).permutations
+
+    def signature(self, text: str) -> bytes | None:
+        """Little-endian uint32 values; None for a text without a single token."""
+        grams = shingles(text, self.config)
+        if not grams:
+            return None
+        minhash = MinHash(num_perm=self.config.num_perm, seed=self.config.seed,
+                          permutations=self.permutations, scheme=MINHASH_SCHEME)
+        minhash.update_batch(sorted(grams))
+        return np.asarray(minhash.hashvalues, dtype=MINHASH_DTYPE).tobytes()
+
+
+def signature_values(signature: bytes) -> np.ndarray:
+    return np.frombuffer(signature, dtype=MINHASH_DTYPE)
+
+
+class ComputeFingerprintsFn(beam.DoFn):
+    def __init__(self, exact: ExactDedupeConfig, near: NearDedupeConfig):
+        self.exact = exact
+        self.near = near
+
+    def setup(self) -> None:
+        self.counters = StageCounters(STAGE)
+        self.hasher = MinHasher(self.near) if self.near.enabled else None
+
+    def process(self, record: Record):
+        self.counters.records_in.inc()
+        update = {"content_hash": content_hash(record, self.exact)}
+        if self.hasher is not None:
+            update["minhash"] = self.hasher.signature(record.text)
+        self.counters.records_out.inc()
+        yield record.model_copy(update=update)
+
+
+class ComputeFingerprints(beam.PTransform):
+    """PCollection[Record] -> the same records with `content_hash` and `minhash` set."""
+
+    def __init__(self, exact: ExactDedupeConfig, near: NearDedupeConfig):
+        super().__init__()
+        self.exact = exact
+        self.near = near
+
+    def expand(self, records):
+        return records | "Fingerprint" >> beam.ParDo(ComputeFingerprintsFn(self.exact, self.near))

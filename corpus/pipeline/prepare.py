@@ -1,0 +1,75 @@
+"""The per-file part of a build (stages 1-4 and the fingerprints), checkpointed per input file.
+
+Each stage stays its own DoFn with its own counters; `PrepareInputFiles` runs them one after
+another over one input file inside a single worker call, so that the moment a file is done
+its checkpoint is written (see checkpoint.py) — a build interrupted midway loses at most the
+files in flight, not everything read so far.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from corpus.pipeline.checkpoint import write_file_checkpoint
+from corpus.pipeline.read import FILES, InputFile
+from corpus.pipeline.stage import REJECTED
+
+
+def _run_chain(stages: list[beam.DoFn], element, records: list, rejects: list, units: list) -> None:
+    """Push `element` through `stages`; main outputs go on, rejects and file counts are collected."""
+    if not stages:
+        records.append(element)
+        return
+    for output in stages[0].process(element):
+        if isinstance(output, beam.pvalue.TaggedOutput):
+            if output.tag == REJECTED:
+                rejects.append(output.value)
+            elif output.tag == FILES:
+                units.append(output.value[1])
+            else:
+                raise ValueError(f"unexpected output tag {output.tag!r} from {type(stages[0]).__name__}")
+        else:
+            _run_chain(stages[1:], output, records, rejects, units)
+
+
+class _PrepareFileFn(beam.DoFn):
+    def __init__(self, stages: list[beam.DoFn], work_dir: str, prepare_hash: str):
+        self.stages = stages
+        self.work_dir = work_dir
+        self.prepare_hash = prepare_hash
+
+    def setup(self) -> None:
+        for stage in self.stages:
+            stage.setup()
+
+    def process(self, file: InputFile):
+        records: list = []
+        rejects: list = []
+        units: list[int] = []
+        _run_chain(self.stages, file, records, rejects, units)
+        write_file_checkpoint(self.work_dir, file, self.prepare_hash, records, rejects, sum(units))
+        yield from records
+        for reject in rejects:
+            yield beam.pvalue.TaggedOutput(REJECTED, reject)
+
+
+class PrepareInputFiles(beam.PTransform):
+    """PCollection[InputFile] -> outputs `kept` (fingerprinted Record) and `rejected` (Reject).
+
+    `stages` are DoFns taking one element and yielding records or `rejected` outputs; the
+    first takes an `InputFile` (the reader).
+    """
+
+    def __init__(self, stages: list[beam.DoFn], work_dir: str, prepare_hash: str):
+        super().__init__()
+        self.stages = stages
+        self.work_dir = work_dir
+        self.prepare_hash = prepare_hash
+
+    def expand(self, files):
+        return (
+            files
+            | "SpreadFiles" >> beam.Reshuffle()
+            | "PrepareFile" >> beam.ParDo(_PrepareFileFn(self.stages, self.work_dir, self.prepare_hash)).with_outputs(
+                REJECTED, main="kept")
+        )

@@ -1,0 +1,81 @@
+"""What every stage shares: the `rejected` side-output tag, Beam counters named
+`<stage>.in|out|dropped.<reason>`, and the helper that turns a dropped record into a `Reject`.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from schemas import Record, Reject
+
+KEPT = "kept"
+REJECTED = "rejected"
+METRICS_NAMESPACE = "corpus"
+
+
+class StageCounters:
+    """Beam counters of one stage: `in`, `out` and `dropped.<reason>` (created on first use)."""
+
+    def __init__(self, stage: str):
+        self.stage = stage
+        self.records_in = Metrics.counter(METRICS_NAMESPACE, f"{stage}.in")
+        self.records_out = Metrics.counter(METRICS_NAMESPACE, f"{stage}.out")
+        self._dropped: dict[str, object] = {}
+
+    def dropped(self, reason: str, n: int = 1) -> None:
+        counter = self._dropped.get(reason)
+        if counter is None:
+            counter = self._dropped[reason] = Metrics.counter(METRICS_NAMESPACE, f"{self.stage}.dropped.{reason}")
+        counter.inc(n)
+
+
+def reject_record(
+    record: Record,
+    stage: str,
+    reason: str,
+    *,
+    score: float | None = None,
+    threshold: float | None = None,
+    duplicate_of: str | None = None,
+    detail: str = "",
+    max_chars: int = 2000,
+) -> Reject:
+    """The `Reject` for a record a stage dropped, keeping its position and (truncated) text."""
+    return Reject(
+        source_path=record.source_path,
+        source_line=record.source_line,
+        piece=record.piece,
+        stage=stage,
+        reason=reason,
+        score=score,
+        threshold=threshold,
+        duplicate_of=duplicate_of,
+        detail=detail,
+        text=record.text[:max_chars],
+        raw_chars=record.raw_chars,
+    )
+
+
+class FilterDoFn(beam.DoFn):
+    """Base of one-record-in stages: `process_record` answers `(record or None, reject or None)`;
+    this class counts in/out/dropped and routes drops to the `rejected` output.
+    """
+
+    stage = "stage"
+
+    def setup(self) -> None:
+        self.counters = StageCounters(self.stage)
+
+    def process_record(self, record: Record) -> tuple[Record | None, Reject | None]:
+        raise NotImplementedError
+
+    def process(self, record: Record):
+        self.counters.records_in.inc()
+        kept, reject = self.process_record(record)
+        if reject is not None:
+            self.counters.dropped(reject.reason)
+            yield beam.pvalue.TaggedOutput(REJECTED, reject)
+        if kept is not None:
+            self.counters.records_out.inc()
+            yield kept

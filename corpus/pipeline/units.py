@@ -1,0 +1,42 @@
+"""Text units shared by the quality filters and MinHash shingles: a word for Latin-script
+text, a single character for CJK text (which has no spaces), so mixed text is handled and
+unspaced Chinese never collapses into one giant "word".
+"""
+
+from __future__ import annotations
+
+import re
+
+# Han (with extensions A and compatibility), kana, Hangul syllables, CJK punctuation excluded.
+CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
+_CJK = f"[{CJK_CHARS}]"
+_TOKEN = re.compile(f"{_CJK}|[^\\W{CJK_CHARS}]+")
+_CJK_RE = re.compile(_CJK)
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
+
+
+def tokens(text: str) -> list[str]:
+    """Words (runs of letters/digits) of non-CJK text and single CJK characters, in order."""
+    return _TOKEN.findall(text)
+
+
+def is_cjk(token: str) -> bool:
+    return len(token) == 1 and _CJK_RE.match(token) is not None
+
+
+def count_cjk(text: str) -> int:
+    return len(_CJK_RE.findall(text))
+
+
+def count_latin_letters(text: str) -> int:
+    return len(_LATIN_LETTER.findall(text))
+
+
+def jieba_tokens(text: str) -> list[str]:
+    """Like `tokens`, but CJK runs cut into jieba words. Raises ImportError without jieba."""
+    import jieba  # optional: only when `near_dedupe.shingles: jieba`
+
+    out: list[str] = []
+    for word in jieba.lcut(text):
+        out.extend([word] if _CJK_RE.match(word) else tokens(word))
+    return out

@@ -1,0 +1,180 @@
+"""`BuildConfig`: everything one corpus build needs — inputs, outputs, the manifest entry, and
+the settings of every pipeline stage (each stage's settings are a small model of their own).
+
+Loaded from YAML or JSON (`schemas.load_file(BuildConfig, "build.yaml")`); the JSON Schema in
+schemas/json/build_config.schema.json is generated from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.fileinfo import DEFAULT_BLOCK_SIZE
+
+
+class _StageConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReadConfig(_StageConfig):
+    """Stage 1: which files are read and how a line becomes a sample."""
+
+    txt_suffixes: list[str] = Field(default=[".txt"], description="File endings read as one sample per line.")
+    json_suffixes: list[str] = Field(default=[".json", ".jsonl"], description="File endings read as one JSON object per line.")
+    max_line_bytes: int = Field(default=8 << 20, gt=0, description="Longer lines are rejected (`line_too_long`) without being held in memory.")
+    skip_hidden: bool = Field(default=True, description="Ignore files and folders whose name starts with a dot.")
+
+
+class CleanConfig(_StageConfig):
+    """Stage 2: repair and normalise text (string values of json samples too)."""
+
+    fix_text: bool = Field(default=True, description="Repair mojibake and bad escapes with ftfy.")
+    normalization: Literal["NFC", "NFKC", "none"] = Field(default="NFC", description="Unicode normal form.")
+    remove_control_chars: bool = Field(default=True, description="Drop C0/C1 control and format characters except newline and tab.")
+    html_to_text: bool = Field(default=False, description="Turn HTML-ish documents into plain text (tags dropped, block tags become newlines).")
+    tidy_whitespace: bool = Field(default=True, description="Collapse runs of spaces, strip line ends, at most one blank line in a row.")
+
+
+class SplitConfig(_StageConfig):
+    """Stage 3: split long txt samples at paragraph, then sentence boundaries (CPM-Bee defaults)."""
+
+    min_length: int = Field(default=100, ge=0, description="Pieces (and whole txt samples) shorter than this, in characters, are dropped.")
+    max_length: int = Field(default=2000, gt=0, description="txt samples longer than this, in characters, are split.")
+
+    @model_validator(mode="after")
+    def _bounds_are_ordered(self) -> SplitConfig:
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length ({self.min_length}) is above max_length ({self.max_length})")
+        return self
+
+
+class QualityConfig(_StageConfig):
+    """Stage 4: heuristic filters (Gopher / C4 / FineWeb, character-based for CJK). `null` turns a filter off.
+
+    "Tokens" are words for Latin text and single characters for CJK text.
+    """
+
+    apply_to_json: bool = Field(default=False, description="Also filter structured (json) samples.")
+    min_tokens: int | None = Field(default=20, description="Fewest tokens (Gopher: 50 words).")
+    max_tokens: int | None = Field(default=100_000, description="Most tokens (Gopher: 100,000 words).")
+    min_mean_word_length: float | None = Field(default=2.0, description="Mean Latin word length floor (Gopher: 3), only with >= 10 Latin words.")
+    max_mean_word_length: float | None = Field(default=12.0, description="Mean Latin word length ceiling (Gopher: 10).")
+    max_symbol_ratio: float | None = Field(default=0.1, description="`#` and ellipses per token (Gopher: 0.1).")
+    max_digit_ratio: float | None = Field(default=0.3, description="Digits per non-space character.")
+    min_letter_ratio: float | None = Field(default=0.5, description="Letters (Latin or CJK) per non-space character.")
+    max_bullet_lines: float | None = Field(default=0.9, description="Fraction of lines starting with a bullet (Gopher: 0.9).")
+    max_ellipsis_lines: float | None = Field(default=0.3, description="Fraction of lines ending with an ellipsis (Gopher: 0.3).")
+    max_duplicate_lines: float | None = Field(default=0.3, description="Fraction of lines that repeat an earlier line (Gopher: 0.3).")
+    max_duplicate_line_chars: float | None = Field(default=0.2, description="Characters in repeated lines (Gopher: 0.2).")
+    max_duplicate_paragraphs: float | None = Field(default=0.3, description="Fraction of paragraphs that repeat (Gopher: 0.3).")
+    max_duplicate_paragraph_chars: float | None = Field(default=0.2, description="Characters in repeated paragraphs (Gopher: 0.2).")
+    max_top_ngram_chars: dict[int, float] = Field(
+        default={2: 0.2, 3: 0.18, 4: 0.16},
+        description="n -> most characters covered by the most frequent token n-gram (Gopher).",
+    )
+    max_duplicate_ngram_chars: dict[int, float] = Field(
+        default={5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10},
+        description="n -> most characters covered by token n-grams seen more than once (Gopher).",
+    )
+    max_short_lines: float | None = Field(default=None, description="Fraction of lines under 4 tokens (FineWeb: 0.67); off by default.")
+    min_terminal_punctuation_lines: float | None = Field(default=None, description="Fraction of lines ending in . ! ? 。！？ (FineWeb: 0.12); off by default.")
+    min_target_script_ratio: float | None = Field(default=0.8, description="Latin + CJK letters per letter (the CJK/Latin mix check).")
+
+
+class ExactDedupeConfig(_StageConfig):
+    """Stage 5: exact duplicates by hash of the normalised text, global across the build."""
+
+    enabled: bool = True
+    lowercase: bool = Field(default=True, description="Hash the lower-cased text.")
+    collapse_whitespace: bool = Field(default=True, description="Hash with runs of whitespace as one space.")
+
+
+class NearDedupeConfig(_StageConfig):
+    """Stage 6: MinHash LSH near-duplicates, clustered globally inside the Beam job."""
+
+    enabled: bool = True
+    num_perm: int = Field(default=112, gt=0, description="MinHash permutations (FineWeb: 14 x 8 = 112).")
+    bands: int | None = Field(default=14, gt=0, description="LSH bands; null derives bands x rows from `threshold` (datasketch).")
+    rows: int | None = Field(default=8, gt=0, description="Rows per band.")
+    threshold: float = Field(default=0.8, gt=0, le=1, description="Jaccard similarity that makes two samples near-duplicates.")
+    ngram: int = Field(default=5, gt=0, description="Shingle size in tokens (words for Latin text, characters for CJK).")
+    shingles: Literal["words_and_chars", "jieba"] = Field(default="words_and_chars", description="`jieba` uses jieba words for CJK (needs jieba installed).")
+    seed: int = Field(default=1, description="MinHash seed.")
+    verify: bool = Field(default=True, description="Keep a band collision only when the signatures' estimated Jaccard reaches `threshold`.")
+    cc_rounds: int = Field(default=8, gt=0, description="Large-star/small-star rounds of the connected-components step; the build fails (never guesses) if they do not converge.")
+
+    @model_validator(mode="after")
+    def _bands_fit(self) -> NearDedupeConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("set both bands and rows, or neither (then they derive from threshold)")
+        if self.bands is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(f"bands x rows ({self.bands} x {self.rows}) exceeds num_perm ({self.num_perm})")
+        return self
+
+
+class EscapeConfig(_StageConfig):
+    """Stage 7: escape `<` as `<<` (CPM-Bee's rule) and validate structured samples."""
+
+    require_ans: bool = Field(default=True, description="Structured samples must have a top-level `<ans>` key.")
+    special_tokens: list[str] = Field(
+        default=[r"ans", r"option_\d+", r"mask_\d+", r"root", r"s", r"/s", r"unk", r"mask"],
+        description="Regexes of `<name>` tokens kept unescaped; keys of the sample that look like `<name>` are kept too.",
+    )
+
+
+class WriteConfig(_StageConfig):
+    """Stage 8: the binary dataset's layout."""
+
+    block_size: int = Field(default=DEFAULT_BLOCK_SIZE, gt=6, description="Bytes per block of the binary dataset.")
+    serializer: Literal["pickle", "json"] = Field(default="pickle", description="Record payload encoding.")
+    reject_text_chars: int = Field(default=2000, ge=0, description="Characters of a rejected text kept in the rejects table.")
+
+
+class BuildConfig(BaseModel):
+    """One corpus build: raw files in `input`, a finished dataset in `output`, an entry in `manifest`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    input: list[str] = Field(min_length=1, description="Input roots (folders, read recursively; any Beam filesystem URL).")
+    output: str = Field(min_length=1, description="Output folder (replaced atomically when the build finishes).")
+    work_dir: str | None = Field(default=None, description="Checkpoints of finished input files; default `<output>.work`.")
+    dataset_name: str = Field(min_length=1)
+    task_name: str = Field(min_length=1)
+    weight: float = Field(default=1.0, ge=0)
+    incontext_weight: list[float] = Field(default_factory=lambda: [1.0])
+    transforms: str | list[dict[str, Any]] = Field(default_factory=list)
+    manifest: str | None = Field(default=None, description="Mixture manifest to upsert; default `datasets.json` beside `output`.")
+    read: ReadConfig = Field(default_factory=ReadConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    exact_dedupe: ExactDedupeConfig = Field(default_factory=ExactDedupeConfig)
+    near_dedupe: NearDedupeConfig = Field(default_factory=NearDedupeConfig)
+    escape: EscapeConfig = Field(default_factory=EscapeConfig)
+    write: WriteConfig = Field(default_factory=WriteConfig)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _one_input_is_a_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @property
+    def resolved_work_dir(self) -> str:
+        return self.work_dir or self.output.rstrip("/") + ".work"
+
+    def fingerprint(self) -> str:
+        """sha256 of the whole config: the build-config hash of the manifest entry."""
+        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+
+    def prepare_fingerprint(self) -> str:
+        """sha256 of the settings of the per-file stages (read .. MinHash signature).
+
+        A checkpointed input file is reused only when this and the file itself are unchanged.
+        """
+        parts = [self.read, self.clean, self.split, self.quality, self.exact_dedupe]
+        signature = self.near_dedupe.model_dump(include={"num_perm", "ngram", "shingles", "seed", "enabled"})
+        text = "|".join(part.model_dump_json() for part in parts) + repr(sorted(signature.items()))
+        return hashlib.sha256(text.encode()).hexdigest()
