@@ -39,8 +39,8 @@ def max_payload_size(block_size: int) -> int:
 
 
 def block_label(info: FileInfo, global_block: int) -> str:
-    """`part-0003: block 12 (block 2 of the file)`: how errors name a block."""
-    return f"{info.file_name}: block {global_block} (block {global_block - info.block_begin} of the file)"
+    """`block 12 (block 2 of the file)`: how errors name a block, after the file's path."""
+    return f"block {global_block} (block {global_block - info.block_begin} of the file)"
 
 
 def check_file_size(path: Path, info: FileInfo) -> None:
