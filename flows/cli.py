@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import typer
 
+from corpus.pipeline.cli import app as corpus_app
+
 from corpus.dataset.cli import app as dataset_app
 
 from corpus.manifest.cli import app as manifest_app
@@ -16,6 +18,7 @@ app = typer.Typer(
 )
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(manifest_app, name="manifest")
+app.add_typer(corpus_app, name="corpus")
 
 
 if __name__ == "__main__":
