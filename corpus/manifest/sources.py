@@ -36,7 +36,7 @@ def load_file_side(path: str | os.PathLike) -> ManifestSide:
 
 
 def parse_manifest_text(text: str, source: str) -> MixtureManifest:
-    """Validate manifest JSON text; `source` names it in errors (`HEAD~1:datasets.json`)."""
+    """Validate manifest JSON text; `source` names it in errors (`datasets.json @ HEAD~1`)."""
     return validate_data(MixtureManifest, parse_text(text, source), source)
 
 
@@ -69,7 +69,7 @@ def load_revision_side(rev: str, path: str | os.PathLike, label: str | None = No
     if not folder.is_dir():
         raise SchemaError(str(path), [f"folder {folder} does not exist"])
     commit = _resolve_commit(rev, folder)
-    label = label or f"{rev}:{path}"
+    label = label or f"{path} @ {rev}"
     result = _git(["show", f"{commit}:./{path.name}"], folder)
     if result.returncode != 0:
         # Distinguish "not in this commit" (an added/deleted manifest) from real failures.
@@ -100,7 +100,7 @@ def load_revision_pair(revisions: str, path: str | os.PathLike) -> tuple[Manifes
     if "..." in revisions:
         a, b = revisions.split("...", 1)
         a, b = a or "HEAD", b or "HEAD"
-        old = load_revision_side(_merge_base(a, b, folder), path, f"{a}...{b} (merge base):{path}")
+        old = load_revision_side(_merge_base(a, b, folder), path, f"{path} @ merge base of {a} and {b}")
         new = load_revision_side(b, path)
     elif ".." in revisions:
         a, b = revisions.split("..", 1)

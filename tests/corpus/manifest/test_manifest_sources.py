@@ -33,7 +33,7 @@ def weights(side):
 def test_two_revisions(repo):
     old, new = load_revision_pair("HEAD~1..HEAD", repo / "mix" / "datasets.json")
     assert (weights(old), weights(new)) == ([1.0], [2.0])
-    assert old.label == "HEAD~1:" + str(repo / "mix" / "datasets.json")
+    assert old.label == str(repo / "mix" / "datasets.json") + " @ HEAD~1"
     assert old.base_dir == (repo / "mix").resolve()
 
 
@@ -52,6 +52,7 @@ def test_three_dots_compare_against_the_merge_base(repo):
     commit_json(repo, "mix/datasets.json", V1, "main moves on")
     old, new = load_revision_pair("main...feature", repo / "mix" / "datasets.json")
     assert (weights(old), weights(new)) == ([2.0], [3.0])  # main's later change is not the PR's
+    assert old.label.endswith("datasets.json @ merge base of main and feature")
 
 
 def test_a_manifest_absent_at_the_old_revision_is_empty(repo):
@@ -74,7 +75,7 @@ def test_invalid_manifest_at_a_revision_names_revision_file_and_field(repo):
     commit_json(repo, "mix/datasets.json", [{"dataset_name": "x", "task_name": "lm", "path": "p", "weight": -1}], "bad")
     with pytest.raises(SchemaError) as error:
         load_revision_pair("HEAD~1..HEAD", repo / "mix" / "datasets.json")
-    assert "HEAD:" in str(error.value) and "datasets.json: [0].weight: Input should be greater than or equal to 0" in str(error.value)
+    assert "datasets.json @ HEAD: [0].weight: Input should be greater than or equal to 0" in str(error.value)
 
 
 def test_file_side_names_file_and_field(tmp_path):
