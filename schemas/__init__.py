@@ -6,6 +6,7 @@ from schemas.loading import SchemaError, load_file, validate_data
 from schemas.manifest import DatasetEntry, Fingerprints, MixtureManifest, Provenance
 from schemas.model_config import PRESETS, ModelConfig, preset
 from schemas.record import Record, Reject
+from schemas.run_config import RunConfig, load_run_config
 
 # name of the file in schemas/json/ -> model; `python -m schemas.export` writes them.
 EXPORTED_MODELS = {
@@ -15,9 +16,12 @@ EXPORTED_MODELS = {
     "model_config": ModelConfig,
     "record": Record,
     "reject": Reject,
+    "run_config": RunConfig,
 }
 
 __all__ = [
+    "RunConfig",
+    "load_run_config",
     "BuildConfig",
     "Record",
     "Reject",

@@ -1,0 +1,199 @@
+"""`RunConfig`: one training run (pretraining or fine-tuning), read from YAML/JSON.
+
+Sections: `model` (a preset or a config file), `data` (mixture manifests, vocabulary, batch
+shape), `optimizer`, `schedule`, `precision`/`zero_stage`, `checkpoint`, `eval`, `finetune`.
+Relative paths are resolved against the config file's folder by `load_run_config`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.loading import SchemaError, load_file, parse_text, validate_data
+from schemas.model_config import ModelConfig, preset
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Section):
+    """Which model to train: exactly one of `preset` and `config`."""
+
+    preset: str | None = Field(default=None, description="Name of a schemas.PRESETS entry (e.g. 'tiny', 'cpm-bee-1b').")
+    config: str | None = Field(default=None, description="Path to a CPM-Bee model config JSON (ModelConfig).")
+    activation_checkpointing: bool = Field(default=False, description="Recompute each block's activations in backward.")
+
+    @model_validator(mode="after")
+    def _exactly_one_source(self) -> ModelSection:
+        if (self.preset is None) == (self.config is None):
+            raise ValueError("set exactly one of model.preset and model.config")
+        if self.preset is not None:
+            try:
+                preset(self.preset)
+            except KeyError as error:  # pydantic reports ValueError only
+                raise ValueError(error.args[0]) from None
+        return self
+
+    def resolve(self) -> ModelConfig:
+        """The ModelConfig this section names. Raises SchemaError for a bad config file."""
+        return preset(self.preset) if self.preset is not None else load_file(ModelConfig, self.config)
+
+
+class DataSection(_Section):
+    """Where the batches come from; field names follow `trainer.data.DataConfig`."""
+
+    manifest: str = Field(description="Training mixture manifest (datasets.json).")
+    eval_manifest: str | None = Field(default=None, description="Held-out mixture manifest for evaluation.")
+    vocab: str = Field(description="Vocabulary file in CPM-Bee's format (one token a line).")
+    batch_size: int = Field(ge=1, description="Rows per micro-batch, per rank.")
+    max_length: int = Field(ge=2, description="Tokens per row.")
+    max_depth: int = Field(default=16, ge=2, description="Depth buckets of the segment tree (CPM-Bee: 16; its pretraining used 8).")
+    weight_by: Literal["lines", "tokens"] = Field(default="lines", description="Sample datasets by weight x nlines (CPM-Bee) or x ntokens.")
+    shuffle_answers: bool = Field(default=True, description="Shuffle the fields under <ans> (CPM-Bee does).")
+    prefetch: int = Field(default=2, ge=1, description="Batches made ahead by the background data process.")
+    background: bool = Field(default=True, description="Make batches in a separate process.")
+
+
+class OptimizerSection(_Section):
+    """AdamW as DeepSpeed runs it."""
+
+    lr: float = Field(default=1e-3, gt=0, description="Base learning rate (noam: the peak is lr / sqrt(warmup_steps)).")
+    weight_decay: float = Field(default=0.01, ge=0, description="Decoupled weight decay.")
+    betas: tuple[float, float] = Field(default=(0.9, 0.95), description="Adam betas.")
+    eps: float = Field(default=1e-8, gt=0, description="Adam epsilon.")
+    grad_clip: float = Field(default=1.0, ge=0, description="Clip the global gradient norm to this (0: off). CPM-Bee: 1.0.")
+    grad_accumulation: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
+
+
+class ScheduleSection(_Section):
+    """Learning-rate schedule (trainer.schedules)."""
+
+    kind: Literal["noam", "cosine", "linear", "constant"] = Field(default="noam", description="CPM-Bee used noam.")
+    warmup_steps: int = Field(default=2000, ge=0, description="Warmup length in optimizer steps.")
+    decay_steps: int | None = Field(default=None, ge=1, description="Step where cosine/linear decay ends (default: max_steps).")
+    min_lr_ratio: float = Field(default=0.1, ge=0, le=1, description="Final rate as a fraction of lr (cosine/linear).")
+
+
+class CheckpointSection(_Section):
+    """Where and how often to save."""
+
+    dir: str = Field(description="Checkpoint folder: one sub-folder per saved step plus a `latest` pointer.")
+    interval: int = Field(default=1000, ge=1, description="Save every this many steps (and at the end).")
+    keep_last: int = Field(default=3, ge=1, description="Complete checkpoints kept; older ones are deleted.")
+
+
+class EvalSection(_Section):
+    """Held-out evaluation and early stop (needs data.eval_manifest)."""
+
+    interval: int = Field(default=1000, ge=1, description="Evaluate every this many steps.")
+    batches: int = Field(default=10, ge=1, description="Micro-batches per evaluation and rank (the same ones every time).")
+    patience: int | None = Field(default=None, ge=1, description="Stop after this many evaluations without improvement.")
+    min_delta: float = Field(default=0.0, ge=0, description="Improvement smaller than this does not count.")
+
+
+class FinetuneSection(_Section):
+    """Fine-tuning from a pretrained model (trainer/finetune.py)."""
+
+    init_from: str = Field(description="Pretrained weights: a .pt/.bin state dict (cpm_live or HF names) or a checkpoint folder.")
+    method: Literal["full", "lora"] = Field(default="lora", description="Train every weight, or LoRA deltas only.")
+    lora_rank: int = Field(default=8, ge=1, description="Rank of the LoRA update.")
+    lora_alpha: float = Field(default=16.0, gt=0, description="LoRA scale numerator (update scaled by alpha / rank).")
+    lora_dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
+    lora_targets: list[str] = Field(
+        default=["project_q", "project_k", "project_v", "attention_out", "w_0", "w_1", "w_out"],
+        description="Names of the projections that get a LoRA update (attention and feed-forward).",
+    )
+
+
+class RunConfig(_Section):
+    """One training run."""
+
+    name: str = Field(default="run", description="Run name, used in log file names.")
+    model: ModelSection
+    data: DataSection
+    optimizer: OptimizerSection = OptimizerSection()
+    schedule: ScheduleSection = ScheduleSection()
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto", description="auto: bf16 on GPU when the model config says half, fp32 otherwise (and always on CPU)."
+    )
+    fp16_initial_loss_scale_power: int = Field(default=15, ge=0, le=32, description="fp16: start the dynamic loss scale at 2**this (CPM-Bee: 32768).")
+    zero_stage: Literal[0, 1, 2, 3] = Field(default=3, description="DeepSpeed ZeRO stage.")
+    deepspeed_config: str | None = Field(
+        default=None, description="DeepSpeed JSON to start from (default: infra/deepspeed/zero3_<precision>.json)."
+    )
+    checkpoint: CheckpointSection
+    eval: EvalSection = EvalSection()
+    finetune: FinetuneSection | None = None
+    seed: int = Field(default=1234, description="Seed of model init, data and dropout.")
+    max_steps: int = Field(ge=1, description="Optimizer steps to train (counting from step 0, resumes included).")
+    log_interval: int = Field(default=1, ge=1, description="Print a progress line every this many steps.")
+    log_dir: str | None = Field(default=None, description="Folder for metrics JSONL and TensorBoard (default: checkpoint.dir/logs).")
+    max_nonfinite_steps: int = Field(default=10, ge=1, description="Abort after this many steps in a row with a non-finite loss.")
+
+    @model_validator(mode="after")
+    def _eval_needs_manifest(self) -> RunConfig:
+        if self.eval.patience is not None and self.data.eval_manifest is None:
+            raise ValueError("eval.patience is set but data.eval_manifest is not: early stop needs a held-out manifest")
+        return self
+
+
+# fields holding paths; made absolute against the config file's folder
+_PATH_FIELDS = (
+    ("model", "config"),
+    ("data", "manifest"),
+    ("data", "eval_manifest"),
+    ("data", "vocab"),
+    ("checkpoint", "dir"),
+    ("finetune", "init_from"),
+    (None, "deepspeed_config"),
+    (None, "log_dir"),
+)
+
+
+def _set_dotted(data: dict[str, Any], dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = data
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {dotted!r}: {part!r} is not a section")
+    node[parts[-1]] = value
+
+
+def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
+    """Read a run config (YAML or JSON) and apply `key.sub=value` overrides (values parsed as YAML).
+
+    Relative paths in it are made absolute against the file's folder; overridden paths
+    against the current directory. Raises SchemaError naming the file and field at fault.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise SchemaError(str(path), [f"cannot read: {error.strerror}"]) from None
+    data = parse_text(text, str(path)) or {}
+    if not isinstance(data, dict):
+        raise SchemaError(str(path), ["(top level): expected a mapping of sections"])
+    _absolutize(data, path.resolve().parent)
+    for override in overrides:
+        key, sep, raw = override.partition("=")
+        if not sep:
+            raise SchemaError(str(path), [f"override {override!r}: expected key.sub=value"])
+        value = parse_text(raw, "value.yaml")
+        _set_dotted(data, key.strip(), value)
+        _absolutize(data, Path.cwd(), only=key.strip())
+    return validate_data(RunConfig, data, str(path))
+
+
+def _absolutize(data: dict[str, Any], base: Path, only: str | None = None) -> None:
+    for section, field in _PATH_FIELDS:
+        dotted = field if section is None else f"{section}.{field}"
+        if only is not None and only != dotted:
+            continue
+        node = data if section is None else data.get(section)
+        if isinstance(node, dict) and isinstance(node.get(field), str):
+            node[field] = str((base / node[field]).resolve()) if not Path(node[field]).is_absolute() else node[field]
