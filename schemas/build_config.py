@@ -166,8 +166,12 @@ class BuildConfig(BaseModel):
         return self.work_dir or self.output.rstrip("/") + ".work"
 
     def fingerprint(self) -> str:
-        """sha256 of the whole config: the build-config hash of the manifest entry."""
-        return hashlib.sha256(self.model_dump_json().encode()).hexdigest()
+        """sha256 of what decides the content: the build-config hash of the manifest entry.
+
+        Where things are written (`output`, `work_dir`, `manifest`) is left out, so the same
+        build in another folder has the same hash (and byte-identical files).
+        """
+        return hashlib.sha256(self.model_dump_json(exclude={"output", "work_dir", "manifest"}).encode()).hexdigest()
 
     def prepare_fingerprint(self) -> str:
         """sha256 of the settings of the per-file stages (read .. MinHash signature).

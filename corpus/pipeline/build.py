@@ -126,6 +126,8 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
         previous = json.loads(stamp.read_text(encoding="utf-8"))
         if previous.get("build_hash") == build_hash:
             entry = DatasetEntry.model_validate(previous["manifest_entry"])
+            manifest_path.parent.mkdir(parents=True, exist_ok=True)
+            entry.path = os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve())
             upsert_entry(manifest_path, entry)  # same bytes when the entry is already there
             log(f"{output}: up to date (same inputs and config); nothing to do")
             return BuildResult(output, output / "data", manifest_path, True, previous["units_in"],
