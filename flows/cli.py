@@ -9,6 +9,7 @@ from corpus.pipeline.cli import app as corpus_app
 from corpus.dataset.cli import app as dataset_app
 
 from corpus.manifest.cli import app as manifest_app
+from tokenization.cli import tokenize as tokenize_command, vocab_app
 
 app = typer.Typer(
     name="bee",
@@ -19,6 +20,8 @@ app = typer.Typer(
 app.add_typer(dataset_app, name="dataset")
 app.add_typer(manifest_app, name="manifest")
 app.add_typer(corpus_app, name="corpus")
+app.add_typer(vocab_app, name="vocab")
+app.command("tokenize")(tokenize_command)
 
 
 if __name__ == "__main__":

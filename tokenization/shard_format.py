@@ -1,0 +1,175 @@
+"""One token shard: the converted records of one data file, as an Arrow IPC file.
+
+A row per record that converted, in file order:
+
+| column | type | what |
+|---|---|---|
+| `record` | int64 | index of the record in its data file (rejected records leave gaps) |
+| `ids`, `id_subs`, `segments` | list<int32> | `convert_data_to_id`'s ids, id_subs, segments |
+| `context` | list<int8> | 1 = given, 0 = predicted |
+| `segment_rel` | list<int32> | flattened num_segments x num_segments buckets |
+| `num_segments`, `length` | int32 | segments, and tokens (`len(ids)`) |
+| `ext_ids`, `ext_tokens`, `ext_subs` | list<int32>, list<string>, list<int32> | the record's ext table and each entry's sub id in its family |
+
+The record's `ExtStates` (what `prev_ext_states` takes) is rebuilt by `ext_states(row)`. The
+shard's key (file and vocab fingerprints, conversion) is in the schema metadata under `bee.key`,
+so a shard file describes itself. Written under a temporary name and renamed into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from tokenization.convert import ExtStates
+from tokenization.convert import _family_token as family_of  # one rule for `<option_3>` -> `<option>`
+
+KEY_METADATA = b"bee.key"
+BATCH_ROWS = 1024  # records per Arrow record batch
+
+# list<int> columns and the numpy dtype of their values
+_LIST_COLUMNS = {"ids": np.int32, "id_subs": np.int32, "segments": np.int32, "context": np.int8,
+                 "segment_rel": np.int32, "ext_ids": np.int32, "ext_subs": np.int32}  # fmt: skip
+SCHEMA = pa.schema(
+    [
+        pa.field("record", pa.int64()),
+        *(pa.field(name, pa.list_(pa.from_numpy_dtype(kind))) for name, kind in _LIST_COLUMNS.items() if not name.startswith("ext_")),
+        pa.field("num_segments", pa.int32()),
+        pa.field("length", pa.int32()),
+        pa.field("ext_ids", pa.list_(pa.int32())),
+        pa.field("ext_tokens", pa.list_(pa.string())),
+        pa.field("ext_subs", pa.list_(pa.int32())),
+    ]
+)
+
+
+def _list_array(arrays: list[np.ndarray], dtype: type[np.integer]) -> pa.ListArray:
+    # One flat values buffer plus offsets: far faster than converting row by row.
+    lengths = np.fromiter((len(a) for a in arrays), dtype=np.int64, count=len(arrays))
+    offsets = np.zeros(len(arrays) + 1, dtype=np.int32)
+    np.cumsum(lengths, out=offsets[1:])
+    values = np.concatenate(arrays).astype(dtype, copy=False) if arrays else np.zeros(0, dtype=dtype)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values))
+
+
+class ShardWriter:
+    """Collects converted records and writes them as one shard file (see the module docstring).
+
+    Use as a context manager; the file appears at `path` only when the block ends cleanly.
+    """
+
+    def __init__(self, path: str | os.PathLike, key: dict[str, Any]) -> None:
+        self.path = Path(path)
+        self._schema = SCHEMA.with_metadata({KEY_METADATA: json.dumps(key, sort_keys=True).encode()})
+        self._rows: dict[str, list] = {}
+        self._reset()
+        self._tmp_name: str | None = None
+        self._writer: pa.ipc.RecordBatchFileWriter | None = None
+
+    def _reset(self) -> None:
+        self._rows = {name: [] for name in SCHEMA.names}
+
+    def __enter__(self) -> ShardWriter:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        self._sink = os.fdopen(fd, "wb")
+        self._writer = pa.ipc.new_file(self._sink, self._schema)
+        return self
+
+    def add(self, record: int, converted: tuple, ext_states: ExtStates) -> None:
+        """Add one record: its index in the data file and `convert_data_to_id`'s result."""
+        ids, id_subs, context, segments, segment_rel, num_segments, _ = converted
+        rows = self._rows
+        rows["record"].append(record)
+        rows["ids"].append(ids)
+        rows["id_subs"].append(id_subs)
+        rows["segments"].append(segments)
+        rows["context"].append(context)
+        rows["segment_rel"].append(segment_rel)
+        rows["num_segments"].append(num_segments)
+        rows["length"].append(len(ids))
+        ext_table = ext_states["ext_table"]
+        ext_ids = sorted(ext_table)
+        subs = {idx: sub for members in ext_states["token_id_table"].values() for idx, sub in members.items()}
+        rows["ext_ids"].append(np.array(ext_ids, dtype=np.int32))
+        rows["ext_tokens"].append([ext_table[idx] for idx in ext_ids])
+        rows["ext_subs"].append(np.array([subs[idx] for idx in ext_ids], dtype=np.int32))
+        if len(rows["record"]) >= BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows = self._rows
+        if not rows["record"]:
+            return
+        columns = {
+            "record": pa.array(rows["record"], type=pa.int64()),
+            "num_segments": pa.array(rows["num_segments"], type=pa.int32()),
+            "length": pa.array(rows["length"], type=pa.int32()),
+            "ext_tokens": pa.array(rows["ext_tokens"], type=pa.list_(pa.string())),
+        }
+        for name, kind in _LIST_COLUMNS.items():
+            columns[name] = _list_array(rows[name], kind)
+        assert self._writer is not None
+        self._writer.write_batch(pa.record_batch([columns[name] for name in SCHEMA.names], schema=self._schema))
+        self._reset()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        assert self._writer is not None and self._tmp_name is not None
+        try:
+            if exc_type is None:
+                self._flush()
+                self._writer.close()
+                self._sink.flush()
+                os.fsync(self._sink.fileno())
+                self._sink.close()
+                os.replace(self._tmp_name, self.path)
+        finally:
+            if not self._sink.closed:
+                self._sink.close()
+            if os.path.exists(self._tmp_name):
+                os.unlink(self._tmp_name)
+
+
+def shard_key(path: str | os.PathLike) -> dict[str, Any]:
+    """The key a shard file was written with (its schema metadata)."""
+    metadata = pa.ipc.open_file(pa.memory_map(str(path))).schema.metadata or {}
+    return json.loads(metadata.get(KEY_METADATA, b"{}"))
+
+
+def read_shard(path: str | os.PathLike, columns: list[str] | None = None) -> pa.Table:
+    """The whole shard (or only `columns`) as an Arrow table, memory-mapped."""
+    # The table's buffers point into the map, which stays open as long as they live.
+    table = pa.ipc.open_file(pa.memory_map(str(path))).read_all()
+    return table.select(columns) if columns is not None else table
+
+
+def iter_shard_rows(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
+    """Each row as a dict of numpy arrays (int columns) and lists, in file order."""
+    table = read_shard(path)
+    for batch in table.to_batches():
+        columns = {name: batch.column(name) for name in SCHEMA.names}
+        for i in range(batch.num_rows):
+            row: dict[str, Any] = {}
+            for name, column in columns.items():
+                value = column[i]
+                if name in _LIST_COLUMNS:
+                    row[name] = value.values.to_numpy(zero_copy_only=False)
+                else:
+                    row[name] = value.as_py()
+            yield row
+
+
+def ext_states(row: dict[str, Any]) -> ExtStates:
+    """The `ExtStates` a row's conversion ended with (pass as `prev_ext_states` to continue)."""
+    ext_table = {int(idx): token for idx, token in zip(row["ext_ids"], row["ext_tokens"])}
+    token_id_table: dict[str, dict[int, int]] = {}
+    for idx, token, sub in zip(row["ext_ids"], row["ext_tokens"], row["ext_subs"]):
+        token_id_table.setdefault(family_of(token), {})[int(idx)] = int(sub)
+    return {"ext_table": ext_table, "token_id_table": token_id_table}
