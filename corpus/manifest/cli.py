@@ -65,15 +65,16 @@ def _console() -> Console:
 
 @app.command()
 def diff(
-    paths: Annotated[list[Path], typer.Argument(help="OLD NEW manifest files, or one file with --rev.")],
+    paths: Annotated[list[Path], typer.Argument(help="OLD NEW manifest files, or one file with --rev.", metavar="MANIFEST")],
     rev: Annotated[
         Optional[str],
         typer.Option("--rev", help="A..B (file at A vs at B), A...B (merge base of A and B vs B), A (vs working tree)."),
     ] = None,
     output: FormatOption = OutputFormat.terminal,
 ) -> None:
-    """Compare two manifests: added/removed datasets, setting changes, share movements (pp),
-    count deltas, fingerprint changes. Exit 0 no change, 1 changes, 2 invalid input."""
+    """Compare two manifests: datasets added/removed, settings, share movements, counts, fingerprints.
+
+    Exit 0 no change, 1 changes, 2 invalid input."""
     try:
         if rev is not None:
             if len(paths) != 1:

@@ -39,6 +39,11 @@ def count_change(old: int | None, new: int | None) -> str:
     return f"{count(old)} → {count(new)}{delta}"
 
 
+def datasets(n: int) -> str:
+    """`1 dataset`, `3 datasets`."""
+    return f"{n:,} dataset" + ("" if n == 1 else "s")
+
+
 def short_fingerprint(value: str | None) -> str:
     if value is None:
         return ABSENT

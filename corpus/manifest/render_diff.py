@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from corpus.manifest.diff import DatasetDiff, ManifestDiff, StatDelta
-from corpus.manifest.formatting import ABSENT, count_change, field_change_text, percent, points
+from corpus.manifest.formatting import ABSENT, count, count_change, datasets, field_change_text, percent, points
 
 _STATUS_MARK = {"added": "+ added", "removed": "- removed", "changed": "~ changed", "unchanged": "unchanged"}
 _STATUS_STYLE = {"added": "green", "removed": "red", "changed": "yellow", "unchanged": "dim"}
@@ -22,7 +22,7 @@ def summary_line(diff: ManifestDiff) -> str:
     """One line: counts by status, order change, and the largest share movements."""
     unchanged = len(diff.with_status("unchanged"))
     if diff.is_empty:
-        return f"no change: the same mixture of {unchanged} datasets"
+        return f"no change: the same mixture of {datasets(unchanged)}"
     parts = [f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed, {unchanged} unchanged"]
     if diff.reordered:
         parts.append("order changed (same mixture, different random draws)")
@@ -67,12 +67,12 @@ def _share_cell(dataset: DatasetDiff, tokens: bool = False) -> str:
 
 
 def _stat_cell(stat: StatDelta | None, status: str) -> str:
-    if stat is None or (stat.old is None and stat.new is None):
+    if stat is None:
         return ABSENT
     if status == "added":
-        return count_change(stat.new, stat.new)
+        return count(stat.new)
     if status == "removed":
-        return count_change(stat.old, stat.old)
+        return count(stat.old)
     return count_change(stat.old, stat.new)
 
 
@@ -147,7 +147,7 @@ def render_markdown(diff: ManifestDiff) -> str:
         out.append("")
     unchanged = len(diff.datasets) - len(rows)
     if unchanged:
-        out.append(f"{unchanged} dataset(s) unchanged, share unmoved.")
+        out.append(f"{datasets(unchanged)} unchanged, share unmoved.")
         out.append("")
     return "\n".join(out)
 

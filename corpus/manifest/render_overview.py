@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from corpus.manifest.formatting import count, percent, short_fingerprint, value_text
+from corpus.manifest.formatting import count, datasets, percent, short_fingerprint, value_text
 from corpus.manifest.overview import DatasetRow, ManifestOverview
 
 _COLUMNS = ("dataset", "weight", "share", "token share", "lines", "bytes", "tokens", "content", "vocab")
@@ -26,7 +26,7 @@ def _cells(row: DatasetRow) -> tuple[str, ...]:
 
 def _footer(view: ManifestOverview) -> list[str]:
     lines = [
-        f"{len(view.rows)} datasets; total lines {count(view.total('nlines'))}, "
+        f"{datasets(len(view.rows))}; total lines {count(view.total('nlines'))}, "
         f"bytes {count(view.total('nbytes'))}, tokens {count(view.total('ntokens'))}"
     ]
     if view.shares_unknown:
@@ -91,7 +91,7 @@ def render_textconv(view: ManifestOverview) -> str:
     Values are written in full (no truncation: this is what reviewers diff); a list of
     transforms is written one mapping a line.
     """
-    out = [f"# mixture manifest: {len(view.rows)} datasets; sampling share = weight × nlines, normalised"]
+    out = [f"# mixture manifest: {datasets(len(view.rows))}; sampling share = weight × nlines, normalised"]
     out.extend(f"# {line}" for line in _footer(view))
     for row in view.rows:
         out += ["", f"[{row.identity}]"]

@@ -57,7 +57,7 @@ def test_markdown_is_a_review_comment_with_a_table():
 
 def test_markdown_of_no_change_has_no_table():
     text = render_markdown(_diff(OLD, OLD))
-    assert "| dataset" not in text and "3 dataset(s) unchanged" in text
+    assert "| dataset" not in text and "3 datasets unchanged, share unmoved." in text
 
 
 def test_json_holds_every_dataset_with_percentages():
