@@ -35,8 +35,6 @@ from typing import Any
 from schemas import FileInfo
 
 from corpus.dataset.blockfile import (
-    HEADER_SIZE,
-    RECORD_MAGIC,
     bad_record,
     block_label,
     check_file_size,
@@ -44,7 +42,7 @@ from corpus.dataset.blockfile import (
     read_block,
 )
 from corpus.dataset.meta import DatasetCorrupt, meta_path, read_meta
-from corpus.dataset.serializer import Serializer, get_serializer
+from corpus.dataset.serializer import AutoSerializer, PickleSerializer, Serializer, get_serializer, restricted_loads
 
 STATE_VERSION = 1
 _LENGTH = struct.Struct("<I")
@@ -89,6 +87,8 @@ class DistributedDataset:
         self._seed = seed
         self.serializer = get_serializer(serializer, default="auto")
         self._deserialize = self.serializer.deserialize
+        # pickles of the built-in readers decode in read() itself, without a method call
+        self._pickle_fast_path = isinstance(self.serializer, (AutoSerializer, PickleSerializer))
 
         self._files: list[FileInfo] = []
         self._file_ends: list[int] = []
@@ -97,12 +97,13 @@ class DistributedDataset:
         self._pending: list[tuple[int, int]] = []
         self._repeat_times = 0
         self._shuffle_count = 0
-        self._records_in_epoch = 0
+        self._record_blocks_in_epoch = 0
 
         # the block being read, whole, and where its next record starts
         self._curr_block: int | None = None
         self._curr_info: FileInfo | None = None
         self._block: bytes | None = None
+        self._block_len = 0
         self._pos = 0
         self._fd: int | None = None
         self._fd_name: str | None = None
@@ -174,7 +175,7 @@ class DistributedDataset:
     def _prepare_new_epoch(self) -> None:
         if self._max_repeat_times is not None and self._repeat_times >= self._max_repeat_times:
             raise EOFError("End of dataset")
-        if self._records_in_epoch == 0:
+        if self._record_blocks_in_epoch == 0:
             raise RuntimeError(
                 f"{self._path}: rank {self._rank} of {self._world_size} has no records to read "
                 f"({sum(info.nblocks for info in self._files if not info.mask)} unmasked blocks in the dataset)"
@@ -187,7 +188,7 @@ class DistributedDataset:
         ]
         self._unused = self._shuffled(blocks)
         self._repeat_times += 1
-        self._records_in_epoch = 0
+        self._record_blocks_in_epoch = 0
 
     def _next_block(self) -> tuple[int, int]:
         self._update_states()
@@ -220,6 +221,7 @@ class DistributedDataset:
         if not 0 <= offset < info.block_size:
             raise DatasetCorrupt(f"{file_path}: {block_label(info, block)}: resume offset {offset} is outside the block")
         self._block, self._pos, self._curr_block, self._curr_info = data, offset, block, info
+        self._block_len = len(data)
 
     def _close_file(self) -> None:
         if self._fd is not None:
@@ -231,21 +233,30 @@ class DistributedDataset:
         """The next record of this rank. Raises EOFError after `max_repeat_times` epochs,
         DatasetCorrupt for a broken block or a payload that does not decode (an unsafe
         pickle included: nothing of it runs)."""
+        # The hot path: the block is in memory; a record is a header check, one unpack and
+        # one decode, pickles straight through restricted_loads (no serializer method call).
         while True:
             block = self._block
             if block is not None:
                 pos = self._pos
                 magic = block[pos]
-                if magic == RECORD_MAGIC and pos + HEADER_SIZE < len(block):
-                    end = pos + HEADER_SIZE + _LENGTH.unpack_from(block, pos + 1)[0]
-                    if end < len(block):
+                if magic == 0x1F and pos + 5 < self._block_len:
+                    start = pos + 5
+                    end = start + _LENGTH.unpack_from(block, pos + 1)[0]
+                    if end < self._block_len:
                         self._pos = end
-                        self._records_in_epoch += 1
+                        if self._pickle_fast_path and block[start] == 0x80:
+                            try:
+                                return restricted_loads(block[start:end])
+                            except Exception as error:
+                                raise self._undecodable(pos, error) from error
                         try:
-                            return self._deserialize(block[pos + HEADER_SIZE : end])
+                            return self._deserialize(block[start:end])
                         except Exception as error:
                             raise self._undecodable(pos, error) from error
                 elif magic == 0:
+                    if pos:
+                        self._record_blocks_in_epoch += 1  # this block had records
                     self._block = self._curr_block = self._curr_info = None
                     continue
                 assert self._curr_info is not None and self._curr_block is not None
@@ -344,7 +355,7 @@ class DistributedDataset:
         self._meta_signature = None  # the next block fetch re-reads meta.bin, as the saved reader would
         self._block = self._curr_block = self._curr_info = None
         self._pos = 0
-        self._records_in_epoch = 1  # unknown: do not call the rank empty before a full epoch has passed
+        self._record_blocks_in_epoch = 1  # unknown: do not call the rank empty before a full epoch has passed
 
     def _restore(self, entry: dict[str, Any]) -> None:
         self._reset_position(entry["files"])

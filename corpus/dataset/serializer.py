@@ -1,9 +1,23 @@
 """Record payloads: pickle (CPM-Bee's default) and UTF-8 JSON, and a reader that tells them apart.
 
 Pickle payloads are written exactly as CPM-Bee writes them (`pickle.dumps`, protocol 4) and
-read only through `RestrictedUnpickler`, which builds plain data and refuses every global, so
-a crafted pickle cannot run code. A protocol-2+ pickle starts with 0x80 (PROTO); JSON text
-never does, so `AutoSerializer` picks the decoder from the first payload byte.
+read only as plain data (`restricted_loads`): a crafted pickle cannot run code. A
+protocol-2+ pickle starts with 0x80 (PROTO); JSON text never does, so `AutoSerializer`
+picks the decoder from the first payload byte.
+
+How pickles are restricted, and why two ways. Everything in a pickle that can run code
+needs a callable, and the unpickler can only get one through `find_class` (GLOBAL,
+STACK_GLOBAL, INST, EXT*; persistent ids are refused when no `persistent_load` is set).
+`RestrictedUnpickler` overrides `find_class`, but a `pickle.Unpickler` over a file costs
+about twice `pickle.loads` per small record. So the hot path is `pickle.loads` itself,
+called from one function, `_plain_data_loads`, with an audit hook (installed once, at
+import) that raises on the `pickle.find_class` event when that function is the calling
+frame: the event fires before any import or attribute lookup, so nothing runs, and other
+code's pickling in the process is untouched (the frame check, not a flag, so even a
+finalizer that unpickles during our call is not affected). A refused pickle is then given
+to `RestrictedUnpickler`, which allows the few plain-data globals old protocols use (set,
+frozenset, bytearray, latin-1 bytes) and raises `UnsafePickle` for anything else. Where
+audit hooks cannot be added, `RestrictedUnpickler` alone is used.
 """
 
 from __future__ import annotations
@@ -11,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+import sys
 from typing import Any, Protocol
 
 PICKLE_PROTOCOL = 4  # the default of Python 3.8-3.13 and so of CPM-Bee's tools
@@ -60,8 +75,45 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
+class GlobalRefused(pickle.UnpicklingError):
+    """Raised by the audit hook inside `_plain_data_loads`; the pickle goes to RestrictedUnpickler."""
+
+
+def _plain_data_loads(data: bytes) -> Any:
+    """`pickle.loads`, in the one frame where the audit hook refuses every global."""
+    return pickle.loads(data)
+
+
+_GUARDED_CODE = _plain_data_loads.__code__
+
+
+def _refuse_globals_in_plain_data_loads(event: str, args: tuple) -> None:
+    if event == "pickle.find_class" and sys._getframe(1).f_code is _GUARDED_CODE:
+        raise GlobalRefused(f"pickle refers to {args[0]}.{args[1]}")
+
+
+def _install_audit_hook() -> bool:
+    try:
+        sys.addaudithook(_refuse_globals_in_plain_data_loads)
+    except Exception:  # a sandbox's own hook may refuse new hooks
+        return False
+    return True
+
+
+FAST_PATH = _install_audit_hook()
+
+
 def restricted_loads(data: bytes) -> Any:
-    """Unpickle plain data. Raises UnsafePickle for any global, pickle.UnpicklingError etc. for junk."""
+    """Unpickle plain data (see the module docstring for how).
+
+    Raises UnsafePickle for a global other than set/frozenset/bytearray, and
+    pickle.UnpicklingError (or EOFError, ValueError...) for bytes that are not a pickle.
+    """
+    if FAST_PATH:
+        try:
+            return _plain_data_loads(data)
+        except GlobalRefused:
+            pass  # nothing ran; let the class-checking unpickler decide
     return RestrictedUnpickler(io.BytesIO(data)).load()
 
 
@@ -82,7 +134,7 @@ class PickleSerializer:
         return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
 
     def deserialize(self, data: bytes) -> Any:
-        return RestrictedUnpickler(io.BytesIO(data)).load()
+        return restricted_loads(data)
 
 
 class JsonSerializer:
@@ -121,7 +173,7 @@ class AutoSerializer:
 
     def deserialize(self, data: bytes) -> Any:
         if data[:1] == b"\x80":
-            return RestrictedUnpickler(io.BytesIO(data)).load()
+            return restricted_loads(data)
         return json.loads(data.decode("utf-8"))
 
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from corpus.dataset import JsonSerializer, PickleSerializer, RestrictedUnpickler, UnsafePickle, restricted_loads
+from corpus.dataset import serializer as serializer_module
 from corpus.dataset.serializer import AutoSerializer, get_serializer
 
 plain = st.recursive(
@@ -41,7 +42,7 @@ def test_json_payload_is_utf8_without_ascii_escapes():
     assert AutoSerializer().deserialize(payload) == record
 
 
-def test_sets_and_old_protocols_of_plain_data_load():
+def test_sets_and_old_protocols_of_plain_data_load(decode_path):
     record = {"s": {1, 2}, "f": frozenset({"a"}), "b": bytearray(b"xy")}
     for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
         assert restricted_loads(pickle.dumps(record, protocol=protocol)) == record
@@ -63,8 +64,18 @@ class _OpensFile:
         return (open, (self.path, "w"))
 
 
+@pytest.fixture(params=["audit-hook fast path", "RestrictedUnpickler only"])
+def decode_path(request, monkeypatch):
+    """Both ways restricted_loads can run: pickle.loads under the audit hook, or the class."""
+    if request.param == "audit-hook fast path":
+        assert serializer_module.FAST_PATH, "the audit hook could not be installed here"
+    else:
+        monkeypatch.setattr(serializer_module, "FAST_PATH", False)
+    return request.param
+
+
 @pytest.mark.parametrize("payload_class", [_WritesFile, _OpensFile])
-def test_crafted_pickle_raises_and_runs_nothing(tmp_path: Path, payload_class):
+def test_crafted_pickle_raises_and_runs_nothing(tmp_path: Path, payload_class, decode_path):
     target = tmp_path / "pwned"
     crafted = pickle.dumps(payload_class(str(target)))
     with pytest.raises(UnsafePickle, match=r"(posix|os|builtins|io)\.(system|open)"):
@@ -76,7 +87,7 @@ def test_crafted_pickle_raises_and_runs_nothing(tmp_path: Path, payload_class):
     assert target.exists()
 
 
-def test_classes_are_refused_even_harmless_ones():
+def test_classes_are_refused_even_harmless_ones(decode_path):
     with pytest.raises(UnsafePickle, match="collections.OrderedDict"):
         restricted_loads(pickle.dumps(__import__("collections").OrderedDict(a=1)))
 
@@ -97,3 +108,19 @@ def test_persistent_ids_are_refused():
 def test_unknown_serializer_name_is_a_clear_error():
     with pytest.raises(ValueError, match="unknown serializer 'yaml'"):
         get_serializer("yaml")
+
+
+def test_the_audit_hook_leaves_other_unpickling_alone():
+    import collections
+
+    restricted_loads(pickle.dumps({"warm": "up"}))
+    # pickle.loads called from anywhere but restricted_loads still resolves classes
+    assert pickle.loads(pickle.dumps(collections.OrderedDict(a=1))) == collections.OrderedDict(a=1)
+    assert pickle.loads(pickle.dumps(Path("/x"))) == Path("/x")
+
+
+def test_protocol_2_bytes_are_allowed_but_only_as_latin1(decode_path):
+    assert restricted_loads(pickle.dumps(b"\x00\xff", protocol=2)) == b"\x00\xff"
+    crafted = b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00zlib\x86R."
+    with pytest.raises(UnsafePickle, match="_codecs.encode with str, 'zlib'"):
+        restricted_loads(crafted)
