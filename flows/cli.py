@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import typer
 
-from corpus.pipeline.cli import app as corpus_app
-
 from corpus.dataset.cli import app as dataset_app
-
 from corpus.manifest.cli import app as manifest_app
+from corpus.pipeline.cli import app as corpus_app
+from flows.commands import demo_command, flows_app
 from tokenization.cli import tokenize as tokenize_command, vocab_app
 
 app = typer.Typer(
@@ -22,6 +21,8 @@ app.add_typer(manifest_app, name="manifest")
 app.add_typer(corpus_app, name="corpus")
 app.add_typer(vocab_app, name="vocab")
 app.command("tokenize")(tokenize_command)
+app.add_typer(flows_app, name="flows")
+app.command("demo")(demo_command)
 
 
 if __name__ == "__main__":

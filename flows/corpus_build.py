@@ -1,0 +1,128 @@
+"""Prefect flow `corpus-build`: build every dataset of a build plan, verify it, report it.
+
+Thin orchestration over `corpus.pipeline.build.build_corpus` (the same function `bee corpus
+build` calls): retries for transient I/O, one Markdown artifact per dataset, and a skip when a
+dataset is up to date. The skip is decided by `build_corpus` itself from the fingerprints of
+the inputs and the config (its build stamp), so the CLI and the flow skip alike and a deleted
+output is rebuilt rather than served from a stale result cache.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from corpus.dataset import verify_dataset
+from corpus.pipeline.build import BuildResult, build_corpus
+from schemas import BuildConfig, BuildPlan, RunnerProfile, load_file
+
+
+def _is_transient(task, task_run, state) -> bool:
+    """Retry I/O hiccups (network filesystems, object stores), not bad configs or corrupt data."""
+    try:
+        state.result()
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    except Exception:
+        return False
+    return False
+
+
+def pipeline_args(runner_profile: str | None, runner_options: list[str] | None) -> list[str]:
+    """Beam flags: the profile's (infra/runners/*.yaml) first, then explicit ones, which win."""
+    args = list(load_file(RunnerProfile, runner_profile).options) if runner_profile else []
+    return args + list(runner_options or [])
+
+
+@task(name="build-dataset", retries=2, retry_delay_seconds=10, retry_condition_fn=_is_transient)
+def build_dataset(config: BuildConfig, args: list[str], config_path: str) -> BuildResult:
+    logger = get_run_logger()
+    return build_corpus(config, args, config_path=config_path, log=logger.info)
+
+
+@task(name="verify-dataset", retries=2, retry_delay_seconds=5, retry_condition_fn=_is_transient)
+def verify(result: BuildResult) -> int:
+    """Walk every block of the packed dataset; returns the number of records checked."""
+    report = verify_dataset(result.dataset_path)
+    return report.nlines
+
+
+def _stage_rows(report: dict) -> list[str]:
+    rows = []
+    for stage, reasons in report.get("rejects", {}).items():
+        for reason, count in reasons.items():
+            rows.append(f"| {stage} | {reason} | {count} |")
+    return rows or ["| - | - | 0 |"]
+
+
+def build_summary_markdown(config: BuildConfig, result: BuildResult) -> str:
+    """The artifact of one dataset build: counts in/out, drops by stage and reason, links."""
+    report_path = result.output / "report.json"
+    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
+    status = "up to date, skipped" if result.up_to_date else f"built in {result.seconds:.1f} s"
+    lines = [
+        f"# corpus-build: {config.task_name}.{config.dataset_name}",
+        "",
+        f"**{status}** · {result.balance_line()}",
+        "",
+        "| records in | split pieces | written | rejected | dataset lines | dataset bytes |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {result.units_in} | {result.extra_pieces} | {result.written} | {result.rejected} "
+        f"| {result.nlines} | {result.nbytes} |",
+        "",
+        "| stage | dropped because | records |",
+        "|---|---|---:|",
+        *_stage_rows(report),
+        "",
+        f"- report: [{result.output / 'report.md'}](file://{(result.output / 'report.md').resolve()})",
+        f"- dataset: `{result.dataset_path}`",
+        f"- manifest: `{result.manifest_path}`",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _artifact_key(config: BuildConfig) -> str:
+    # Prefect artifact keys: lowercase letters, digits and dashes.
+    raw = f"corpus-build-{config.task_name}-{config.dataset_name}".lower()
+    return "".join(c if c.isalnum() else "-" for c in raw)
+
+
+@flow(name="corpus-build", log_prints=True)
+def corpus_build(
+    build_config: str,
+    runner_profile: str | None = None,
+    runner_options: list[str] | None = None,
+) -> list[dict]:
+    """Build every dataset of `build_config` (a BuildConfig or a BuildPlan file, YAML or JSON).
+
+    `runner_profile` names an infra/runners/*.yaml file; `runner_options` are extra Beam flags.
+    Returns one summary per dataset. A failing Beam job fails its task with the job's error.
+    """
+    logger = get_run_logger()
+    plan = load_file(BuildPlan, build_config)
+    args = pipeline_args(runner_profile, runner_options)
+    summaries = []
+    for config in plan.datasets:
+        result = build_dataset(config, args, str(Path(build_config)))
+        checked = verify(result)
+        logger.info("%s.%s: %s; verified %d records", config.task_name, config.dataset_name,
+                    "up to date" if result.up_to_date else "built", checked)
+        create_markdown_artifact(
+            markdown=build_summary_markdown(config, result),
+            key=_artifact_key(config),
+            description=f"corpus build of {config.task_name}.{config.dataset_name}",
+        )
+        summaries.append({
+            "dataset": f"{config.task_name}.{config.dataset_name}",
+            "up_to_date": result.up_to_date,
+            "written": result.written,
+            "rejected": result.rejected,
+            "dataset_path": str(result.dataset_path),
+            "manifest": str(result.manifest_path),
+        })
+    return summaries
