@@ -9,11 +9,17 @@ Ext ids count up from `vocab_size` in order of first appearance, after those of 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from tokenization.longest_match import LongestMatch
+from tokenization.longest_match import Engine, PurePythonMatcher, build_matcher
 from tokenization.vocab import Vocab, is_special, load_vocab
+
+
+# At each `<`: `<<` (a literal `<`), or a special token `<` + any character but `<` (even `>`)
+# + anything but `<>` + `>`; a bare `<` match is a syntax error.
+_SYNTAX = re.compile(r"<(?:(<)|[^<][^<>]*>)?")
 
 
 class TokenizeError(ValueError):
@@ -22,6 +28,19 @@ class TokenizeError(ValueError):
     def __init__(self, message: str, pos: int) -> None:
         super().__init__(message)
         self.pos = pos
+
+
+def _raise_syntax_error(text: str, i: int) -> None:
+    """Say what is wrong with the `<` at i that opens neither `<<` nor a special token."""
+    if i + 1 == len(text):
+        raise TokenizeError(f"unexpected end of text after `<` at pos {i} (write `<<` for a literal `<`)", i)
+    close = text.find(">", i + 2)
+    inner = text.find("<", i + 2, close if close >= 0 else len(text))
+    if inner >= 0:
+        raise TokenizeError(
+            f"invalid special token at pos {inner}: `<` inside the special token opened at pos {i}", inner
+        )
+    raise TokenizeError(f"unexpected end of text: special token opened at pos {i} is never closed by `>`", i)
 
 
 class CPMBeeTokenizer:
@@ -36,19 +55,35 @@ class CPMBeeTokenizer:
     bos_token = "<s>"
     eos_token = "</s>"
 
-    def __init__(self, vocab_path: str | Path) -> None:
-        """Takes: path to the vocabulary. Raises: VocabError, OSError (see `load_vocab`)."""
-        vocab: Vocab = load_vocab(vocab_path)
+    def __init__(self, vocab_path: str | Path, engine: Engine = "auto") -> None:
+        """Takes: path to the vocabulary; engine for plain text ("auto": compiled when built,
+        else pure Python; see longest_match.py). Raises: VocabError, OSError (see `load_vocab`).
+        """
+        self._setup(load_vocab(vocab_path), engine)
+
+    def _setup(self, vocab: Vocab, engine: Engine) -> None:
+        self._vocab = vocab
+        self._requested_engine = engine
         self.vocab_path = vocab.path
         self.vocab_fingerprint = vocab.fingerprint
         self.encoder: dict[str, int] = {t: i for i, t in enumerate(vocab.tokens)}
         self.decoder: dict[int, str] = dict(enumerate(vocab.tokens))
         self._special_tokens = {t: i for t, i in self.encoder.items() if is_special(t)}
-        self._matcher = LongestMatch(
-            {t: i for t, i in self.encoder.items() if t not in self._special_tokens}
+        matcher = build_matcher(
+            {t: i for t, i in self.encoder.items() if t not in self._special_tokens}, engine
         )
+        self._segment = matcher.segment
+        self.engine = "python" if isinstance(matcher, PurePythonMatcher) else "c"
         # What decode prints for each id: specials as written, plain tokens escaped.
         self._display = [t if is_special(t) else t.replace("<", "<<") for t in vocab.tokens]
+
+    # The compiled matcher cannot be pickled: ship the vocabulary and rebuild (Beam DoFns and
+    # data-loader workers pickle the tokenizer).
+    def __getstate__(self) -> dict:
+        return {"vocab": self._vocab, "engine": self._requested_engine}
+
+    def __setstate__(self, state: dict) -> None:
+        self._setup(state["vocab"], state["engine"])
 
     @property
     def vocab_size(self) -> int:
@@ -95,34 +130,20 @@ class CPMBeeTokenizer:
             return [text]
         parts: list[str] = []
         plain: list[str] = []
-        n = len(text)
         pos = 0
-        while True:
-            i = text.find("<", pos)
-            if i < 0:
-                plain.append(text[pos:])
-                break
+        for m in _SYNTAX.finditer(text):
+            i = m.start()
             plain.append(text[pos:i])
-            if i + 1 == n:
-                raise TokenizeError(f"unexpected end of text after `<` at pos {i} (write `<<` for a literal `<`)", i)
-            if text[i + 1] == "<":
+            pos = m.end()
+            if m.group(1):
                 plain.append("<")
-                pos = i + 2
-                continue
-            # The character right after `<` is part of the name whatever it is (even `>`).
-            close = text.find(">", i + 2)
-            inner_open = text.find("<", i + 2, close if close >= 0 else n)
-            if inner_open >= 0:
-                raise TokenizeError(
-                    f"invalid special token at pos {inner_open}: `<` inside the special token opened at pos {i}",
-                    inner_open,
-                )
-            if close < 0:
-                raise TokenizeError(f"unexpected end of text: special token opened at pos {i} is never closed by `>`", i)
-            parts.append("".join(plain))
-            parts.append(text[i : close + 1])
-            plain = []
-            pos = close + 1
+            elif pos - i > 1:
+                parts.append("".join(plain))
+                parts.append(m.group())
+                plain = []
+            else:
+                _raise_syntax_error(text, i)
+        plain.append(text[pos:])
         parts.append("".join(plain))
         return parts
 
@@ -138,13 +159,49 @@ class CPMBeeTokenizer:
         if not isinstance(text, str):
             raise TypeError(f"text must be str, not {type(text).__name__}")
         ext_table: dict[int, str] = dict(past_table)
-        ext_rev: dict[str, int] = {v: k for k, v in past_table.items()}
-        vocab_size = len(self.encoder)
+        if "<" not in text:
+            # The common case, kept short: one plain part, usually without unknown spans.
+            ids, unknown = self._segment(text)
+            if unknown:
+                self._assign_ext_ids(ids, unknown, past_table, ext_table)
+            return ids, ext_table
+        if text[-1] == ">" and text[0] == "<" and text.count("<") == 1 and text.count(">", 2) == 1 and len(text) > 2:
+            # Exactly one special token (`<ans>`, `<option_3>`): common as a key or an answer.
+            special = self.encoder.get(text)
+            if special is not None:
+                return [special], ext_table
+            ids = [-1]
+            self._assign_ext_ids(ids, [(0, text)], past_table, ext_table)
+            return ids, ext_table
         encoder = self.encoder
-        segment = self._matcher.segment
-        ids: list[int] = []
+        segment = self._segment
+        ids = []
+        pending: list[tuple[int, str]] = []  # (index in ids, text) for ext ids, in order
+        for k, part in enumerate(self.split_special(text)):
+            if k & 1:
+                special = encoder.get(part)
+                if special is None:
+                    pending.append((len(ids), part))
+                    special = -1
+                ids.append(special)
+            elif part:
+                part_ids, unknown = segment(part)
+                if unknown:
+                    base = len(ids)
+                    pending.extend((base + i, span) for i, span in unknown)
+                ids.extend(part_ids)
+        if pending:
+            self._assign_ext_ids(ids, pending, past_table, ext_table)
+        return ids, ext_table
 
-        def ext_id(token: str) -> int:
+    def _assign_ext_ids(
+        self, ids: list[int], pending: list[tuple[int, str]], past_table: Mapping[int, str],
+        ext_table: dict[int, str],
+    ) -> None:
+        """Fill ids[i] for each (i, text) in pending from the ext table, adding new entries."""
+        ext_rev = {v: k for k, v in past_table.items()}
+        vocab_size = len(self.encoder)
+        for i, token in pending:
             idx = ext_rev.get(token)
             if idx is None:
                 # len(ext_rev), not len(ext_table): equal unless past_table repeats a value,
@@ -152,18 +209,7 @@ class CPMBeeTokenizer:
                 idx = len(ext_rev) + vocab_size
                 ext_rev[token] = idx
                 ext_table[idx] = token
-            return idx
-
-        for k, part in enumerate(self.split_special(text)):
-            if k & 1:
-                special = encoder.get(part)
-                ids.append(special if special is not None else ext_id(part))
-            elif part:
-                part_ids, unknown = segment(part)
-                for i, span in unknown:
-                    part_ids[i] = ext_id(span)
-                ids.extend(part_ids)
-        return ids, ext_table
+            ids[i] = idx
 
     def decode(self, ids: Iterable[int], ext_table: Mapping[int, str] | None = None) -> str:
         """Turn ids back into text in CPM-Bee syntax (plain `<` escaped as `<<`).

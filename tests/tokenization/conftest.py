@@ -9,13 +9,21 @@ from typing import Any
 import pytest
 
 from tokenization import CPMBeeTokenizer
+from tokenization.longest_match import compiled_available
 
 GOLDEN = Path(__file__).parent / "golden"
 
 
-@pytest.fixture(scope="session")
-def golden_tokenizer() -> CPMBeeTokenizer:
-    return CPMBeeTokenizer(GOLDEN / "vocab.txt")
+@pytest.fixture(
+    scope="session",
+    params=[
+        "python",
+        pytest.param("c", marks=pytest.mark.skipif(not compiled_available(), reason="C engine not built")),
+    ],
+)
+def golden_tokenizer(request: pytest.FixtureRequest) -> CPMBeeTokenizer:
+    """The tokenizer over the golden vocab, once per plain-text engine."""
+    return CPMBeeTokenizer(GOLDEN / "vocab.txt", engine=request.param)
 
 
 @pytest.fixture(scope="session")

@@ -115,6 +115,16 @@ def test_vocab_fingerprint_is_sha256_of_file(golden_tokenizer: CPMBeeTokenizer) 
     assert golden_tokenizer.vocab_fingerprint == digest
 
 
+def test_pickles_by_its_vocabulary(golden_tokenizer: CPMBeeTokenizer) -> None:
+    import pickle
+
+    copy = pickle.loads(pickle.dumps(golden_tokenizer))
+    assert copy.engine == golden_tokenizer.engine
+    assert copy.vocab_fingerprint == golden_tokenizer.vocab_fingerprint
+    text = "<ans>床前明月光 ☃ the end"
+    assert copy.encode(text) == golden_tokenizer.encode(text)
+
+
 def test_official_vocab_known_ids(shared_cpm_bee) -> None:
     tok = CPMBeeTokenizer(shared_cpm_bee / "bee.txt")
     assert tok.vocab_size == 86583
@@ -127,7 +137,7 @@ def test_official_vocab_known_ids(shared_cpm_bee) -> None:
 
 def _alphabet(tok: CPMBeeTokenizer) -> list[str]:
     plain = sorted(t for t in tok.encoder if not (t.startswith("<") and t.endswith(">")))
-    return plain[::7] + ["<<", "<ans>", "<option_2>", "☃", "𠀀", "😀", " ", "\n", "\t", "\u3000"]
+    return [tok.escape(t) for t in plain[::7]] + ["<<", "<ans>", "<option_2>", "☃", "𠀀", "😀", " ", "\n", "\t", "\u3000"]
 
 
 @st.composite
