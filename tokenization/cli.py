@@ -14,10 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tokenization.retokenize import retokenize_manifest
-from tokenization.shards import DEFAULT_MAX_DEPTH, tokenize_dataset
-from tokenization.token_stats import TokenStats
-from tokenization.vocab_build import VocabBuildConfig, build_vocab_file
+# The work is imported inside each command: `bee` loads every command group at start, and
+# pyarrow, tokenizers and Beam would slow down every other `bee` command (git textconv included).
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -54,6 +52,8 @@ def vocab_build(
 ) -> None:
     """Learn a vocabulary from a corpus: CPM-Bee's special tokens, frequent characters, then
     frequent pieces learned by BPE. The same corpus and options give the same file."""
+    from tokenization.vocab_build import VocabBuildConfig, build_vocab_file
+
     try:
         config = VocabBuildConfig(
             size=size, min_char_count=min_char_count, min_piece_count=min_piece_count, max_piece_chars=max_piece_chars
@@ -73,7 +73,7 @@ def vocab_build(
     _console().print(table)
 
 
-def _stats_rows(stats: TokenStats) -> list[tuple[str, str]]:
+def _stats_rows(stats) -> list[tuple[str, str]]:  # stats: tokenization.token_stats.TokenStats
     length = stats.length
     return [
         ("records", f"{stats.nrecords} ({stats.nrejected} rejected)"),
@@ -92,17 +92,23 @@ def tokenize(
         Optional[Path], typer.Option("--output", "-o", help="Shards folder (dataset only; default <dataset>/token-shards).")
     ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes, one data file each.")] = 1,
-    max_depth: Annotated[int, typer.Option(min=1, help="Depth cap of segment-relation buckets.")] = DEFAULT_MAX_DEPTH,
+    max_depth: Annotated[
+        Optional[int], typer.Option(min=1, help="Depth cap of segment-relation buckets [default: 16, CPM-Bee's].")
+    ] = None,
 ) -> None:
     """Write token shards (Arrow) for a dataset or every dataset of a manifest; only stale shards are redone.
 
     For a manifest, each entry gets ntokens, fingerprints.vocab, token_stats and token_shards."""
+    from tokenization.retokenize import retokenize_manifest
+    from tokenization.shards import tokenize_dataset
+
     console = _console()
+    depth = {} if max_depth is None else {"max_depth": max_depth}
     try:
         if target.is_file():
             if output is not None:
                 raise _fail("--output applies to a dataset; a manifest's shards go beside each dataset")
-            report = retokenize_manifest(target, vocab, max_depth=max_depth, workers=workers)
+            report = retokenize_manifest(target, vocab, workers=workers, **depth)
             table = Table(title=f"token shards of {target}")
             for column in ("dataset", "redone", "fresh", "removed", "tokens", "unk rate", "p50 length"):
                 table.add_column(column)
@@ -116,7 +122,7 @@ def tokenize(
             if not report.ok:
                 raise typer.Exit(EXIT_FAILED)
             return
-        result = tokenize_dataset(target, vocab, output, max_depth=max_depth, workers=workers)
+        result = tokenize_dataset(target, vocab, output, workers=workers, **depth)
     except (OSError, ValueError) as error:  # DatasetCorrupt, SchemaError and VocabError are ValueErrors
         raise _fail(str(error)) from None
     table = Table(title=f"token shards of {result.dataset} in {result.shards_dir}", show_header=False)

@@ -79,6 +79,7 @@ class ShardWriter:
     def __enter__(self) -> ShardWriter:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self._tmp_name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.fchmod(fd, 0o644)  # mkstemp makes 0600; shards are read by other users' training jobs
         self._sink = os.fdopen(fd, "wb")
         self._writer = pa.ipc.new_file(self._sink, self._schema)
         return self

@@ -142,6 +142,7 @@ def read_shards_manifest(shards_dir: Path, dataset: str) -> ShardsManifest:
 
 def _write_json_atomically(path: Path, text: str) -> None:
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, 0o644)  # mkstemp makes 0600; others read these files
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as tmp:
             tmp.write(text)

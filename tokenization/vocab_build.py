@@ -147,6 +147,7 @@ def write_vocab(tokens: list[str], path: str | os.PathLike) -> str:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.fchmod(fd, 0o644)  # mkstemp makes 0600; a vocabulary is shared
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as tmp:
             tmp.write("".join(token + "\n" for token in tokens))

@@ -115,6 +115,7 @@ def test_shard_describes_its_own_key(dataset, vocabs):
     key = shard_key(dataset / "token-shards" / "part-1.arrow")
     meta = {i.file_name: i for i in read_meta(dataset)}
     assert key["file_name"] == "part-1"
+    assert (dataset / "token-shards" / "part-1.arrow").stat().st_mode & 0o777 == 0o644  # readable by training jobs
     assert key["file_fingerprint"] == meta["part-1"].extra_keys["checksum"]
     assert key["vocab_fingerprint"] == CPMBeeTokenizer(vocabs[0]).vocab_fingerprint
 
