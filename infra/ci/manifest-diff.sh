@@ -7,7 +7,8 @@
 # request changes). Manifests are the files .gitattributes routes to the bee-manifest diff
 # driver, so the two never disagree. OUT.md is left empty when no manifest changed.
 # Exit: 0 the comment was written; 2 a manifest is invalid (its error is in the comment too).
-# BEE overrides the command (default: bee). Run from anywhere inside the repository.
+# BEE_MANIFEST overrides the command (default: `bee manifest`; `python -m corpus.manifest.cli`
+# starts faster). Run from anywhere inside the repository.
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
@@ -15,7 +16,7 @@ if [ $# -ne 3 ]; then
     exit 2
 fi
 base=$1 head=$2 out=$3
-bee=${BEE:-bee}
+bee_manifest=${BEE_MANIFEST:-bee manifest}
 root=$(git rev-parse --show-toplevel)
 out=$(realpath -m "$out")
 cd "$root"
@@ -31,7 +32,7 @@ mapfile -t manifests < <(
 status=0
 for manifest in "${manifests[@]}"; do
     set +e
-    body=$($bee manifest diff --rev "$base...$head" "$manifest" --format markdown 2> "$errors")
+    body=$($bee_manifest diff --rev "$base...$head" "$manifest" --format markdown 2> "$errors")
     code=$?
     set -e
     if [ $code -le 1 ]; then

@@ -1,6 +1,7 @@
 """The repository's .gitattributes plus `bee manifest textconv`: `git diff` shows the readable form."""
 
 import shlex
+import subprocess
 import sys
 from pathlib import Path
 
@@ -14,11 +15,20 @@ NEW = [entry("lm", "wiki", nlines=100, weight=3.0), entry("lm", "news", nlines=1
 
 
 def textconv_command() -> str:
-    """The documented command, `bee manifest textconv`, from this environment's `bee` script."""
+    """The quick-starting form the README documents beside `bee manifest textconv` (the same
+    command without the rest of `bee`); `test_bee_and_module_forms_print_the_same` ties them."""
+    return f"{shlex.quote(sys.executable)} -m corpus.manifest.cli textconv"
+
+
+def test_bee_and_module_forms_print_the_same(tmp_path):
     bee = Path(sys.executable).parent / "bee"
     if not bee.exists():
         pytest.skip(f"no bee console script next to {sys.executable} (install the project)")
-    return f"{shlex.quote(str(bee))} manifest textconv"
+    manifest = write_json(tmp_path / "datasets.json", NEW)
+    via_bee = subprocess.run([str(bee), "manifest", "textconv", str(manifest)], capture_output=True, text=True, check=True)
+    via_module = subprocess.run(shlex.split(textconv_command()) + [str(manifest)], capture_output=True, text=True,
+                                check=True, cwd=REPO_ROOT)
+    assert via_bee.stdout == via_module.stdout and "[lm.wiki]" in via_bee.stdout
 
 
 @pytest.fixture
