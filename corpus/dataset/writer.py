@@ -9,8 +9,11 @@ on an exception nothing is registered and the partial file is removed.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
+import pickle
+import struct
 import tempfile
 from pathlib import Path
 from types import TracebackType
@@ -18,14 +21,22 @@ from typing import Any
 
 from schemas import DEFAULT_BLOCK_SIZE, FileInfo
 
-from corpus.dataset.blockfile import RECORD_OVERHEAD, frame_record, max_payload_size
+from corpus.dataset.blockfile import HEADER_SIZE, RECORD_MAGIC, RECORD_OVERHEAD, max_payload_size
 from corpus.dataset.lock import meta_lock
 from corpus.dataset.meta import META_FILE, meta_path, read_meta, write_meta
-from corpus.dataset.serializer import Serializer, get_serializer, payload_kind, serializer_name
+from corpus.dataset.serializer import (
+    PICKLE_PROTOCOL,
+    PickleSerializer,
+    Serializer,
+    get_serializer,
+    payload_kind,
+    serializer_name,
+)
 
 FORMAT_VERSION = 1  # recorded as `format_version`; CPM-Bee's meta.bin has no version field
 CHECKSUM_ALGORITHM = "sha256"
 _FLUSH_BYTES = 4 << 20  # buffer this much before a write syscall
+_HEADER = struct.Struct("<BI")  # magic, payload length
 
 
 class RecordTooLarge(ValueError):
@@ -58,6 +69,14 @@ class DatasetWriter:
         self._block_size = block_size
         self._max_payload = max_payload_size(block_size)
         self.serializer = serializer
+        # pickle.dumps directly (a C partial, no Python frame): the writer's hot path
+        self._serialize = (
+            functools.partial(pickle.dumps, protocol=PICKLE_PROTOCOL)
+            if isinstance(serializer, PickleSerializer)
+            else serializer.serialize
+        )
+        name = serializer_name(serializer)
+        self._sniff = name not in ("pickle", "json")  # raw or foreign payloads: look at each one
         self._source = source
         self._buffer = bytearray()
         self._hash = hashlib.new(CHECKSUM_ALGORITHM)
@@ -65,7 +84,7 @@ class DatasetWriter:
         self._nbytes = 0
         self._nlines = 0
         self._nblocks = 1  # a file has at least one block, even with no records (as CPM-Bee)
-        self._kinds: set[str] = set()
+        self._kinds: set[str] = set() if self._sniff else {name}
         self._closed = False
 
     def write(self, obj: Any) -> None:
@@ -76,25 +95,27 @@ class DatasetWriter:
         """
         if self._closed:
             raise ValueError(f"{self._source}: writer is closed")
-        payload = self.serializer.serialize(obj)
+        payload = self._serialize(obj)
         size = len(payload)
         if size > self._max_payload:
             raise RecordTooLarge(
                 f"{self._source}: record {self._nlines}: payload of {size} bytes does not fit in a block of "
                 f"{self._block_size} bytes (at most {self._max_payload}); use a larger block_size"
             )
+        buffer = self._buffer
         if self._inblock_offset + RECORD_OVERHEAD + size > self._block_size:
             # the rest of the block stays zero: a reader meets 0x00 and moves to the next block
-            self._buffer += bytes(self._block_size - self._inblock_offset)
+            buffer += bytes(self._block_size - self._inblock_offset)
             self._inblock_offset = 0
             self._nblocks += 1
-        self._buffer += frame_record(payload)
-        self._inblock_offset += 5 + size
+        buffer += _HEADER.pack(RECORD_MAGIC, size)
+        buffer += payload
+        self._inblock_offset += HEADER_SIZE + size
         self._nbytes += 4 + size
         self._nlines += 1
-        if len(self._kinds) < 2:
+        if self._sniff and len(self._kinds) < 2:
             self._kinds.add(payload_kind(payload))
-        if len(self._buffer) >= _FLUSH_BYTES:
+        if len(buffer) >= _FLUSH_BYTES:
             self._flush()
 
     def _flush(self) -> None:
@@ -114,7 +135,7 @@ class DatasetWriter:
 
     def payload_kind(self) -> str | None:
         """`pickle`, `json` or `mixed` for what was written; None when nothing was."""
-        if not self._kinds:
+        if not self._kinds or not self._nlines:
             return None
         return next(iter(self._kinds)) if len(self._kinds) == 1 else "mixed"
 

@@ -7,9 +7,9 @@ block in one `pread`, and pickles go through the restricted unpickler. The "naiv
 restricted_loads" and "naive + RestrictedUnpickler" lines swap only the decoder into the
 anchor, to show what restriction costs by itself.
 
-    .venv/bin/python tests/benchmarks/bench_dataset.py [--records 50000] [--chars 400] [--repeat 3]
+    .venv/bin/python tests/benchmarks/bench_dataset.py [--records 50000] [--chars 400] [--repeat 5]
 
-Figures are best-of-`repeat`, data in the page cache (a warm read), one process.
+Figures are best-of-`repeat` with the implementations taking turns in each round, data in\nthe page cache (a warm read), one process.
 """
 
 from __future__ import annotations
@@ -94,58 +94,65 @@ def ours_read(path: Path) -> int:
         return count
 
 
-def best_of(repeat: int, run: Callable[[], object], setup: Callable[[], None] = lambda: None) -> float:
-    times = []
+def interleaved_best(repeat: int, runs: list[tuple[Callable[[], object], Callable[[], None]]]) -> list[float]:
+    """Best time of each (run, setup) over `repeat` rounds, the runs taking turns in each round
+    so that a busy machine slows them alike."""
+    best = [float("inf")] * len(runs)
     for _ in range(repeat):
-        setup()
-        gc.collect()
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
+        for index, (run, setup) in enumerate(runs):
+            setup()
+            gc.collect()
+            start = time.perf_counter()
+            run()
+            best[index] = min(best[index], time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--chars", type=int, default=400, help="longest text, characters")
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
 
     records = make_records(args.records, args.chars)
     workdir = Path(tempfile.mkdtemp(prefix="bench-dataset-"))
     json_dumps = lambda obj: json.dumps(obj, ensure_ascii=False).encode("utf-8")  # noqa: E731
     json_loads = lambda data: json.loads(data.decode("utf-8"))  # noqa: E731
+    nothing = lambda: None  # noqa: E731
     rows = []
     try:
         for name, dumps, loads in (("pickle", pickle.dumps, pickle.loads), ("json", json_dumps, json_loads)):
             naive_dir, ours_dir = workdir / f"naive-{name}", workdir / f"ours-{name}"
-            reset = lambda *dirs: [shutil.rmtree(d, ignore_errors=True) for d in dirs]  # noqa: E731
-            t_naive_w = best_of(args.repeat, lambda: naive_write(naive_dir, records, dumps), lambda: reset(naive_dir))
-            t_ours_w = best_of(args.repeat, lambda: ours_write(ours_dir, records, name), lambda: reset(ours_dir))
+            writes = interleaved_best(
+                args.repeat,
+                [
+                    (lambda: naive_write(naive_dir, records, dumps), lambda: shutil.rmtree(naive_dir, ignore_errors=True)),
+                    (lambda: ours_write(ours_dir, records, name), lambda: shutil.rmtree(ours_dir, ignore_errors=True)),
+                ],
+            )
             payload_mb = read_meta(ours_dir)[0].nbytes / 1e6
             assert naive_read(naive_dir, loads) == ours_read(ours_dir) == len(records)
             assert (naive_dir / "data").read_bytes() == (ours_dir / "data").read_bytes()  # same format
-            t_naive_r = best_of(args.repeat, lambda: naive_read(naive_dir, loads))
-            t_ours_r = best_of(args.repeat, lambda: ours_read(ours_dir))
-            rows += [
-                (name, "write", "naive, one record at a time", t_naive_w),
-                (name, "write", "corpus.dataset (buffered, sha256)", t_ours_w),
-                (name, "read", f"naive: read(1)/read(4)/read(n) + {name}.loads", t_naive_r),
-                (name, "read", "corpus.dataset (block pread" + (", restricted unpickler)" if name == "pickle" else ")"), t_ours_r),
+            reads = [
+                (f"naive: read(1)/read(4)/read(n) + {name}.loads", lambda: naive_read(naive_dir, loads)),
+                ("corpus.dataset (block pread" + (", restricted unpickling)" if name == "pickle" else ")"), lambda: ours_read(ours_dir)),
             ]
             if name == "pickle":
-                t_hooked = best_of(args.repeat, lambda: naive_read(naive_dir, restricted_loads))
-                t_class = best_of(args.repeat, lambda: naive_read(naive_dir, unpickler_class_loads))
-                rows.append((name, "read", "naive + restricted_loads (pickle.loads + audit hook)", t_hooked))
-                rows.append((name, "read", "naive + RestrictedUnpickler(BytesIO) per record", t_class))
-            print(f"{name}: {len(records):,} records, {payload_mb:.1f} MB of payload", flush=True)
+                reads += [
+                    ("naive + restricted_loads (pickle.loads + audit hook)", lambda: naive_read(naive_dir, restricted_loads)),
+                    ("naive + RestrictedUnpickler(BytesIO) per record", lambda: naive_read(naive_dir, unpickler_class_loads)),
+                ]
+            read_times = interleaved_best(args.repeat, [(run, nothing) for _, run in reads])
+            rows.append((name, "write", "naive, one record at a time", writes[0], payload_mb))
+            rows.append((name, "write", "corpus.dataset (buffered, sha256)", writes[1], payload_mb))
+            rows += [(name, "read", label, seconds, payload_mb) for (label, _), seconds in zip(reads, read_times)]
+            print(f"{name}: {len(records):,} records, {payload_mb:.1f} MB of records (nbytes)", flush=True)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    print(f"\n{'format':7} {'op':6} {'implementation':58} {'records/s':>12} {'MB/s':>8}")
-    for name, op, impl, seconds in rows:
-        mb = sum(len(pickle.dumps(r)) if name == "pickle" else len(json_dumps(r)) for r in records[:1000]) / 1000 * len(records) / 1e6
-        print(f"{name:7} {op:6} {impl:58} {len(records) / seconds:12,.0f} {mb / seconds:8.1f}")
+    print(f"\n{'format':7} {'op':6} {'implementation':56} {'records/s':>11} {'MB/s':>7}")
+    for name, op, label, seconds, mb in rows:
+        print(f"{name:7} {op:6} {label:56} {len(records) / seconds:11,.0f} {mb / seconds:7.1f}")
 
 
 if __name__ == "__main__":
