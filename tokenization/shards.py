@@ -220,6 +220,25 @@ def stale_shards(
     return [info.file_name for info in plan.stale]
 
 
+def fresh_shard_files(
+    dataset: str | os.PathLike,
+    vocab_path: str | os.PathLike,
+    shards_dir: str | os.PathLike | None = None,
+    max_depth: int = DEFAULT_MAX_DEPTH,
+) -> list[Path] | None:
+    """The shard files of a dataset in meta.bin order when every one is fresh for this vocabulary,
+    else None (the trainer then tokenizes online). Writes nothing.
+    """
+    dataset = Path(dataset)
+    out = shards_dir_of(dataset, shards_dir)
+    if not (out / SHARDS_MANIFEST).is_file():
+        return None
+    plan = _plan(dataset, out, read_shards_manifest(out, str(dataset)), file_fingerprint(vocab_path), max_depth)
+    if plan.stale:
+        return None
+    return [out / entry.shard for entry in plan.fresh]
+
+
 def _iter_file_records(dataset: Path, info: FileInfo) -> Iterator[tuple[int, int, Any]]:
     """(index in file, global block, record) for every record of one data file."""
     deserialize = get_serializer("auto").deserialize

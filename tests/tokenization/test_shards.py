@@ -15,6 +15,7 @@ from tokenization.convert import convert_data_to_id
 from tokenization.shard_format import ext_states, iter_shard_rows, shard_key
 from tokenization.shards import (
     SHARDS_MANIFEST,
+    fresh_shard_files,
     read_shards_manifest,
     record_to_sample,
     stale_shards,
@@ -128,6 +129,14 @@ def test_fresh_shards_are_not_redone(dataset, vocabs):
     assert _mtimes(dataset / "token-shards") == before
     assert second.stats == first.stats
     assert stale_shards(dataset, vocabs[0]) == []
+
+
+def test_fresh_shard_files_are_listed_only_when_all_are_fresh(dataset, vocabs):
+    assert fresh_shard_files(dataset, vocabs[0]) is None
+    tokenize_dataset(dataset, vocabs[0])
+    shards = dataset / "token-shards"
+    assert fresh_shard_files(dataset, vocabs[0]) == [shards / "part-0.arrow", shards / "part-1.arrow", shards / "part-2.arrow"]
+    assert fresh_shard_files(dataset, vocabs[1]) is None
 
 
 def test_a_changed_vocab_makes_every_shard_stale(dataset, vocabs):
