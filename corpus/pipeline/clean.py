@@ -71,8 +71,9 @@ def clean_text(text: str, config: CleanConfig) -> str:
     if config.html_to_text and looks_like_html(text):
         text = html_to_text(text)
     if config.fix_text:
-        # ftfy normalises itself only to NFC; we apply the configured form below.
-        text = ftfy.fix_text(text, normalization=None)
+        # Normal form is applied below, as configured. Width and quote "fixes" are off: they
+        # would turn Chinese full-width punctuation (，“”) into ASCII.
+        text = ftfy.fix_text(text, normalization=None, fix_character_width=False, uncurl_quotes=False)
     if config.normalization != "none":
         text = unicodedata.normalize(config.normalization, text)
     if config.remove_control_chars:
