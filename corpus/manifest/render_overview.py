@@ -91,7 +91,7 @@ def render_textconv(view: ManifestOverview) -> str:
     Values are written in full (no truncation: this is what reviewers diff); a list of
     transforms is written one mapping a line.
     """
-    out = [f"# mixture manifest: {datasets(len(view.rows))}; sampling share = weight × nlines, normalised"]
+    out = ["# mixture manifest; sampling share = weight × nlines, normalised"]
     out.extend(f"# {line}" for line in _footer(view))
     for row in view.rows:
         out += ["", f"[{row.identity}]"]
