@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from manifest_fixtures import commit_json, entry, git, git_env, init_repo, write_json
+from manifest_fixtures import commit_json, entry, git, git_env, init_repo
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = REPO_ROOT / "infra" / "ci" / "manifest-diff.sh"
