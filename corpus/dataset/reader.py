@@ -314,9 +314,12 @@ class DistributedDataset:
         `state` holds this rank's entry (same world size), or the entries of all ranks of
         another world size (`merge_state_dicts`) with `strict=False`: then this rank takes
         the unread blocks, and the partly read ones at their offsets, that are now its own.
+        A state dict of CPM-Bee's own reader is accepted too (see `state_from_cpm_bee`).
         Raises ValueError for a state of another world size with `strict=True`, or one that
         lacks ranks; DatasetCorrupt when the dataset changed other than by appending.
         """
+        if "states" in state and "block" in state and "ranks" not in state:
+            state = self.state_from_cpm_bee(state)
         if state.get("version") != STATE_VERSION:
             raise ValueError(f"dataset state version {state.get('version')!r} is not {STATE_VERSION}")
         entries = {entry["rank"]: entry for entry in state["ranks"]}
@@ -334,6 +337,32 @@ class DistributedDataset:
                 f"re-sharding needs the states of all {old_world_size} ranks (merge_state_dicts), got ranks {sorted(entries)}"
             )
         self._reshard(list(entries.values()))
+
+    def state_from_cpm_bee(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Our layout from a state dict of CPM-Bee's `DistributedDataset` (torch tensors or lists).
+
+        CPM-Bee's: `states` (world_size, max_unused) block ids padded with -1, `block`
+        (world_size, 4) `[current block, offset in it, number unused, repeat_times]`. It has no
+        meta.bin snapshot or RNG state: the current meta.bin and shuffle count 0 stand in,
+        so the resume continues the same blocks, in a freshly seeded order after this epoch.
+        `load_state_dict` calls this itself when it is given such a state.
+        """
+        to_list = lambda value: value.tolist() if hasattr(value, "tolist") else list(value)  # noqa: E731
+        states, blocks = to_list(state["states"]), to_list(state["block"])
+        files = [[i.file_name, i.block_begin, i.block_end, i.mask] for i in read_meta(self._path)]
+        entries = []
+        for rank, (unused, (curr_block, offset, num_unused, repeat_times)) in enumerate(zip(states, blocks)):
+            entries.append(
+                {
+                    "rank": rank,
+                    "seed": self._seed,
+                    "block": [int(curr_block), int(offset), int(repeat_times), 0],
+                    "pending": [],
+                    "unused": [int(b) for b in unused[: int(num_unused)]],
+                    "files": files,
+                }
+            )
+        return {"version": STATE_VERSION, "world_size": len(entries), "ranks": entries}
 
     def _snapshot_files(self, files: list[list[Any]]) -> list[FileInfo]:
         """The current meta.bin cut to the files the state knew, with their masks then."""

@@ -123,6 +123,19 @@ def compare(reference, json_serializer, workdir: Path) -> list[str]:
             problems.append(f"raw-64/{part}: data files differ")
         else:
             lines.append(f"raw-64/{part}: block-filling records / empty file identical")
+    # a reader state saved by CPM-Bee's DistributedDataset resumes here at the same record
+    ref_dir = workdir / "pickle-1024-ref"
+    ref_reader = reference.DistributedDataset(str(ref_dir), shuffle=False, max_repeat_times=1)
+    for _ in range(123):
+        ref_reader.read()
+    ref_state = ref_reader.state_dict()
+    theirs_next = _read_epoch(ref_reader)
+    ours_reader = DistributedDataset(ref_dir, shuffle=False, max_repeat_times=1)
+    ours_reader.load_state_dict(ref_state)
+    if _read_epoch(ours_reader) != theirs_next:
+        problems.append("a CPM-Bee reader state does not resume at the same record here")
+    else:
+        lines.append(f"CPM-Bee reader state after 123 records: resumes here at the same record ({len(theirs_next)} left)")
     for line in lines:
         print(line)
     return problems

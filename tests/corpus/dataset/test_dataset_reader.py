@@ -178,3 +178,17 @@ def test_missing_data_file_is_skipped_with_a_warning_as_cpm_bee_does(small_datas
     with pytest.warns(UserWarning, match="part-1: listed in meta.bin but missing"):
         records = [r["i"] for r in SimpleDataset(small_dataset)]
     assert sorted(records) == list(range(20))
+
+
+def test_a_cpm_bee_state_dict_resumes_at_the_same_record(small_dataset: Path):
+    # CPM-Bee's layout for world size 1: states (1, n_unused), block (1, 4); torch tensors
+    # there, any nested sequences here. Unshuffled, both readers take blocks from the end.
+    reader = DistributedDataset(small_dataset, shuffle=False, max_repeat_times=1)
+    for _ in range(5):
+        reader.read()
+    ours = reader.state_dict()["ranks"][0]
+    cpm_bee_state = {"states": [ours["unused"]], "block": [[*ours["block"][:2], len(ours["unused"]), 1]]}
+    expected = read_epoch(reader)
+    resumed = DistributedDataset(small_dataset, shuffle=False, max_repeat_times=1)
+    resumed.load_state_dict(cpm_bee_state)
+    assert read_epoch(resumed) == expected
