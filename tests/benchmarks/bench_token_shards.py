@@ -2,7 +2,8 @@
 
 Builds a dataset of `--files` data files (~`--mb` MB in all) from the sample corpus: its txt
 lines as escaped plain-text records (Chinese, English, mixed) and its json samples as structured
-records, then times `tokenize_dataset` from scratch with 1 and 2 workers, and a no-op rerun.
+records, then times the conversion alone (the anchor: reading + `convert_data_to_id`), `tokenize_dataset`
+from scratch with 1 and 2 workers, and a no-op rerun.
 Vocabulary: the official `../shared/cpm-bee/bee.txt` when present, else one built from the
 sample corpus (`--vocab` picks another).
 
@@ -26,9 +27,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from corpus.dataset import build_dataset, read_meta
+from corpus.dataset import build_dataset, iter_records, read_meta
+from corpus.pipeline.escape import InvalidSample, StructuredEscaper
 from corpus.pipeline.read import txt_line_to_text
-from tokenization.shards import tokenize_dataset
+from schemas.build_config import EscapeConfig
+from tokenization.convert import convert_data_to_id
+from tokenization.shards import record_to_sample, tokenize_dataset
 from tokenization.tokenizer import CPMBeeTokenizer
 from tokenization.vocab_build import VocabBuildConfig, build_vocab_file
 
@@ -38,8 +42,10 @@ OFFICIAL_VOCAB = REPO.parent / "shared" / "cpm-bee" / "bee.txt"
 
 
 def sample_records() -> list[dict]:
-    """One round of records: every sample txt line (escaped) and every valid json sample."""
+    """One round of records: every sample txt line and every valid json sample, escaped as the
+    corpus pipeline escapes them."""
     records: list[dict] = []
+    escaper = StructuredEscaper(EscapeConfig())
     for path in sorted((SAMPLE / "txt").glob("*.txt")):
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             text = txt_line_to_text(line)
@@ -53,8 +59,11 @@ def sample_records() -> list[dict]:
                     sample = json.loads(line)
                 except json.JSONDecodeError:
                     continue
-                if isinstance(sample, dict) and "<ans>" in sample:
-                    records.append(sample)
+                if isinstance(sample, dict):
+                    try:
+                        records.append(escaper.escape(sample))
+                    except InvalidSample:
+                        continue
     return records
 
 
@@ -95,14 +104,23 @@ def main() -> None:
         print(f"machine: {platform.processor() or platform.machine()}, python {platform.python_version()}")
         print(f"dataset: {nbytes / 1e6:.1f} MB in {args.files} files; vocab: {vocab} "
               f"({CPMBeeTokenizer(vocab).vocab_size} tokens)")
+        # Anchor: the conversion alone (read + convert_data_to_id, no shard), one process.
+        tokenizer = CPMBeeTokenizer(vocab)
+        started, cpu_started = time.perf_counter(), cpu_seconds()
+        for record in iter_records(work / "ds"):
+            convert_data_to_id(tokenizer, record_to_sample(record, escaped=True), shuffle_answer=False)
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
+        print(f"conversion only: {seconds:.2f} s, {nbytes / 1e6 / seconds:.2f} MB/s wall, "
+              f"{nbytes / 1e6 / cpu:.2f} MB per CPU-second")
         for workers in (1, 2):
             out = work / f"shards-{workers}"
             started, cpu_started = time.perf_counter(), cpu_seconds()
             report = tokenize_dataset(work / "ds", vocab, out, workers=workers)
             seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu_started
             stats = report.stats
-            print(f"workers={workers}: {seconds:.2f} s, {nbytes / 1e6 / seconds:.2f} MB/s wall, "
-                  f"{nbytes / 1e6 / cpu:.2f} MB per CPU-second, "
+            # Pool workers are children of the forkserver, not ours: CPU time only for one process.
+            per_cpu = f"{nbytes / 1e6 / cpu:.2f} MB per CPU-second" if workers == 1 else "CPU n/a"
+            print(f"workers={workers}: {seconds:.2f} s, {nbytes / 1e6 / seconds:.2f} MB/s wall, {per_cpu}, "
                   f"{stats.nrecords / seconds:,.0f} records/s, {stats.ntokens / seconds:,.0f} tokens/s "
                   f"({stats.nrecords} records, {stats.ntokens} tokens, {stats.nrejected} rejected, "
                   f"unk rate {stats.unk_rate:.4f})")
