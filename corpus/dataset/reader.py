@@ -175,7 +175,8 @@ class DistributedDataset:
     def _prepare_new_epoch(self) -> None:
         if self._max_repeat_times is not None and self._repeat_times >= self._max_repeat_times:
             raise EOFError("End of dataset")
-        if self._record_blocks_in_epoch == 0:
+        if self._record_blocks_in_epoch == 0 and self._max_repeat_times is None:
+            # endless reading of a rank without records would loop forever (CPM-Bee's does)
             raise RuntimeError(
                 f"{self._path}: rank {self._rank} of {self._world_size} has no records to read "
                 f"({sum(info.nblocks for info in self._files if not info.mask)} unmasked blocks in the dataset)"
@@ -194,10 +195,10 @@ class DistributedDataset:
         self._update_states()
         if self._pending:
             return self._pending.pop(0)
-        if not self._unused:
-            self._prepare_new_epoch()
-            if not self._unused:
-                raise RuntimeError(f"{self._path}: empty dataset for rank {self._rank} of {self._world_size}")
+        while not self._unused:
+            self._prepare_new_epoch()  # EOFError once max_repeat_times epochs are done
+            if not self._unused and self._max_repeat_times is None:
+                raise RuntimeError(f"{self._path}: no blocks for rank {self._rank} of {self._world_size}")
         return self._unused.pop(), 0
 
     # ---- blocks and records -----------------------------------------------------------

@@ -167,10 +167,22 @@ def test_resume_after_a_file_was_appended_matches_the_uninterrupted_reader(small
 
 def test_rank_without_blocks_gets_eof_or_a_clear_error(tmp_path: Path):
     path = write_dataset(tmp_path / "ds", {"a": ["x" * 30]}, block_size=64)
-    with pytest.raises(EOFError):
-        DistributedDataset(path, 1, 2, max_repeat_times=1).read()
+    for epochs in (1, 3):
+        with pytest.raises(EOFError):
+            DistributedDataset(path, 1, 2, max_repeat_times=epochs).read()
     with pytest.raises(RuntimeError, match="rank 1 of 2 has no records"):
         DistributedDataset(path, 1, 2).read()
+
+
+def test_endless_reading_of_a_rank_whose_blocks_hold_no_records_is_an_error(tmp_path: Path):
+    path = write_dataset(tmp_path / "ds", {"empty": []}, block_size=64)
+    with pytest.raises(RuntimeError, match="rank 0 of 1 has no records"):
+        DistributedDataset(path).read()
+
+
+def test_empty_dataset_iterates_to_nothing_again_and_again(tmp_path: Path):
+    dataset = SimpleDataset(write_dataset(tmp_path / "ds", {"empty": []}, block_size=64))
+    assert len(dataset) == 0 and list(dataset) == [] and list(dataset) == []
 
 
 def test_missing_data_file_is_skipped_with_a_warning_as_cpm_bee_does(small_dataset: Path):
