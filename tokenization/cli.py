@@ -108,7 +108,7 @@ def tokenize(
         if target.is_file():
             if output is not None:
                 raise _fail("--output applies to a dataset; a manifest's shards go beside each dataset")
-            report = retokenize_manifest(target, vocab, workers=workers, **depth)
+            report = retokenize_manifest(target, vocab, workers=workers, progress=sys.stderr.isatty(), **depth)
             table = Table(title=f"token shards of {target}")
             for column in ("dataset", "redone", "fresh", "removed", "tokens", "unk rate", "p50 length"):
                 table.add_column(column)
@@ -122,7 +122,7 @@ def tokenize(
             if not report.ok:
                 raise typer.Exit(EXIT_FAILED)
             return
-        result = tokenize_dataset(target, vocab, output, workers=workers, **depth)
+        result = tokenize_dataset(target, vocab, output, workers=workers, progress=sys.stderr.isatty(), **depth)
     except (OSError, ValueError) as error:  # DatasetCorrupt, SchemaError and VocabError are ValueErrors
         raise _fail(str(error)) from None
     table = Table(title=f"token shards of {result.dataset} in {result.shards_dir}", show_header=False)

@@ -91,11 +91,12 @@ def retokenize_manifest(
     vocab_path: str | os.PathLike,
     max_depth: int = DEFAULT_MAX_DEPTH,
     workers: int = 1,
+    progress: bool = False,
 ) -> RetokenizeReport:
     """Refresh the token shards of every dataset in a manifest and record their token statistics.
 
     Takes: the manifest (`datasets.json`), the vocabulary, `max_depth` of segment buckets,
-    `workers` processes per dataset.
+    `workers` processes per dataset, `progress` to show a bar per dataset on stderr.
     Returns: a `RetokenizeReport`; datasets that failed are in `failed` (check `report.ok`).
     Raises: SchemaError for a broken manifest, FileNotFoundError / VocabError for the vocabulary.
     The manifest file is updated entry by entry (atomically), only for datasets that succeeded.
@@ -110,7 +111,9 @@ def retokenize_manifest(
         dataset = _dataset_folder(manifest_path, entry)
         shards_dir = _shards_folder(manifest_path, entry)
         try:
-            result = tokenize_dataset(dataset, vocab_path, shards_dir, max_depth=max_depth, workers=workers)
+            result = tokenize_dataset(
+                dataset, vocab_path, shards_dir, max_depth=max_depth, workers=workers, progress=progress
+            )
         except (OSError, ValueError) as error:  # DatasetCorrupt, SchemaError and VocabError are ValueErrors
             report.failed[entry.identity] = f"{dataset}: {type(error).__name__}: {error}"
             continue

@@ -22,7 +22,7 @@ import json
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from corpus.dataset.blockfile import block_label, iter_file_payloads
 from corpus.dataset.meta import DatasetCorrupt, read_meta
+from corpus.dataset.progress import progress_bar
 from corpus.dataset.serializer import get_serializer
 from schemas import FileInfo, load_file
 from tokenization.convert import SampleError, convert_data_to_id
@@ -253,10 +254,21 @@ def _iter_file_records(dataset: Path, info: FileInfo) -> Iterator[tuple[int, int
         yield index, global_block, record
 
 
+_PROGRESS_EVERY = 256  # records between progress updates
+
+
 def tokenize_file(
-    dataset: Path, info: FileInfo, tokenizer: CPMBeeTokenizer, shards_dir: Path, key: tuple[str, str, str], max_depth: int
+    dataset: Path,
+    info: FileInfo,
+    tokenizer: CPMBeeTokenizer,
+    shards_dir: Path,
+    key: tuple[str, str, str],
+    max_depth: int,
+    advance: Callable[[int], None] | None = None,
 ) -> ShardEntry:
     """Convert every record of one data file into its shard (and rejects file). Returns its manifest entry.
+
+    `advance(n)` is called as records are done (a progress bar).
 
     Raises DatasetCorrupt for a broken data file; records that do not convert are rejects, not errors.
     """
@@ -268,6 +280,8 @@ def tokenize_file(
     key_dict = {"file_name": info.file_name, "file_fingerprint": key[0], "vocab_fingerprint": key[1], "conversion": key[2]}
     with ShardWriter(shards_dir / shard_name, key_dict) as writer:
         for index, global_block, record in _iter_file_records(dataset, info):
+            if advance is not None and index % _PROGRESS_EVERY == _PROGRESS_EVERY - 1:
+                advance(_PROGRESS_EVERY)
             try:
                 converted = convert_data_to_id(
                     tokenizer, record_to_sample(record, escaped), shuffle_answer=False, max_depth=max_depth
@@ -282,6 +296,8 @@ def tokenize_file(
             ext = converted[6]
             writer.add(index, converted, ext)
             counts.add_record(converted[0], ext["ext_table"], tokenizer.unk_id)
+    if advance is not None:
+        advance(info.nlines % _PROGRESS_EVERY)
     rejects_path = shards_dir / rejects_name
     if rejects:
         _write_json_atomically(rejects_path, "\n".join(rejects) + "\n")
@@ -318,17 +334,42 @@ def dataset_stats(shards_dir: Path, entries: list[ShardEntry]) -> TokenStats:
     return TokenStats.from_counts(counts, np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32))
 
 
+def _run_jobs(
+    jobs: list[tuple],
+    tokenizer: CPMBeeTokenizer,
+    vocab_path: str | os.PathLike,
+    workers: int,
+    finished: Callable[[ShardEntry], None],
+    advance: Callable[[int], None],
+) -> None:
+    """Run `tokenize_file` for each job, here or in `workers` processes; `finished(entry)` in job order."""
+    if workers > 1 and len(jobs) > 1:
+        # forkserver: the parent may hold threads (Beam, Prefect) that fork would copy badly.
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(jobs)), mp_context=get_context("forkserver"),
+            initializer=_init_worker, initargs=(str(vocab_path),),
+        ) as pool:
+            for job, entry in zip(jobs, pool.map(_tokenize_file_in_worker, jobs)):
+                advance(job[1].nlines)  # workers cannot reach the bar: count whole files
+                finished(entry)
+        return
+    for job in jobs:
+        finished(tokenize_file(job[0], job[1], tokenizer, *job[2:], advance=advance))
+
+
 def tokenize_dataset(
     dataset: str | os.PathLike,
     vocab_path: str | os.PathLike,
     shards_dir: str | os.PathLike | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
     workers: int = 1,
+    progress: bool = False,
 ) -> TokenizeReport:
     """Bring a dataset's token shards up to date: redo stale ones only, drop orphans, write stats.
 
     Takes: the dataset folder, the vocabulary file, the shards folder (default
-    `<dataset>/token-shards`), `max_depth` of segment buckets, `workers` processes (one shard each).
+    `<dataset>/token-shards`), `max_depth` of segment buckets, `workers` processes (one shard each),
+    `progress` to show a bar of records done on stderr.
     Returns: a `TokenizeReport` (stats also in `shards.json`).
     Raises: FileNotFoundError (no meta.bin / vocab), DatasetCorrupt (broken data file),
     VocabError, SchemaError (broken shards.json).
@@ -357,17 +398,9 @@ def tokenize_dataset(
             write_shards_manifest(out, manifest)
 
         jobs = [(dataset, info, out, plan.keys[info.file_name], max_depth) for info in plan.stale]
-        if workers > 1 and len(jobs) > 1:
-            # forkserver: the parent may hold threads (Beam, Prefect) that fork would copy badly.
-            with ProcessPoolExecutor(
-                max_workers=min(workers, len(jobs)), mp_context=get_context("forkserver"),
-                initializer=_init_worker, initargs=(str(vocab_path),),
-            ) as pool:
-                for entry in pool.map(_tokenize_file_in_worker, jobs):
-                    finished(entry)
-        else:
-            for job in jobs:
-                finished(tokenize_file(job[0], job[1], tokenizer, *job[2:]))
+        total = sum(info.nlines for info in plan.stale)
+        with progress_bar(f"tokenize {dataset.name}", total, progress and total > 0) as advance:
+            _run_jobs(jobs, tokenizer, vocab_path, workers, finished, advance)
 
         ordered = [done[info.file_name] for info in plan.infos]
         manifest.stats = dataset_stats(out, ordered)

@@ -13,13 +13,17 @@ import pytest
 from corpus.dataset import DatasetCorrupt, build_dataset, mask_dataset, read_meta, write_meta
 from tokenization.convert import convert_data_to_id
 from tokenization.shard_format import ext_states, iter_shard_rows, shard_key
+from tokenization import shards
 from tokenization.shards import (
     SHARDS_MANIFEST,
+    conversion_key,
+    data_file_fingerprint,
     fresh_shard_files,
     read_shards_manifest,
     record_to_sample,
     stale_shards,
     tokenize_dataset,
+    tokenize_file,
 )
 from tokenization.tokenizer import CPMBeeTokenizer
 from tokenization.vocab_build import VocabBuildConfig, build_vocab_file
@@ -263,3 +267,13 @@ def test_workers_write_the_same_shards(dataset, vocabs, tmp_path):
     one = read_shards_manifest(tmp_path / "one", "")
     two = read_shards_manifest(tmp_path / "two", "")
     assert one.shards == two.shards and one.stats == two.stats
+
+
+def test_progress_counts_every_record_once(dataset, vocabs, monkeypatch):
+    monkeypatch.setattr(shards, "_PROGRESS_EVERY", 3)
+    done: list[int] = []
+    tokenizer = CPMBeeTokenizer(vocabs[0])
+    info = read_meta(dataset)[1]
+    key = (data_file_fingerprint(dataset, info), tokenizer.vocab_fingerprint, conversion_key(info, 16))
+    tokenize_file(dataset, info, tokenizer, dataset / "out", key, 16, advance=done.append)
+    assert done == [3] * 6 + [2] and sum(done) == info.nlines == 20
