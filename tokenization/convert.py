@@ -24,7 +24,7 @@ a `numpy.random.RandomState` (same draws as the reference for the same seed) or 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypedDict, Union
 
 import numpy as np
@@ -60,7 +60,7 @@ class _Segment:
     depth: int
     path: str  # where in the sample this text is, for error messages
     need_predict: bool
-    children: list[int] = field(default_factory=list)  # segment ids
+    parent: int  # segment id of the parent (-1 for the root)
 
 
 def rel_to_bucket(n_up: int, n_down: int, max_depth: int) -> int:
@@ -93,7 +93,7 @@ def _key_path(parent: str, key: str) -> str:
 
 
 def _build_segments(data: Any, shuffle_answer: bool, rng: Rng) -> list[_Segment]:
-    segments = [_Segment(ROOT_TOKEN, 0, "$", False)]
+    segments = [_Segment(ROOT_TOKEN, 0, "$", False, -1)]
 
     def visit(node: Any, parent: int, depth: int, path: str, need_predict: bool) -> None:
         if isinstance(node, dict):
@@ -106,14 +106,11 @@ def _build_segments(data: Any, shuffle_answer: bool, rng: Rng) -> list[_Segment]
                 key_path = _key_path(path, key)
                 seg_id = len(segments)
                 # Keys are context even under <ans>: only leaves are predicted.
-                segments.append(_Segment(key, depth, key_path, False))
-                segments[parent].children.append(seg_id)
+                segments.append(_Segment(key, depth, key_path, False, parent))
                 visit(value, seg_id, depth + 1, key_path,
                       need_predict or (depth == 1 and key == ANSWER_KEY))
         elif isinstance(node, str):
-            seg_id = len(segments)
-            segments.append(_Segment(node, depth, path, need_predict))
-            segments[parent].children.append(seg_id)
+            segments.append(_Segment(node, depth, path, need_predict, parent))
         else:
             raise SampleError(
                 f"{path}: value is a {type(node).__name__}, not a str or dict: {node!r:.80}"
@@ -125,28 +122,24 @@ def _build_segments(data: Any, shuffle_answer: bool, rng: Rng) -> list[_Segment]
 
 def _segment_rel(segments: list[_Segment], max_depth: int) -> NDArray[np.int32]:
     n = len(segments)
-    rel = np.zeros((n, n), dtype=np.int32)
+    # paths[i]: segment ids from the root down to i; its length is depth(i) + 1.
+    paths: list[list[int]] = []
+    for i, seg in enumerate(segments):
+        paths.append(paths[seg.parent] + [i] if seg.parent >= 0 else [i])
+    width = max(len(p) for p in paths)
+    anc = np.array([p + [-1] * (width - len(p)) for p in paths], dtype=np.int64)  # (n, width)
+    depth = np.array([seg.depth for seg in segments], dtype=np.int64)
     cap = max_depth - 1
-
-    # For each node, pair every segment of each child's subtree with the node and the
-    # subtrees of earlier children: the node is their lowest common ancestor.
-    def subtree(seg_id: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-        seg = segments[seg_id]
-        ids = [np.array([seg_id])]
-        depths = [np.array([seg.depth])]
-        for child in seg.children:
-            sub_ids, sub_depths = subtree(child)
-            done_ids = np.concatenate(ids)
-            done_depths = np.concatenate(depths)
-            up = np.minimum(sub_depths - seg.depth, cap)
-            down = np.minimum(done_depths - seg.depth, cap)
-            rel[np.ix_(sub_ids, done_ids)] = _buckets(up[:, None], down[None, :], max_depth)
-            rel[np.ix_(done_ids, sub_ids)] = _buckets(down[:, None], up[None, :], max_depth)
-            ids.append(sub_ids)
-            depths.append(sub_depths)
-        return np.concatenate(ids), np.concatenate(depths)
-
-    subtree(0)
+    rel = np.empty((n, n), dtype=np.int32)
+    # Rows in blocks so that the (rows, n, width) comparison stays small for huge samples.
+    block = max(1, 4_000_000 // (n * width))
+    for lo in range(0, n, block):
+        a = anc[lo : lo + block, None, :]  # (rows, 1, width)
+        common = ((a == anc[None, :, :]) & (a >= 0)).sum(axis=2)  # (rows, n): depth(lca) + 1
+        lca = common - 1
+        up = np.minimum(depth[lo : lo + block, None] - lca, cap)
+        down = np.minimum(depth[None, :] - lca, cap)
+        rel[lo : lo + block] = _buckets(up, down, max_depth)
     return rel.reshape(-1)
 
 
@@ -199,44 +192,44 @@ def convert_data_to_id(
 
     ids: list[int] = []
     id_subs: list[int] = []
-    bounds: list[int] = []
+    lengths: list[int] = []
+    # Only ids at or above this can be in the ext table (new ext ids start at vocab_size).
+    ext_floor = min(tokenizer.vocab_size, min(ext_table, default=tokenizer.vocab_size))
     for seg in segments:
         try:
             tokens, ext_table = tokenizer.encode(seg.text, ext_table)
         except TokenizeError as e:
             raise SampleError(f"{seg.path}: {e}") from e
+        start = len(ids)
         ids.append(bos)
-        id_subs.append(0)
-        for idx in tokens:
-            token = ext_table.get(idx)
-            if token is None:
-                ids.append(idx)
-                id_subs.append(0)
-                continue
-            family = _family_token(token)
-            members = token_id_table.setdefault(family, {})
-            sub = members.setdefault(idx, len(members))
-            family_id = encoder.get(family)
-            if family_id is None:
-                raise SampleError(
-                    f"{seg.path}: special token {token} has no family token {family} in the vocabulary"
-                )
-            ids.append(family_id)
-            id_subs.append(sub)
+        if not tokens or max(tokens) < ext_floor:
+            ids.extend(tokens)
+        else:
+            for idx in tokens:
+                token = ext_table.get(idx)
+                if token is None:
+                    ids.append(idx)
+                    continue
+                family = _family_token(token)
+                members = token_id_table.setdefault(family, {})
+                sub = members.setdefault(idx, len(members))
+                family_id = encoder.get(family)
+                if family_id is None:
+                    raise SampleError(
+                        f"{seg.path}: special token {token} has no family token {family} in the vocabulary"
+                    )
+                ids.append(family_id)
+                id_subs.extend([0] * (len(ids) - 1 - len(id_subs)))
+                id_subs.append(sub)
         if not seg.need_predict:
             ids.append(eos)
-            id_subs.append(0)
-        bounds.append(len(ids))
+        lengths.append(len(ids) - start)
+    id_subs.extend([0] * (len(ids) - len(id_subs)))
 
-    n_tokens = len(ids)
-    segs = np.zeros(n_tokens, dtype=np.int32)
-    context = np.zeros(n_tokens, dtype=np.int8)
-    begin = 0
-    for i, (seg, end) in enumerate(zip(segments, bounds)):
-        segs[begin:end] = i
-        if not seg.need_predict:
-            context[begin:end] = 1
-        begin = end
+    counts = np.array(lengths, dtype=np.int64)
+    segs = np.repeat(np.arange(len(segments), dtype=np.int32), counts)
+    given = np.array([not seg.need_predict for seg in segments], dtype=np.int8)
+    context = np.repeat(given, counts)
     states: ExtStates = {"ext_table": ext_table, "token_id_table": token_id_table}
     return (
         np.array(ids, dtype=np.int32),

@@ -2,18 +2,21 @@
 
     python tests/benchmarks/bench_tokenizer.py [--reference ../scratch/cpm-bee/src] [--vocab ../shared/cpm-bee/bee.txt]
 
-Chinese: the CCPM sample (../shared/cpm-bee/ccpm_eval.jsonl; every input, option and question,
-one a line) when present, else the embedded zh essays. English: the pydoc topics that ship with
-Python (~465 k chars). "cold" is one pass with a fresh tokenizer (empty chunk cache), the honest
-figure for a stream of new text; "warm" is a second pass over the same text. The reference runs
-when its source is found; otherwise its anchor (140 k chars/s on the build machine) is printed.
-Best of --repeat runs each.
+Texts are encoded the way training encodes them, one segment per call (convert_data_to_id
+encodes each key and value of a sample separately), and also as one long text:
+- zh CCPM segments: every key and value of the CCPM sample (../shared/cpm-bee/ccpm_eval.jsonl),
+  average 9 chars, many of them `<option_N>`; zh CCPM sentences: its inputs, options, questions.
+- zh essays: the embedded Chinese paragraphs (corpus/sample/raw/txt/zh-essays.txt).
+- en pydoc: the English pydoc topics that ship with Python, by paragraph and as one text.
+Each figure is the best of --repeat passes with a fresh tokenizer (so the pure-Python engine's
+chunk cache starts empty) and the garbage collector off, as timeit does. The reference runs once
+per text when its source is found; otherwise its anchor (140 k chars/s) is printed.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import gc
 import sys
 import time
 from pathlib import Path
@@ -28,19 +31,31 @@ from compare_tokenizer_reference import (  # noqa: E402
 )
 
 from tokenization import CPMBeeTokenizer, convert_data_to_id  # noqa: E402
+from tokenization.longest_match import compiled_available  # noqa: E402
 
 REFERENCE_ANCHOR_CHARS_PER_S = 140_000
 ZH_ESSAYS = REPO / "corpus" / "sample" / "raw" / "txt" / "zh-essays.txt"
 
 
-def best_of(repeat: int, run: Callable[[], Any], setup: Callable[[], Any] = lambda: None) -> tuple[float, Any]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        state = setup()
+def timed(run: Callable[[], Any]) -> float:
+    gc.collect()
+    gc.disable()
+    try:
         t0 = time.perf_counter()
-        result = run() if state is None else run(state)  # type: ignore[call-arg]
-        best = min(best, time.perf_counter() - t0)
-    return best, result
+        run()
+        return time.perf_counter() - t0
+    finally:
+        gc.enable()
+
+
+def encode_all(tok: Any, units: list[str]) -> Callable[[], int]:
+    def run() -> int:
+        n = 0
+        for u in units:
+            n += len(tok.encode(u)[0])
+        return n
+
+    return run
 
 
 def main() -> int:
@@ -53,17 +68,26 @@ def main() -> int:
     if not Path(args.vocab).exists():
         print(f"official vocab not found at {args.vocab}; pass --vocab")
         return 1
-
-    t0 = time.perf_counter()
-    CPMBeeTokenizer(args.vocab)
-    print(f"tokenizer load: {time.perf_counter() - t0:.2f} s")
+    engines = ["c", "python"] if compiled_available() else ["python"]
+    for engine in engines:
+        t0 = time.perf_counter()
+        CPMBeeTokenizer(args.vocab, engine=engine)
+        print(f"tokenizer load ({engine} engine): {time.perf_counter() - t0:.2f} s")
 
     samples = ccpm_samples(Path(args.ccpm)) if Path(args.ccpm).exists() else []
-    corpora = {}
+    corpora: dict[str, list[str]] = {}
     if samples:
-        corpora["chinese (CCPM)"] = "\n".join(ccpm_texts(samples))
-    corpora["chinese (zh essays)"] = ZH_ESSAYS.read_text(encoding="utf-8").replace("<", "<<")
-    corpora["english (pydoc)"] = english_text()
+        corpora["zh CCPM segments"] = ccpm_texts(samples)
+        corpora["zh CCPM sentences"] = [
+            t for s in samples for t in (s["input"], s["question"], *s["options"].values())
+        ]
+        corpora["zh CCPM one text"] = ["\n".join(corpora["zh CCPM sentences"])]
+    corpora["zh essays paragraphs"] = [
+        line.replace("<", "<<") for line in ZH_ESSAYS.read_text(encoding="utf-8").splitlines() if line
+    ]
+    english = english_text()
+    corpora["en pydoc paragraphs"] = [p for p in english.split("\n\n") if p]
+    corpora["en pydoc one text"] = [english]
 
     ref = ref_convert = None
     if Path(args.reference).exists():
@@ -71,31 +95,33 @@ def main() -> int:
     else:
         print(f"reference not found at {args.reference}: printing its anchor instead")
 
-    header = f"{'text':22} {'chars':>9} {'ours cold chars/s':>18} {'warm chars/s':>13} {'tokens/s':>11} {'reference chars/s':>18} {'speed-up':>9}"
-    print(header)
-    for name, text in corpora.items():
-        cold, (ids, _) = best_of(args.repeat, lambda tok: tok.encode(text), lambda: CPMBeeTokenizer(args.vocab))
-        tok = CPMBeeTokenizer(args.vocab)
-        tok.encode(text)
-        warm, _ = best_of(args.repeat, lambda: tok.encode(text))
+    cols = "".join(f"{e + ' chars/s':>16}" for e in engines)
+    print(f"{'text':22}{'calls':>7}{'chars':>10}{cols}{'tokens/s':>12}{'reference':>12}{'speed-up':>10}")
+    for name, units in corpora.items():
+        chars = sum(map(len, units))
+        rates = []
+        for engine in engines:
+            best = min(timed(encode_all(CPMBeeTokenizer(args.vocab, engine=engine), units))
+                       for _ in range(args.repeat))
+            rates.append(chars / best)
+        ntokens = encode_all(CPMBeeTokenizer(args.vocab), units)()
         if ref is not None:
-            ref_t, (ref_ids, _) = best_of(1, lambda: ref.encode(text))
-            assert ref_ids == ids, f"{name}: ids differ from the reference"
-            ref_rate = len(text) / ref_t
+            ref_rate = chars / timed(encode_all(ref, units))
             ref_label = f"{ref_rate:,.0f}"
         else:
             ref_rate = REFERENCE_ANCHOR_CHARS_PER_S
-            ref_label = f"({ref_rate:,} anchor)"
-        rate = len(text) / cold
-        print(f"{name:22} {len(text):>9,} {rate:>18,.0f} {len(text) / warm:>13,.0f} "
-              f"{len(ids) / cold:>11,.0f} {ref_label:>18} {rate / ref_rate:>8.1f}x")
+            ref_label = f"({ref_rate // 1000}k)"
+        cells = "".join(f"{r:>16,.0f}" for r in rates)
+        print(f"{name:22}{len(units):>7,}{chars:>10,}{cells}{ntokens * rates[0] / chars:>12,.0f}"
+              f"{ref_label:>12}{rates[0] / ref_rate:>9.1f}x")
 
     if samples:
         tok = CPMBeeTokenizer(args.vocab)
-        ours_t, _ = best_of(args.repeat, lambda: [convert_data_to_id(tok, s, None, False, 16) for s in samples])
-        line = f"convert_data_to_id on {len(samples)} CCPM samples: ours {len(samples) / ours_t:,.0f} samples/s"
+        ours_t = min(timed(lambda: [convert_data_to_id(tok, s, None, False, 16) for s in samples])
+                     for _ in range(args.repeat))
+        line = f"convert_data_to_id, {len(samples)} CCPM samples: ours {len(samples) / ours_t:,.0f} samples/s"
         if ref_convert is not None:
-            ref_t, _ = best_of(1, lambda: [ref_convert(ref, s, None, False, 16) for s in samples])
+            ref_t = timed(lambda: [ref_convert(ref, s, None, False, 16) for s in samples])
             line += f", reference {len(samples) / ref_t:,.0f} samples/s ({ref_t / ours_t:.1f}x)"
         print(line)
     return 0

@@ -137,6 +137,24 @@ def random_strings(tok: CPMBeeTokenizer, n: int, seed: int) -> list[str]:
     return out
 
 
+def random_samples(tok: CPMBeeTokenizer, n: int, seed: int) -> list[Any]:
+    """Random dict trees (up to 6 deep, some with <ans> subtrees) over random strings, plus
+    one wide sample with ~2000 segments."""
+    rnd = random.Random(seed)
+    leaves = random_strings(tok, 400, seed=seed + 1)
+    keys = ["<ans>", "input", "<option_1>", "问题", "a", "b", "c", "<option_0>", "x y"]
+
+    def tree(depth: int) -> Any:
+        if depth >= 6 or rnd.random() < 0.35:
+            return rnd.choice(leaves)
+        return {rnd.choice(keys) + ("" if rnd.random() < 0.6 else str(i)): tree(depth + 1)
+                for i in range(rnd.randint(0, 4))}
+
+    samples = [tree(1) for _ in range(n)]
+    samples.append({f"k{i}": {"v": str(i), "w": {"z": "深"}} for i in range(500)})
+    return samples
+
+
 # --- comparing -----------------------------------------------------------------------------
 
 def reference_encode(ref: Any, text: str, past: dict[int, str]) -> dict[str, Any]:
@@ -192,13 +210,14 @@ def convert_outputs_equal(a: tuple, b: tuple) -> bool:
 
 def compare_convert(tok: CPMBeeTokenizer, ref_tok: Any, ref_convert: Callable[..., Any],
                     samples: list[Any], label: str) -> int:
-    bad = 0
+    bad = errors = 0
     ours_prev = ref_prev = None
     for i, sample in enumerate(samples):
         try:
             want = ref_convert(ref_tok, sample, ref_prev, False, 16)
         except (ValueError, AssertionError, TypeError):
             want = None
+            errors += 1
         try:
             got = convert_data_to_id(tok, sample, ours_prev, False, 16)
         except ValueError:
@@ -212,7 +231,7 @@ def compare_convert(tok: CPMBeeTokenizer, ref_tok: Any, ref_convert: Callable[..
             ours_prev, ref_prev = got[6], want[6]
         else:
             ours_prev = ref_prev = None
-    print(f"{label}: {len(samples)} samples, {bad} mismatches")
+    print(f"{label}: {len(samples)} samples ({errors} invalid), {bad} mismatches")
     return bad
 
 
@@ -235,6 +254,8 @@ def compare(args: argparse.Namespace) -> int:
     bad += compare_texts(tok, ref, english.split("\n\n"), "english paragraphs")
     bad += compare_texts(tok, ref, [english], "english as one text")
     bad += compare_texts(tok, ref, random_strings(tok, args.random, seed=1), "random strings")
+    bad += compare_convert(tok, ref, ref_convert, random_samples(tok, max(50, args.random // 20), seed=3),
+                           "random samples convert_data_to_id")
     print("OK: identical" if bad == 0 else f"FAILED: {bad} mismatches")
     return 1 if bad else 0
 
