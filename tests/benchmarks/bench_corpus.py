@@ -1,0 +1,340 @@
+"""Corpus pipeline figures (not a test): throughput, per-stage time, dedupe recall/precision,
+worker memory as the corpus doubles, and datatrove's MinHash dedupe on the same text.
+
+    .venv/bin/python tests/benchmarks/bench_corpus.py --work /work/scratch/corpus-bench \
+        [--mb 60] [--datatrove-python /work/scratch/corpus-bench/dtvenv/bin/python]
+
+The corpus is real text nobody here wrote: Debian documentation installed with apt-get
+(`manpages-zh`, `debian-reference-zh-cn`, `debian-reference-en`, `debian-edu-doc-zh-cn`,
+English man pages, /usr/share/doc), one document a line (`<n>` for newlines, as CPM-Bee's
+txt format), plus planted exact and near duplicates whose true Jaccard is computed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import html
+import json
+import random
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import psutil
+import zstandard
+
+from corpus.pipeline.clean import clean_text, html_to_text
+from corpus.pipeline.fingerprint import MinHasher, content_hash, shingles
+from corpus.pipeline.quality import build_checks, judge
+from corpus.pipeline.read import txt_line_to_text
+from corpus.pipeline.split import split_text
+from corpus.pipeline.escape import escape_text
+from corpus.pipeline.shards import REJECTS_SUFFIX, RECORDS_SUFFIX, list_shards, read_records, read_rejects
+from schemas import BuildConfig, Record
+from schemas.build_config import CleanConfig, ExactDedupeConfig, NearDedupeConfig, QualityConfig
+
+REPO = Path(__file__).resolve().parents[2]
+_TROFF_MACRO = re.compile(r"^[.'][A-Za-z]{1,3}\s?")
+_TROFF_ESCAPE = re.compile(r"\\f[BIRP]|\\f\(..|\\\(..|\\[&|^%]|\\s[+-]?\d")
+
+
+def troff_to_text(source: str) -> str:
+    lines = []
+    for line in source.splitlines():
+        if line.startswith(('.\\"', "'\\\"", ".TH", ".so", ".de", ".ig")):
+            continue
+        line = _TROFF_ESCAPE.sub("", _TROFF_MACRO.sub("", line)).replace("\\-", "-").replace("\\e", "\\")
+        if line.strip():
+            lines.append(line.strip())
+    return "\n".join(lines)
+
+
+def read_maybe_gz(path: Path) -> str:
+    data = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            data = gzip.decompress(data)
+        except OSError:
+            return ""
+    return data.decode("utf-8", errors="ignore")
+
+
+def documents():
+    """(label, text) of real documents, Chinese sources first, in a fixed order."""
+    for path in sorted(Path("/usr/share/man/zh_CN").rglob("*.gz")):
+        yield "zh-man", troff_to_text(read_maybe_gz(path))
+    for pattern in ("/usr/share/debian-reference/*.zh-cn.html", "/usr/share/doc/debian-edu-doc-zh-cn/*.html",
+                    "/usr/share/debian-reference/*.en.html"):
+        for path in sorted(Path("/").glob(pattern.lstrip("/"))):
+            text = html_to_text(read_maybe_gz(path))
+            # chapters are long: one document per section-sized chunk of paragraphs
+            for chunk in re.split(r"\n\s*\n\s*\n", text):
+                yield ("zh" if "zh" in pattern else "en") + "-html", html.unescape(chunk)
+    for path in sorted(Path("/usr/share/doc").rglob("*")):
+        if path.is_file() and (path.name.startswith(("changelog", "NEWS", "README", "copyright")) or path.suffix == ".txt"):
+            yield "en-doc", read_maybe_gz(path)
+    for section in range(1, 9):
+        for path in sorted(Path(f"/usr/share/man/man{section}").glob("*.gz")):
+            yield "en-man", troff_to_text(read_maybe_gz(path))
+
+
+def to_line(text: str) -> str:
+    return text.strip().replace("\r", "").replace("\n", "<n>")
+
+
+def jaccard(a: str, b: str, config: NearDedupeConfig) -> float:
+    sa, sb = shingles(a, config), shingles(b, config)
+    return len(sa & sb) / max(1, len(sa | sb))
+
+
+def mutate(text: str, rate: float, rng: random.Random) -> str:
+    words = text.split(" ")
+    for index in rng.sample(range(len(words)), k=int(len(words) * rate)):
+        words[index] = f"edit{rng.randrange(10**6)}"
+    return " ".join(words)
+
+
+def make_corpus(root: Path, target_mb: float, planted: int = 600) -> dict:
+    """Write the corpus; returns the planted pairs with their true Jaccard."""
+    if root.exists():
+        shutil.rmtree(root)
+    (root / "docs").mkdir(parents=True)
+    rng = random.Random(1234)
+    shard, shard_bytes, total, index = [], 0, 0, 0
+    sizes: dict[str, int] = {}
+    candidates: list[str] = []
+
+    def flush():
+        nonlocal shard, shard_bytes, index
+        body = ("\n".join(shard) + "\n").encode()
+        kind = index % 3
+        name = root / "docs" / f"part-{index:04d}.txt"
+        if kind == 1:
+            name.with_suffix(".txt.gz").write_bytes(gzip.compress(body, 6))
+        elif kind == 2:
+            name.with_suffix(".txt.zst").write_bytes(zstandard.ZstdCompressor().compress(body))
+        else:
+            name.write_bytes(body)
+        shard, shard_bytes, index = [], 0, index + 1
+
+    for label, text in documents():
+        line = to_line(text)
+        if len(line) < 200:
+            continue
+        size = len(line.encode())
+        shard.append(line)
+        shard_bytes += size
+        total += size
+        sizes[label] = sizes.get(label, 0) + size
+        if 1500 < len(line) < 6000 and label.endswith(("html", "man")) and rng.random() < 0.2:
+            candidates.append(line)
+        if shard_bytes > 4 << 20:
+            flush()
+        if total > target_mb * (1 << 20):
+            break
+    if shard:
+        flush()
+    # Planted pairs: bases in zz-planted/base.txt, copies in zz-planted/copies.txt (sorted later,
+    # so the base is the earliest and must be the one kept).
+    config = NearDedupeConfig()
+    bases = rng.sample(candidates, k=min(planted, len(candidates)))
+    bases = [b[:1800] for b in bases]
+    pairs, base_lines, copy_lines = [], [], []
+    for i, base in enumerate(bases):
+        text = f"planted {i} " + txt_line_to_text(base)
+        kind = "exact" if i % 4 == 0 else "near"
+        copy = text if kind == "exact" else mutate(text, rng.choice([0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2]), rng)
+        base_lines.append(to_line(text))
+        copy_lines.append(to_line(copy))
+        pairs.append({"base_line": i + 1, "copy_line": i + 1, "kind": kind,
+                      "jaccard": 1.0 if kind == "exact" else jaccard(clean_text(text, CleanConfig()), clean_text(copy, CleanConfig()), config)})
+    (root / "zz-planted").mkdir()
+    (root / "zz-planted" / "base.txt").write_text("\n".join(base_lines) + "\n", encoding="utf-8")
+    (root / "zz-planted" / "copies.txt").write_text("\n".join(copy_lines) + "\n", encoding="utf-8")
+    total += sum(len(l.encode()) for l in base_lines + copy_lines)
+    return {"bytes": total, "by_source": sizes, "pairs": pairs}
+
+
+def run_build(input_dir: Path, output: Path, workers: int) -> tuple[float, dict[int, int]]:
+    """`bee corpus build` in a subprocess; returns (seconds, peak RSS per process)."""
+    for path in (output, output.with_name(output.name + ".work"), output.with_name(output.name + ".building")):
+        shutil.rmtree(path, ignore_errors=True)
+    command = [str(REPO / ".venv/bin/bee"), "corpus", "build", "--input", str(input_dir), "--output", str(output),
+               "--dataset-name", "bench", "--task-name", "bench", f"--direct_num_workers={workers}",
+               "--direct_running_mode=" + ("multi_processing" if workers > 1 else "in_memory")]
+    started = time.monotonic()
+    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    peaks: dict[int, int] = {}
+    while process.poll() is None:
+        try:
+            for proc in [process] + process.children(recursive=True):
+                try:
+                    peaks[proc.pid] = max(peaks.get(proc.pid, 0), proc.memory_info().rss)
+                except psutil.NoSuchProcess:
+                    pass
+        except psutil.NoSuchProcess:
+            pass
+        time.sleep(0.2)
+    seconds = time.monotonic() - started
+    if process.returncode != 0:
+        raise RuntimeError(process.stderr.read().decode()[-3000:])
+    return seconds, peaks
+
+
+def stage_times(corpus: Path, sample_mb: float = 4.0) -> dict[str, float]:
+    """Seconds per MB (one core) of each stage's function over a sample of the corpus."""
+    lines = []
+    for path in sorted((corpus / "docs").glob("part-*.txt")):
+        lines += path.read_text(encoding="utf-8").splitlines()
+        if sum(map(len, lines)) > sample_mb * (1 << 20):
+            break
+    mb = sum(len(l.encode()) for l in lines) / (1 << 20)
+    timings: dict[str, float] = {}
+
+    def timed(name, fn, items):
+        start = time.perf_counter()
+        out = [fn(x) for x in items]
+        timings[name] = (time.perf_counter() - start) / mb
+        return out
+
+    texts = timed("read (txt rules)", txt_line_to_text, lines)
+    texts = timed("clean", lambda t: clean_text(t, CleanConfig()), texts)
+    start = time.perf_counter()
+    pieces = [p for t in texts for p in split_text(t, 2000)]
+    timings["split"] = (time.perf_counter() - start) / mb
+    quality = QualityConfig()
+    checks = build_checks(quality)
+    timed("quality", lambda t: judge(t, quality, checks), pieces)
+    records = [Record(source_path="x", source_line=1, kind="text", text=t) for t in pieces]
+    timed("exact hash", lambda r: content_hash(r, ExactDedupeConfig()), records)
+    hasher = MinHasher(NearDedupeConfig())
+    timed("minhash signature", hasher.signature, pieces)
+    timed("escape", escape_text, pieces)
+    return timings
+
+
+def evaluate(output: Path, pairs: list[dict]) -> dict:
+    kept = {}
+    for source, url in list_shards(str(output / "arrow"), RECORDS_SUFFIX):
+        if source.startswith("zz-planted/"):
+            for r in read_records(url):
+                kept[(source, r.source_line)] = r
+    rejects = {}
+    near_rejects = []
+    for source, url in list_shards(str(output / "rejects"), REJECTS_SUFFIX):
+        for r in read_rejects(url):
+            if source.startswith("zz-planted/"):
+                rejects[(source, r.source_line)] = r
+            if r.reason == "near_duplicate":
+                near_rejects.append(r)
+    tp = fp = fn = 0
+    exact_found = exact_total = 0
+    for pair in pairs:
+        base = ("zz-planted/base.txt", pair["base_line"])
+        copy = ("zz-planted/copies.txt", pair["copy_line"])
+        if base not in kept:
+            continue  # the base itself was filtered (quality or a natural duplicate): no ground truth
+        reject = rejects.get(copy)
+        caught = reject is not None and reject.reason in ("near_duplicate", "exact_duplicate") \
+            and reject.duplicate_of == f"{base[0]}:{base[1]}"
+        if pair["kind"] == "exact":
+            exact_total += 1
+            exact_found += caught
+            continue
+        positive = pair["jaccard"] >= 0.8
+        tp += caught and positive
+        fp += caught and not positive
+        fn += positive and not caught
+    return {
+        "exact_recall": exact_found / max(1, exact_total), "exact_pairs": exact_total,
+        "near_recall": tp / max(1, tp + fn), "near_precision": tp / max(1, tp + fp),
+        "near_positive_pairs": tp + fn, "near_negative_pairs_caught": fp,
+        "near_pairs": sum(1 for p in pairs if p["kind"] == "near"),
+        "near_duplicate_rejects_total": len(near_rejects),
+    }
+
+
+DATATROVE_SCRIPT = textwrap.dedent('''
+    import sys, time
+    from datatrove.executor import LocalPipelineExecutor
+    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupSignature, MinhashDedupBuckets,
+                                                  MinhashDedupCluster, MinhashDedupFilter)
+    from datatrove.pipeline.readers import JsonlReader
+    from datatrove.pipeline.writers import JsonlWriter
+    src, work, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8)
+    t0 = time.monotonic()
+    LocalPipelineExecutor(pipeline=[JsonlReader(src), MinhashDedupSignature(output_folder=f"{work}/sigs", config=config)],
+                          tasks=tasks, workers=tasks, logging_dir=f"{work}/logs/s").run()
+    LocalPipelineExecutor(pipeline=[MinhashDedupBuckets(input_folder=f"{work}/sigs", output_folder=f"{work}/buckets", config=config)],
+                          tasks=config.num_buckets, workers=tasks, logging_dir=f"{work}/logs/b").run()
+    LocalPipelineExecutor(pipeline=[MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=config)],
+                          tasks=1, logging_dir=f"{work}/logs/c").run()
+    LocalPipelineExecutor(pipeline=[JsonlReader(src), MinhashDedupFilter(input_folder=f"{work}/remove_ids"),
+                                    JsonlWriter(f"{work}/out")], tasks=tasks, workers=tasks, logging_dir=f"{work}/logs/f").run()
+    print("SECONDS", time.monotonic() - t0)
+''')
+
+
+def run_datatrove(python: str, corpus: Path, work: Path, tasks: int = 2) -> float:
+    """datatrove MinHash dedupe (FineWeb defaults) over the same samples as JSONL; seconds."""
+    shutil.rmtree(work, ignore_errors=True)
+    src = work / "src"
+    src.mkdir(parents=True)
+    files = sorted(p for p in corpus.rglob("*") if p.is_file())
+    for index, path in enumerate(files):
+        text = read_maybe_gz(path) if path.suffix == ".gz" else (
+            zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read().decode("utf-8", "ignore")
+            if path.suffix == ".zst" else path.read_text(encoding="utf-8"))
+        with open(src / f"{index:04d}.jsonl", "w", encoding="utf-8") as out:
+            for n, line in enumerate(text.splitlines()):
+                out.write(json.dumps({"id": f"{index}-{n}", "text": txt_line_to_text(line)}, ensure_ascii=False) + "\n")
+    script = work / "dt.py"
+    script.write_text(DATATROVE_SCRIPT)
+    result = subprocess.run([python, str(script), str(src), str(work / "run"), str(tasks)], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-3000:])
+    return float(re.search(r"SECONDS ([\d.]+)", result.stdout).group(1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--work", default="/work/scratch/corpus-bench")
+    parser.add_argument("--mb", type=float, default=60)
+    parser.add_argument("--datatrove-python", default=None)
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    work = Path(args.work)
+    corpus = work / "corpus"
+    info = make_corpus(corpus, args.mb)
+    mb = info["bytes"] / (1 << 20)
+    print(f"corpus: {mb:.1f} MB ({', '.join(f'{k} {v / (1 << 20):.1f} MB' for k, v in info['by_source'].items())}), "
+          f"{len(info['pairs'])} planted pairs")
+    seconds, peaks = run_build(corpus, work / "out" / "bench", workers=2)
+    summary = json.loads((work / "out" / "bench" / "report.json").read_text())
+    print(f"end-to-end build, DirectRunner multi_processing, 2 workers: {seconds:.1f} s = {mb / seconds:.2f} MB/s "
+          f"(written {summary['written']}, rejected {summary['rejected']}, balanced {summary['balanced']})")
+    print("  peak RSS per process (MB):", sorted(round(v / 2**20) for v in peaks.values()))
+    for stage, value in stage_times(corpus).items():
+        print(f"  stage {stage:20s} {value:6.2f} s/MB (one core) = {1 / value if value else float('inf'):7.2f} MB/s")
+    quality = evaluate(work / "out" / "bench", info["pairs"])
+    print("dedupe vs planted pairs (true Jaccard on 5-token shingles, positive >= 0.8):", json.dumps(quality))
+    if args.datatrove_python:
+        dt_seconds = run_datatrove(args.datatrove_python, corpus, work / "datatrove")
+        print(f"datatrove MinHash dedupe only (5-grams, 14x8, 2 tasks/workers): {dt_seconds:.1f} s = {mb / dt_seconds:.2f} MB/s; "
+              f"ours end-to-end / datatrove dedupe-only = {dt_seconds / seconds:.2f}x")
+    if not args.skip_memory:
+        half = work / "corpus-half"
+        make_corpus(half, args.mb / 2)
+        half_seconds, half_peaks = run_build(half, work / "out-half" / "bench", workers=2)
+        print(f"memory as the corpus doubles: max worker RSS {max(half_peaks.values()) / 2**20:.0f} MB at {args.mb / 2:.0f} MB "
+              f"-> {max(peaks.values()) / 2**20:.0f} MB at {args.mb:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
