@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from corpus.dataset import DatasetCorrupt, build_dataset, mask_dataset, read_meta, write_meta
+from corpus.dataset.blockfile import iter_file_payloads
+from corpus.dataset.serializer import get_serializer
 from tokenization.convert import convert_data_to_id
 from tokenization.shard_format import ext_states, iter_shard_rows, shard_key
 from tokenization import shards
@@ -79,7 +81,7 @@ def test_each_data_file_gets_one_shard_holding_convert_data_to_id_output(dataset
     shards = dataset / "token-shards"
     for info in read_meta(dataset):
         rows = list(iter_shard_rows(shards / f"{info.file_name}.arrow"))
-        records = [record for record in _records(dataset, info.file_name)]
+        records = _records(dataset, info.file_name)
         assert [row["record"] for row in rows] == list(range(len(records)))
         for row, record in zip(rows, records):
             ids, id_subs, context, segments, segment_rel, num_segments, states = convert_data_to_id(
@@ -95,9 +97,6 @@ def test_each_data_file_gets_one_shard_holding_convert_data_to_id_output(dataset
 
 
 def _records(dataset: Path, file_name: str) -> list:
-    from corpus.dataset.blockfile import iter_file_payloads
-    from corpus.dataset.serializer import get_serializer
-
     info = next(i for i in read_meta(dataset) if i.file_name == file_name)
     deserialize = get_serializer("auto").deserialize
     return [deserialize(payload) for _, payload in iter_file_payloads(dataset, info)]

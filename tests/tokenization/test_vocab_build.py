@@ -141,6 +141,13 @@ def test_sample_vocab_segments_text_into_multi_character_pieces(sample_vocab):
     assert len(ids) < len(text) / 2
 
 
+@pytest.fixture(scope="module")
+def sample_vocab_tokenizer(sample_vocab):
+    tokenizer = CPMBeeTokenizer(sample_vocab)
+    alphabet = [t for t in tokenizer.encoder if len(t) == 1]
+    return tokenizer, alphabet
+
+
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
 def test_any_text_over_the_vocab_characters_round_trips(sample_vocab_tokenizer, data):
@@ -149,13 +156,6 @@ def test_any_text_over_the_vocab_characters_round_trips(sample_vocab_tokenizer, 
     ids, ext = tokenizer.encode(tokenizer.escape(text))
     assert ext == {}  # every character is in the vocabulary
     assert tokenizer.unescape(tokenizer.decode(ids, ext)) == text
-
-
-@pytest.fixture(scope="module")
-def sample_vocab_tokenizer(sample_vocab):
-    tokenizer = CPMBeeTokenizer(sample_vocab)
-    alphabet = [t for t in tokenizer.encoder if len(t) == 1]
-    return tokenizer, alphabet
 
 
 def test_same_corpus_gives_the_same_bytes_in_another_process(tmp_path, corpus_file):
