@@ -1,0 +1,182 @@
+"""Specification of the data path (`trainer.stream.BatchStream`) and its background loader (`trainer.data`)."""
+
+from __future__ import annotations
+
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from corpus.dataset import build_dataset
+from tokenization import CPMBeeTokenizer
+from trainer.data import DataConfig, MixtureLoader
+from trainer.stream import BatchStream
+
+TINY_VOCAB = Path(__file__).parent / "assets" / "tiny_vocab.txt"
+
+
+@pytest.fixture(scope="module")
+def tokenizer() -> CPMBeeTokenizer:
+    return CPMBeeTokenizer(TINY_VOCAB)
+
+
+def make_dataset(root: Path, name: str, records: list, block_size: int = 512) -> None:
+    with build_dataset(root / name, "part-0000", block_size=block_size) as writer:
+        for record in records:
+            writer.write(record)
+
+
+def write_manifest(path: Path, entries: list[dict]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(entries), encoding="utf-8")
+    tmp.replace(path)
+
+
+@pytest.fixture
+def manifest(tmp_path) -> Path:
+    """Two small datasets (a few blocks each, so epochs wrap during the tests)."""
+    make_dataset(tmp_path, "lm", [{"text": f"lm {i} " + "bee " * (i % 6), "<ans>": "data"} for i in range(60)])
+    make_dataset(tmp_path, "qa", [{"q": f"question {i}", "a": "x" * (i % 9)} for i in range(40)])
+    path = tmp_path / "datasets.json"
+    write_manifest(
+        path,
+        [
+            {"dataset_name": "lm", "task_name": "lm", "path": "lm", "incontext_weight": [0.5, 0.3, 0.2]},
+            {"dataset_name": "qa", "task_name": "qa", "path": "qa", "weight": 2, "transforms": [{"input": "$q", "<ans>": "$a"}]},
+        ],
+    )
+    return path
+
+
+def stream(manifest, tokenizer, **kwargs) -> BatchStream:
+    kwargs.setdefault("seed", 0)
+    return BatchStream(manifest, tokenizer, batch_size=3, max_length=48, **kwargs)
+
+
+def assert_same_batches(expected: list[dict], actual: list[dict]) -> None:
+    assert len(expected) == len(actual)
+    for n, (want, have) in enumerate(zip(expected, actual)):
+        assert want.keys() == have.keys()
+        for key in want:
+            assert np.array_equal(want[key], have[key]), f"batch {n}: {key}"
+
+
+def test_the_same_seed_gives_the_same_batches_and_another_seed_others(manifest, tokenizer):
+    runs = [[next(stream(manifest, tokenizer, seed=seed))] for seed in (5, 5, 6)]
+    assert_same_batches(runs[0], runs[1])
+    assert not np.array_equal(runs[0][0]["inputs"], runs[2][0]["inputs"])
+
+
+def test_batches_hold_transformed_samples_of_every_task(manifest, tokenizer):
+    data = stream(manifest, tokenizer)
+    batches = [next(data) for _ in range(6)]
+    assert {name for b in batches for name in b["task_names"]} == {"lm", "qa"}
+    assert all(b["inputs"].shape == (3, 48) for b in batches)
+    assert data.rejects == {}
+
+
+def test_incontext_samples_are_drawn_by_incontext_weight(manifest, tokenizer):
+    write_manifest(manifest, [{"dataset_name": "qa", "task_name": "qa", "path": "qa", "incontext_weight": [0, 0, 1], "transforms": [{"input": "$q", "<ans>": "$a"}]}])
+    data = BatchStream(manifest, tokenizer, batch_size=3, max_length=128, seed=0)
+    # every instance is its sample followed by two in-context samples (short records: they fit)
+    for batch in (next(data) for _ in range(3)):
+        for spans, sample_ids, length in zip(batch["spans"], batch["sample_ids"], batch["length"]):
+            for span in range(spans[length - 1] + 1):
+                assert np.unique(sample_ids[:length][spans[:length] == span]).tolist() == [0, 1, 2]
+
+
+def test_unusable_samples_are_counted_by_dataset_and_reason(manifest, tokenizer, tmp_path):
+    make_dataset(tmp_path, "mixed", [{"text": "x" * (60 if i % 3 == 0 else 5)} for i in range(30)] + [{"other": "y"}])
+    write_manifest(manifest, [{"dataset_name": "mixed", "task_name": "t", "path": "mixed", "transforms": [{"input": "$text"}]}])
+    data = stream(manifest, tokenizer)
+    for _ in range(5):
+        next(data)
+    assert set(data.rejects) == {"t.mixed:too_long", "t.mixed:transform_error"}
+    assert "field 'text' not in record" in "".join(data.recent_rejects)
+
+
+def test_a_dataset_with_no_usable_sample_stops_with_a_clear_error(manifest, tokenizer, tmp_path):
+    make_dataset(tmp_path, "long", [{"text": "x" * 100}])
+    write_manifest(manifest, [{"dataset_name": "long", "task_name": "t", "path": "long"}])
+    with pytest.raises(RuntimeError, match=r"t.long: 1000 samples in a row could not be used \(max_length=48\)"):
+        next(stream(manifest, tokenizer))
+
+
+def test_a_resumed_stream_continues_with_exactly_the_next_batches(manifest, tokenizer):
+    uninterrupted = stream(manifest, tokenizer, seed=11)
+    expected = [next(uninterrupted) for _ in range(12)]  # several epochs of both datasets
+
+    first = stream(manifest, tokenizer, seed=11)
+    head = [next(first) for _ in range(5)]
+    state = pickle.loads(pickle.dumps(first.state_dict()))
+    resumed = stream(manifest, tokenizer, seed=11)
+    assert resumed.load_state_dict(state) == []
+    assert_same_batches(expected, head + [next(resumed) for _ in range(7)])
+
+
+def test_a_state_of_another_rank_is_refused(manifest, tokenizer):
+    state = stream(manifest, tokenizer, rank=0, world_size=2).state_dict()
+    with pytest.raises(ValueError, match="rank 0 of 2, this is rank 1 of 2"):
+        stream(manifest, tokenizer, rank=1, world_size=2).load_state_dict(state)
+
+
+def test_a_manifest_change_takes_effect_between_instances(manifest, tokenizer):
+    data = stream(manifest, tokenizer)
+    next(data)
+    entries = json.loads(manifest.read_text())
+    entries[1]["weight"] = 0  # stop drawing qa
+    write_manifest(manifest, entries)
+    next(data)  # flushes rows opened before the change
+    later = [next(data) for _ in range(4)]
+    assert all(b["task_names"] == ["lm"] for b in later)
+
+
+# --------------------------------------------------------------------------- the loader
+
+
+def test_the_background_loader_gives_the_stream_batches_and_resumes_exactly(manifest, tokenizer):
+    in_process = MixtureLoader(manifest, tokenizer, 3, 48, seed=4, background=False)
+    expected = [next(in_process) for _ in range(8)]
+
+    with MixtureLoader(manifest, tokenizer, 3, 48, seed=4, prefetch=2) as loader:
+        head = [next(loader) for _ in range(3)]
+        state = loader.state_dict()  # batches already made ahead in the queue are not in it
+        assert state["batches"] == 3
+    with MixtureLoader(manifest, tokenizer, 3, 48, seed=4) as resumed:
+        resumed.load_state_dict(state)
+        tail = [next(resumed) for _ in range(5)]
+        assert resumed.wait_seconds > 0
+    assert_same_batches(expected, head + tail)
+
+
+def test_the_in_process_loader_resumes_exactly(manifest, tokenizer):
+    loader = MixtureLoader(manifest, tokenizer, 3, 48, seed=2, background=False)
+    for _ in range(4):
+        next(loader)
+    state = loader.state_dict()
+    resumed = MixtureLoader(manifest, tokenizer, 3, 48, seed=2, background=False)
+    resumed.load_state_dict(state)
+    assert_same_batches([next(loader) for _ in range(3)], [next(resumed) for _ in range(3)])
+
+
+def test_an_error_in_the_background_process_reaches_the_trainer(manifest, tokenizer, tmp_path):
+    make_dataset(tmp_path, "long", [{"text": "x" * 100}])
+    write_manifest(manifest, [{"dataset_name": "long", "task_name": "t", "path": "long"}])
+    with MixtureLoader(manifest, tokenizer, 3, 48) as loader:
+        with pytest.raises(RuntimeError, match=r"data process failed:(.|\n)*t.long: 1000 samples in a row"):
+            next(loader)
+
+
+def test_a_loader_state_of_another_version_is_refused(manifest, tokenizer):
+    with pytest.raises(ValueError, match="version"):
+        MixtureLoader(manifest, tokenizer, 3, 48).load_state_dict({"version": 99})
+
+
+def test_a_loader_is_built_from_the_run_config(manifest, tokenizer):
+    config = DataConfig(manifest=str(manifest), batch_size=3, max_length=48, seed=4, background=False)
+    loader = MixtureLoader.from_config(config, tokenizer, rank=0, world_size=1)
+    assert next(loader)["inputs"].shape == (3, 48)
+    with pytest.raises(ValueError):
+        DataConfig(manifest="m.json", batch_size=0, max_length=48)

@@ -1,0 +1,246 @@
+"""The trainer's data loader: packed batches from a mixture manifest, made in a background process.
+
+    loader = MixtureLoader(manifest_path, tokenizer, batch_size, max_length, rank, world_size, seed)
+    batch = next(loader)              # dict of numpy arrays (trainer.packing.PackedBatch)
+    state = loader.state_dict()       # goes into the checkpoint, one per rank
+    ...
+    loader = MixtureLoader(...same arguments...)
+    loader.load_state_dict(state)     # before the first next(): continues with the next batch
+
+A spawned process runs `trainer.stream.BatchStream` and sends each batch through a bounded
+queue together with the stream's state right after it. `state_dict()` is the state that
+came with the last batch handed to the trainer, so batches still waiting in the queue are
+made again after a resume and the resumed run sees exactly the batches an uninterrupted run
+would have seen.
+"""
+
+from __future__ import annotations
+
+import copy
+import multiprocessing
+import os
+import queue
+import signal
+import time
+import traceback
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from trainer.packing import PackedBatch
+from trainer.stream import BatchStream
+
+LOADER_STATE_VERSION = 1
+
+
+class DataConfig(BaseModel):
+    """The data section of a training run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    manifest: str = Field(description="Mixture manifest (datasets.json); dataset paths are relative to it.")
+    batch_size: int = Field(ge=1, description="Rows per batch (per rank).")
+    max_length: int = Field(ge=2, description="Tokens per row; instances are packed best-fit into rows.")
+    max_depth: int = Field(default=16, ge=2, description="Depth buckets of the segment tree (CPM-Bee: 16).")
+    seed: int = Field(default=0, description="Seed of the mixture draws, reader shuffles and answer shuffles.")
+    weight_by: Literal["lines", "tokens"] = Field(
+        default="lines", description="Sample a dataset by weight x nlines (CPM-Bee) or weight x ntokens."
+    )
+    shuffle_answers: bool = Field(default=True, description="Shuffle the order of fields under <ans> (CPM-Bee does).")
+    prefetch: int = Field(default=2, ge=1, description="Batches made ahead in the background process.")
+    background: bool = Field(default=True, description="Make batches in a separate process (off: in-process, for debugging).")
+
+
+def _produce(stream_args: dict[str, Any], state: dict[str, Any] | None, batches: Any, stop: Any) -> None:
+    """Background process: put ("batch", batch, state) items until `stop` is set, or one ("error", text)."""
+    # Ctrl-C is for the trainer, which then closes the loader; the worker must not die first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        stream = BatchStream(**stream_args)
+        if state is not None:
+            stream.load_state_dict(state)
+        while not stop.is_set():
+            item = ("batch", next(stream), stream.state_dict())
+            while not stop.is_set():
+                try:
+                    batches.put(item, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+        batches.cancel_join_thread()  # stopping: items still buffered are not wanted
+    except BaseException:  # report everything: the trainer re-raises it with this traceback
+        batches.put(("error", traceback.format_exc()))
+        batches.close()
+        batches.join_thread()  # make sure the report is in the pipe before the process ends
+
+
+class MixtureLoader:
+    """Endless packed batches for one rank; an iterator with `state_dict` / `load_state_dict`.
+
+    Takes the manifest path, a tokenizer (`tokenization.CPMBeeTokenizer`), rows per batch,
+    tokens per row, this rank and world size, and a seed; the keyword arguments are those of
+    `DataConfig`. Raises (on `next`) the background process's error with its traceback.
+    """
+
+    def __init__(
+        self,
+        manifest_path: str | os.PathLike,
+        tokenizer: Any,
+        batch_size: int,
+        max_length: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        *,
+        max_depth: int = 16,
+        weight_by: Literal["lines", "tokens"] = "lines",
+        shuffle_answers: bool = True,
+        prefetch: int = 2,
+        background: bool = True,
+    ) -> None:
+        self._stream_args = dict(
+            manifest_path=str(manifest_path),
+            tokenizer=tokenizer,
+            batch_size=batch_size,
+            max_length=max_length,
+            rank=rank,
+            world_size=world_size,
+            seed=seed,
+            max_depth=max_depth,
+            weight_by=weight_by,
+            shuffle_answers=shuffle_answers,
+        )
+        self.prefetch = prefetch
+        self.background = background
+        self._state: dict[str, Any] | None = None  # stream state after the last batch handed out
+        self._stream: BatchStream | None = None  # in-process mode
+        self._process: Any = None
+        self._queue: Any = None
+        self._stop: Any = None
+        self.batches = 0
+        self.wait_seconds = 0.0  # total time next() waited for data
+        self.last_wait_seconds = 0.0
+
+    @classmethod
+    def from_config(cls, config: DataConfig, tokenizer: Any, rank: int = 0, world_size: int = 1) -> MixtureLoader:
+        """A loader for one rank from the run's `DataConfig`."""
+        return cls(
+            config.manifest,
+            tokenizer,
+            config.batch_size,
+            config.max_length,
+            rank,
+            world_size,
+            config.seed,
+            max_depth=config.max_depth,
+            weight_by=config.weight_by,
+            shuffle_answers=config.shuffle_answers,
+            prefetch=config.prefetch,
+            background=config.background,
+        )
+
+    # -------------------------------------------------------------- iteration
+
+    def __iter__(self) -> MixtureLoader:
+        return self
+
+    def __next__(self) -> PackedBatch:
+        started = time.perf_counter()
+        if self.background:
+            batch, state = self._next_from_worker()
+        else:
+            if self._stream is None:
+                self._stream = BatchStream(**self._stream_args)
+                if self._state is not None:
+                    self._stream.load_state_dict(self._state)
+            batch = next(self._stream)
+            # a copy, as the background process's pickling makes one: the stream lives on
+            state = copy.deepcopy(self._stream.state_dict())
+        self.last_wait_seconds = time.perf_counter() - started
+        self.wait_seconds += self.last_wait_seconds
+        self._state = state
+        self.batches += 1
+        return batch
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # safe with threads, torch and CUDA in the parent
+        self._queue = context.Queue(maxsize=self.prefetch)
+        self._stop = context.Event()
+        self._process = context.Process(
+            target=_produce,
+            args=(self._stream_args, self._state, self._queue, self._stop),
+            name=f"bee-data-rank{self._stream_args['rank']}",
+            daemon=True,
+        )
+        self._process.start()
+
+    def _next_from_worker(self) -> tuple[PackedBatch, dict[str, Any]]:
+        if self._process is None:
+            self._start()
+        while True:
+            try:
+                item = self._queue.get(timeout=1.0)
+            except queue.Empty:
+                if self._process.is_alive():
+                    continue
+                try:  # it may have ended right after its last put
+                    item = self._queue.get(timeout=1.0)
+                except queue.Empty:
+                    code = self._process.exitcode
+                    self.close()
+                    raise RuntimeError(f"data process exited (code {code}) without reporting an error") from None
+            if item[0] == "error":
+                self.close()
+                raise RuntimeError(f"data process failed:\n{item[1]}")
+            _, batch, state = item
+            return batch, state
+
+    # -------------------------------------------------------------- checkpoint state
+
+    def state_dict(self) -> dict[str, Any]:
+        """This rank's data state after the last batch returned by `next` (picklable)."""
+        return {"version": LOADER_STATE_VERSION, "batches": self.batches, "stream": self._state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue after the batch `state` was taken at. Restarts the background process if running.
+
+        Raises ValueError for a state of another version; a state of another rank or world
+        size is refused by the stream on the next `next`.
+        """
+        if state.get("version") != LOADER_STATE_VERSION:
+            raise ValueError(f"data loader state version {state.get('version')!r}, expected {LOADER_STATE_VERSION}")
+        self.close()
+        self._state = state["stream"]
+        self.batches = state["batches"]
+
+    # -------------------------------------------------------------- shutdown
+
+    def close(self) -> None:
+        """Stop the background process (if any); the loader can be used again afterwards."""
+        self._stream = None
+        if self._process is None:
+            return
+        self._stop.set()
+        deadline = time.monotonic() + 10
+        while self._process.is_alive() and time.monotonic() < deadline:
+            try:  # drain, so that a worker blocked on a full queue sees the stop
+                self._queue.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        if self._process.is_alive():
+            self._process.terminate()
+        self._process.join()
+        self._queue.close()
+        self._process = self._queue = self._stop = None
+
+    def __enter__(self) -> MixtureLoader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass

@@ -1,0 +1,193 @@
+"""The datasets of a mixture manifest, opened for one rank, and the draw of which one feeds the next instance.
+
+Each manifest entry becomes a `Source`: a `corpus.dataset.DistributedDataset` reading this
+rank's blocks, the entry's transforms and its in-context weights. A dataset is drawn with
+probability proportional to `weight x nlines` (CPM-Bee's rule) or, with
+`weight_by="tokens"`, `weight x ntokens`. As in CPM-Bee, the manifest is re-read when the
+file changes (mtime, size or inode): entries keep their reader (and position) by
+`task_name.dataset_name`, new entries are opened, removed ones dropped; a manifest that
+fails to load is reported and the previous one kept. A dataset whose `meta.bin` grows while it is read is re-weighted.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import NDArray
+
+from corpus.dataset import DistributedDataset
+from corpus.manifest import read_manifest
+from schemas import DatasetEntry, MixtureManifest
+from trainer.transforms import DatasetTransform
+
+log = logging.getLogger(__name__)
+
+WeightBy = Literal["lines", "tokens"]
+
+
+@dataclass
+class Source:
+    """One dataset of the mixture as this rank reads it."""
+
+    entry: DatasetEntry
+    path: Path
+    reader: DistributedDataset
+    transform: DatasetTransform
+    incontext_p: NDArray[np.float64]  # probability of drawing 0, 1, 2, ... in-context samples
+    nlines: int  # records in the whole dataset (all ranks) when the weights were computed
+
+    @property
+    def identity(self) -> str:
+        return self.entry.identity
+
+
+def _signature(path: Path) -> tuple[int, int, int]:
+    """What tells a changed file: mtime (ns), size and inode (an atomic replace changes it), as
+    mtimes alone can repeat when two edits fall in one tick of the file system's clock."""
+    stat = path.stat()
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+
+def _incontext_p(entry: DatasetEntry) -> NDArray[np.float64]:
+    weights = np.asarray(entry.incontext_weight, dtype=np.float64)
+    return weights / weights.sum()
+
+
+class Mixture:
+    """The sources of a manifest for `rank` of `world_size`, kept in step with the file."""
+
+    def __init__(
+        self,
+        manifest_path: str | os.PathLike,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        weight_by: WeightBy = "lines",
+    ) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
+        if weight_by not in ("lines", "tokens"):
+            raise ValueError(f"weight_by must be 'lines' or 'tokens', got {weight_by!r}")
+        self.manifest_path = Path(manifest_path)
+        self.base_dir = self.manifest_path.resolve().parent
+        self.rank, self.world_size, self.seed, self.weight_by = rank, world_size, seed, weight_by
+        self.sources: list[Source] = []
+        self._manifest_signature = _signature(self.manifest_path)
+        self._apply(read_manifest(self.manifest_path))
+
+    # -------------------------------------------------------------- opening and reloading
+
+    def _open(self, entry: DatasetEntry) -> Source:
+        path = Path(entry.path)
+        path = path if path.is_absolute() else self.base_dir / path
+        # each dataset shuffles its blocks with its own seed, the same on every rank
+        reader_seed = int(np.random.SeedSequence([self.seed, zlib.crc32(entry.identity.encode())]).generate_state(1)[0])
+        reader = DistributedDataset(str(path), self.rank, self.world_size, shuffle=True, seed=reader_seed)
+        return Source(
+            entry=entry,
+            path=path,
+            reader=reader,
+            transform=DatasetTransform(entry.transforms, self.base_dir, entry.identity),
+            incontext_p=_incontext_p(entry),
+            nlines=reader.nlines,
+        )
+
+    def _apply(self, manifest: MixtureManifest) -> None:
+        """Make the sources match `manifest`, keeping the readers of entries that stay."""
+        current = {source.identity: source for source in self.sources}
+        sources: list[Source] = []
+        for entry in manifest:
+            source = current.get(entry.identity)
+            if source is None or source.entry.path != entry.path:
+                source = self._open(entry)
+            else:
+                if source.entry.transforms != entry.transforms:
+                    source.transform = DatasetTransform(entry.transforms, self.base_dir, entry.identity)
+                source.entry = entry
+                source.incontext_p = _incontext_p(entry)
+            sources.append(source)
+        weights = self._weights(sources)  # raises before anything changes when the mixture is empty
+        self.sources, self._p = sources, weights
+
+    def _weights(self, sources: list[Source]) -> NDArray[np.float64]:
+        sizes = []
+        for source in sources:
+            if self.weight_by == "tokens":
+                if source.entry.ntokens is None:
+                    raise ValueError(
+                        f"{self.manifest_path}: dataset {source.identity} has no ntokens; "
+                        "weight by tokens needs token counts in the manifest (or use weight_by='lines')"
+                    )
+                sizes.append(source.entry.ntokens)
+            else:
+                sizes.append(source.nlines)
+        weights = np.array([s.entry.weight for s in sources], dtype=np.float64) * np.array(sizes, dtype=np.float64)
+        total = weights.sum()
+        if not sources or total <= 0:
+            raise ValueError(f"{self.manifest_path}: no dataset has weight x {self.weight_by} > 0; nothing to sample")
+        return weights / total
+
+    def refresh(self) -> bool:
+        """Re-read the manifest if the file changed. Returns True when the sources changed.
+
+        A manifest that fails to load or validate is logged and the previous mixture kept,
+        so a half-edited file never stops training; it is tried again at its next change.
+        """
+        try:
+            signature = _signature(self.manifest_path)
+        except OSError as error:
+            log.error("manifest %s unreadable, keeping the current mixture: %s", self.manifest_path, error)
+            return False
+        if signature == self._manifest_signature:
+            return False
+        self._manifest_signature = signature
+        try:
+            self._apply(read_manifest(self.manifest_path))
+        except Exception as error:  # any bad edit: keep training on the previous mixture
+            log.error("manifest %s changed but cannot be used, keeping the current mixture: %s", self.manifest_path, error)
+            return False
+        log.info("manifest %s reloaded: %d datasets", self.manifest_path, len(self.sources))
+        return True
+
+    # -------------------------------------------------------------- drawing
+
+    @property
+    def probabilities(self) -> dict[str, float]:
+        """Sampling probability of each dataset, by identity."""
+        return {source.identity: float(p) for source, p in zip(self.sources, self._p)}
+
+    def choose(self, rng: np.random.Generator) -> Source:
+        """Draw the dataset of the next instance.
+
+        As in CPM-Bee, when the drawn dataset's reader saw its meta.bin grow (its nlines
+        changed), all weights are recomputed and the draw repeated.
+        """
+        while True:
+            source = self.sources[int(rng.choice(len(self.sources), p=self._p))]
+            if source.reader.nlines == source.nlines:
+                return source
+            for each in self.sources:
+                each.nlines = each.reader.nlines
+            self._p = self._weights(self.sources)
+
+    # -------------------------------------------------------------- checkpoint state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every reader's position, by dataset identity."""
+        return {source.identity: source.reader.state_dict() for source in self.sources}
+
+    def load_state_dict(self, state: dict[str, Any]) -> list[str]:
+        """Restore reader positions; returns the identities with no saved state (they start fresh)."""
+        missing = []
+        for source in self.sources:
+            if source.identity in state:
+                source.reader.load_state_dict(state[source.identity], strict=True)
+            else:
+                missing.append(source.identity)
+        return missing

@@ -1,0 +1,149 @@
+"""The synchronous data path: manifest mixture -> transforms -> in-context samples -> packed batches.
+
+`BatchStream` is what the background loader (`trainer.data.MixtureLoader`) runs; it can be
+used directly in a debugger. Per instance it draws, from one seeded generator and in this
+order: the dataset, the number of in-context samples (by `incontext_weight`), the
+transform's randomness, then reads the sample and, lazily, its in-context samples from the
+same dataset (the reference's `build_instance`). Samples that cannot be used are counted
+by dataset and reason and skipped, never silently lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter, deque
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+from trainer.incontext import SampleRejected
+from trainer.mixture import Mixture, Source, WeightBy
+from trainer.packing import BatchPacker, PackedBatch
+from trainer.transforms import TransformFn
+
+log = logging.getLogger(__name__)
+
+STATE_VERSION = 1
+
+
+class BatchStream:
+    """Endless packed batches from a mixture manifest, for `rank` of `world_size`.
+
+    The same arguments and state give the same batches. `state_dict()` after a batch
+    resumes exactly at the next one (readers, generator and the packer's open rows).
+    """
+
+    def __init__(
+        self,
+        manifest_path: str | os.PathLike,
+        tokenizer: Any,
+        batch_size: int,
+        max_length: int,
+        rank: int = 0,
+        world_size: int = 1,
+        seed: int = 0,
+        *,
+        max_depth: int = 16,
+        weight_by: WeightBy = "lines",
+        shuffle_answers: bool = True,
+        max_rejects_in_a_row: int = 1000,
+    ) -> None:
+        self.mixture = Mixture(manifest_path, rank, world_size, seed, weight_by)
+        # one generator per rank: ranks draw different mixtures, reruns draw the same
+        self.rng = np.random.default_rng(np.random.SeedSequence([seed, rank]))
+        self.packer = BatchPacker(
+            batch_size, max_length, tokenizer, max_depth, shuffle_rng=self.rng if shuffle_answers else None
+        )
+        self.max_rejects_in_a_row = max_rejects_in_a_row
+        self.batches = 0
+        self.rejects: Counter[str] = Counter()  # "task.dataset:reason" -> samples skipped
+        self.recent_rejects: deque[str] = deque(maxlen=20)  # messages, for inspection
+
+    def __iter__(self) -> Iterator[PackedBatch]:
+        return self
+
+    def __next__(self) -> PackedBatch:
+        while True:
+            self.mixture.refresh()
+            batch = self._add_instance(self.mixture.choose(self.rng))
+            if batch is not None:
+                self.batches += 1
+                return batch
+
+    def _add_instance(self, source: Source) -> PackedBatch | None:
+        num_incontext = int(self.rng.choice(source.incontext_p.shape[0], p=source.incontext_p))
+        transform = source.transform.for_instance(self.rng, num_incontext)
+        for _ in range(self.max_rejects_in_a_row):
+            sample = self._read(source, transform, "transform_error")
+            if sample is None:
+                continue
+            incontext = self._incontext_samples(source, transform, num_incontext)
+            try:
+                return self.packer.add(sample, source.entry.task_name, incontext)
+            except SampleRejected as rejected:
+                self._reject(source, rejected.reason, str(rejected))
+        raise RuntimeError(
+            f"dataset {source.identity}: {self.max_rejects_in_a_row} samples in a row could not be used "
+            f"(max_length={self.packer.max_length}); last: {list(self.recent_rejects)[-3:]}"
+        )
+
+    def _incontext_samples(self, source: Source, transform: TransformFn, count: int) -> Iterator[Any]:
+        for _ in range(count):
+            sample = self._read(source, transform, "incontext_transform_error")
+            if sample is not None:
+                yield sample
+
+    def _read(self, source: Source, transform: TransformFn, reason: str) -> Any | None:
+        record = source.reader.read()
+        try:
+            return transform(record)
+        except Exception as error:  # transform scripts are user code: count any failure as a reject
+            self._reject(source, reason, f"{type(error).__name__}: {error}")
+            return None
+
+    def _reject(self, source: Source, reason: str, message: str) -> None:
+        key = f"{source.identity}:{reason}"
+        if key not in self.rejects:
+            log.warning("dataset %s: skipping samples (%s), first: %s", source.identity, reason, message)
+        self.rejects[key] += 1
+        self.recent_rejects.append(f"{key}: {message}")
+
+    # -------------------------------------------------------------- checkpoint state
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue with the very next batch; picklable."""
+        return {
+            "version": STATE_VERSION,
+            "rank": self.mixture.rank,
+            "world_size": self.mixture.world_size,
+            "batches": self.batches,
+            "rng": self.rng.bit_generator.state,
+            "readers": self.mixture.state_dict(),
+            "packer": self.packer.state_dict(),
+            "rejects": dict(self.rejects),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> list[str]:
+        """Continue from `state_dict()`'s state. Returns datasets that had no saved position.
+
+        Raises ValueError when the state is of another version, rank or world size (each
+        rank resumes from its own state; reader positions are per rank).
+        """
+        if state.get("version") != STATE_VERSION:
+            raise ValueError(f"data state version {state.get('version')!r}, expected {STATE_VERSION}")
+        where = (state["rank"], state["world_size"])
+        if where != (self.mixture.rank, self.mixture.world_size):
+            raise ValueError(
+                f"data state is for rank {where[0]} of {where[1]}, this is rank "
+                f"{self.mixture.rank} of {self.mixture.world_size}"
+            )
+        self.rng.bit_generator.state = state["rng"]
+        self.packer.load_state_dict(state["packer"])
+        self.batches = state["batches"]
+        self.rejects = Counter(state["rejects"])
+        missing = self.mixture.load_state_dict(state["readers"])
+        if missing:
+            log.warning("no saved position for datasets %s: they start from the beginning", missing)
+        return missing

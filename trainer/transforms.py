@@ -1,0 +1,184 @@
+"""Per-dataset transforms that turn a stored record into CPM-Bee input, with CPM-Bee's semantics.
+
+A manifest entry's `transforms` is either
+- a list of mappings (one is drawn per instance): a nested dict whose leaves are either a
+  constant string or `$a.b.c`, a path into the record. `*` in a source path matches every
+  key at that level and the `*`s of the target path take those keys in order:
+  `{"<ans>": {"*": "$answers.*"}}` copies each field of `answers` under `<ans>`;
+- or the path of a `transform.py` defining `transform(data, num_sample, r)`, where
+  `num_sample` is the number of in-context samples drawn for the instance and `r` a
+  `random.Random` started from the same per-instance seed at every call (so the sample
+  and its in-context samples see the same random choices). The script is re-imported
+  when its file changes, as CPM-Bee does.
+
+Transforms never escape `<`: datasets built by this pipeline are escaped at build time
+(`escaped: true`); CPM-Bee's own datasets escape inside their `transform.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import os
+import random
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+TransformFn = Callable[[Any], Any]
+
+
+class TransformError(ValueError):
+    """A transform that cannot apply to a record (a missing field, a wildcard mismatch)."""
+
+
+class TransformScriptError(RuntimeError):
+    """A `transform.py` that cannot be loaded or defines no `transform` function."""
+
+
+# --------------------------------------------------------------------------- mappings
+
+
+def _mapping_pairs(mapping: dict[str, Any], prefix: tuple[str, ...] = ()) -> list[tuple[tuple[str, ...], str]]:
+    """(target path, source) for every leaf of a mapping, in the mapping's order."""
+    pairs: list[tuple[tuple[str, ...], str]] = []
+    for key, value in mapping.items():
+        target = prefix + tuple(key.split("."))
+        if isinstance(value, dict):
+            pairs.extend(_mapping_pairs(value, target))
+        elif isinstance(value, str):
+            pairs.append((target, value))
+        else:
+            raise TransformError(f"mapping {'.'.join(target)!r}: value must be a string or a dict, got {value!r}")
+    return pairs
+
+
+def check_mapping(mapping: dict[str, Any]) -> None:
+    """Raise TransformError for mappings that can never apply, before any data is read."""
+    for target, source in _mapping_pairs(mapping):
+        stars = target.count("*")
+        if source.startswith("$"):
+            if source[1:].split(".").count("*") != stars:
+                raise TransformError(
+                    f"mapping {'.'.join(target)!r} <- {source!r}: target and source need the same number of `*`"
+                )
+        elif stars:
+            raise TransformError(f"mapping {'.'.join(target)!r}: a constant value cannot have `*` in its target")
+
+
+def _expand(data: Any, path: list[str], stars: tuple[str, ...], source: str):
+    """Yield (keys matched by `*`, value) for every match of `path` in `data`."""
+    if not path:
+        yield stars, data
+        return
+    if not isinstance(data, dict):
+        raise TransformError(f"source {source!r}: expected an object at {path[0]!r}, found {type(data).__name__}")
+    head, rest = path[0], path[1:]
+    if head == "*":
+        for key, value in data.items():
+            yield from _expand(value, rest, stars + (key,), source)
+    elif head in data:
+        yield from _expand(data[head], rest, stars, source)
+    else:
+        raise TransformError(f"source {source!r}: field {head!r} not in record (has {sorted(data)[:8]})")
+
+
+def apply_mapping(data: Any, mapping: dict[str, Any]) -> dict[str, Any]:
+    """Build a new sample from `data` by `mapping` (see the module docstring)."""
+    assignments: list[tuple[list[str], Any]] = []
+    for target, source in _mapping_pairs(mapping):
+        if not source.startswith("$"):
+            assignments.append((list(target), source))
+            continue
+        for stars, value in _expand(data, source[1:].split("."), (), source):
+            if len(stars) != target.count("*"):
+                raise TransformError(f"mapping {'.'.join(target)!r} <- {source!r}: `*` counts differ")
+            keys = iter(stars)
+            assignments.append(([next(keys) if part == "*" else part for part in target], value))
+
+    result: dict[str, Any] = {}
+    for path, value in assignments:
+        node = result
+        for part in path[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise TransformError(f"mapping target {'.'.join(path)!r}: {part!r} is already a value, not an object")
+            node = child
+        # copies, so that later targets nested inside a copied object never write into the record
+        node[path[-1]] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
+    return result
+
+
+# --------------------------------------------------------------------------- scripts
+
+
+class TransformScript:
+    """A `transform.py`, imported on first use and re-imported whenever its mtime changes."""
+
+    def __init__(self, path: str | os.PathLike, module_name: str) -> None:
+        self.path = Path(path)
+        self.module_name = "bee_transforms." + re.sub(r"\W", "_", module_name)
+        self._mtime: float | None = None
+        self._function: Callable[[Any, int, random.Random], Any] | None = None
+
+    def function(self) -> Callable[[Any, int, random.Random], Any]:
+        """The script's `transform`, reloaded if the file changed. Raises TransformScriptError."""
+        try:
+            mtime = self.path.stat().st_mtime
+        except OSError as error:
+            raise TransformScriptError(f"{self.path}: transform script not readable: {error}") from None
+        if self._function is None or mtime != self._mtime:
+            spec = importlib.util.spec_from_file_location(self.module_name, self.path)
+            if spec is None or spec.loader is None:
+                raise TransformScriptError(f"{self.path}: cannot import as a Python module")
+            module = importlib.util.module_from_spec(spec)
+            try:
+                spec.loader.exec_module(module)
+            except Exception as error:  # the user's script: report any failure with its path
+                raise TransformScriptError(f"{self.path}: import failed: {error!r}") from error
+            function = getattr(module, "transform", None)
+            if not callable(function):
+                raise TransformScriptError(f"{self.path}: defines no function transform(data, num_sample, r)")
+            self._function, self._mtime = function, mtime
+        return self._function
+
+
+# --------------------------------------------------------------------------- per-dataset transform
+
+
+class DatasetTransform:
+    """The transforms of one manifest entry; `for_instance` draws what one instance uses."""
+
+    def __init__(self, transforms: str | list[dict[str, Any]], base_dir: str | os.PathLike, name: str) -> None:
+        self.script: TransformScript | None = None
+        self.mappings: list[dict[str, Any]] = []
+        if isinstance(transforms, str):
+            path = Path(transforms)
+            self.script = TransformScript(path if path.is_absolute() else Path(base_dir) / path, name)
+            self.script.function()  # fail at load time, not in the middle of training
+        else:
+            for mapping in transforms:
+                check_mapping(mapping)
+            self.mappings = list(transforms)
+
+    def for_instance(self, rng: np.random.Generator, num_incontext: int) -> TransformFn:
+        """The function applied to the sample and its in-context samples of one instance.
+
+        Draws from `rng` only what the reference draws: a seed for a script, an index into
+        a non-empty list of mappings, nothing when there is no transform.
+        """
+        if self.script is not None:
+            function = self.script.function()
+            seed = int(rng.integers(0, 2**63 - 1))
+            return lambda data: function(data, num_incontext, random.Random(seed))
+        if not self.mappings:
+            return _identity
+        mapping = self.mappings[int(rng.integers(len(self.mappings)))]
+        return lambda data: apply_mapping(data, mapping)
+
+
+def _identity(data: Any) -> Any:
+    return data
