@@ -44,28 +44,41 @@ def vocab_build(
         list[Path],
         typer.Option("--corpus", "-c", help="Dataset folder (with meta.bin), raw .txt/.jsonl file or folder of them; repeatable."),
     ],
-    size: Annotated[int, typer.Option("--size", "-n", help="At most this many tokens (fewer when the corpus has no more frequent pieces).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Vocabulary file to write.")],
-    min_char_count: Annotated[int, typer.Option(help="Characters seen fewer times are left out (they become <unk>).")] = 2,
-    min_piece_count: Annotated[int, typer.Option(help="Multi-character pieces seen fewer times are not learned.")] = 2,
-    max_piece_chars: Annotated[int, typer.Option(help="Longest multi-character piece, in characters.")] = 16,
+    size: Annotated[
+        Optional[int], typer.Option("--size", "-n", help="At most this many tokens (fewer when the corpus has no more frequent pieces).")
+    ] = None,
+    config: Annotated[
+        Optional[Path], typer.Option("--config", help="VocabBuildConfig as YAML/JSON; the options below override it.")
+    ] = None,
+    min_char_count: Annotated[Optional[int], typer.Option(help="Characters seen fewer times are left out (they become <unk>) [default: 2].")] = None,
+    min_piece_count: Annotated[Optional[int], typer.Option(help="Multi-character pieces seen fewer times are not learned [default: 2].")] = None,
+    max_piece_chars: Annotated[Optional[int], typer.Option(help="Longest multi-character piece, in characters [default: 16].")] = None,
 ) -> None:
     """Learn a vocabulary from a corpus: CPM-Bee's special tokens, frequent characters, then
     frequent pieces learned by BPE. The same corpus and options give the same file."""
+    from schemas import load_file
     from tokenization.vocab_build import VocabBuildConfig, build_vocab_file
 
+    overrides = {
+        name: value
+        for name, value in [("size", size), ("min_char_count", min_char_count),
+                            ("min_piece_count", min_piece_count), ("max_piece_chars", max_piece_chars)]
+        if value is not None
+    }  # fmt: skip
     try:
-        config = VocabBuildConfig(
-            size=size, min_char_count=min_char_count, min_piece_count=min_piece_count, max_piece_chars=max_piece_chars
-        )
-        report = build_vocab_file(corpus, output, config)
-    except (OSError, ValueError) as error:  # pydantic's ValidationError and DatasetCorrupt are ValueErrors
+        base = load_file(VocabBuildConfig, config).model_dump() if config is not None else {}
+        if "size" not in base and "size" not in overrides:
+            raise _fail("--size is required (or a --config that sets size)")
+        settings = VocabBuildConfig(**{**base, **overrides})
+        report = build_vocab_file(corpus, output, settings)
+    except (OSError, ValueError) as error:  # pydantic's ValidationError, SchemaError, DatasetCorrupt are ValueErrors
         raise _fail(str(error)) from None
     table = Table(title=f"vocabulary {report.path}", show_header=False)
     for label, value in [
         ("tokens", f"{report.size} (special {report.nspecial}, characters {report.nchars}, pieces {report.npieces})"),
         ("samples read", f"{report.samples_read} ({report.chars_read} characters)"),
-        ("characters left out", f"{report.chars_left_out} (seen fewer than {min_char_count} times)"),
+        ("characters left out", f"{report.chars_left_out} (seen fewer than {settings.min_char_count} times)"),
         ("lines skipped", ", ".join(f"{k} {v}" for k, v in report.skipped.items()) or "none"),
         ("sha256", report.fingerprint),
     ]:

@@ -225,3 +225,24 @@ def test_cli_rejects_a_size_with_no_room(tmp_path, corpus_file):
     result = CliRunner().invoke(app, ["vocab", "build", "--corpus", str(corpus_file), "--size", "5", "-o", str(tmp_path / "v")])
     assert result.exit_code == 2
     assert "size" in result.output and not (tmp_path / "v").exists()
+
+
+def test_cli_reads_a_config_file_and_options_override_it(tmp_path, corpus_file):
+    config = tmp_path / "vocab.yaml"
+    config.write_text("size: 300\nmin_char_count: 1\n", encoding="utf-8")
+    runner = CliRunner()
+    out = tmp_path / "v.txt"
+    result = runner.invoke(app, ["vocab", "build", "-c", str(corpus_file), "--config", str(config), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "☃" in load_vocab(out).tokens  # min_char_count 1 from the file
+    result = runner.invoke(app, ["vocab", "build", "-c", str(corpus_file), "--config", str(config), "--size", "40", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(load_vocab(out).tokens) == 40
+    config.write_text("size: 300\nmin_char_cont: 1\n", encoding="utf-8")
+    result = runner.invoke(app, ["vocab", "build", "-c", str(corpus_file), "--config", str(config), "-o", str(out)])
+    assert result.exit_code == 2 and "min_char_cont" in result.output
+
+
+def test_cli_needs_a_size(tmp_path, corpus_file):
+    result = CliRunner().invoke(app, ["vocab", "build", "-c", str(corpus_file), "-o", str(tmp_path / "v.txt")])
+    assert result.exit_code == 2 and "--size" in result.output
