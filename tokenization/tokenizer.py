@@ -19,6 +19,8 @@ from tokenization.vocab import Vocab, is_special, load_vocab
 
 # At each `<`: `<<` (a literal `<`), or a special token `<` + any character but `<` (even `>`)
 # + anything but `<>` + `>`; a bare `<` match is a syntax error.
+_MAX_CACHED_TEXT = 24
+_MAX_CACHED_TEXTS = 100_000
 _SYNTAX = re.compile(r"<(?:(<)|[^<][^<>]*>)?")
 
 
@@ -73,6 +75,8 @@ class CPMBeeTokenizer:
             {t: i for t, i in self.encoder.items() if t not in self._special_tokens}, engine
         )
         self._segment = matcher.segment
+        # Short texts (keys, options, answers) repeat: their parse is kept, up to a bound.
+        self._parsed: dict[str, tuple[tuple[int, ...], tuple[tuple[int, str], ...]]] = {}
         self.engine = "python" if isinstance(matcher, PurePythonMatcher) else "c"
         # What decode prints for each id: specials as written, plain tokens escaped.
         self._display = [t if is_special(t) else t.replace("<", "<<") for t in vocab.tokens]
@@ -158,25 +162,32 @@ class CPMBeeTokenizer:
         """
         if not isinstance(text, str):
             raise TypeError(f"text must be str, not {type(text).__name__}")
+        hit = self._parsed.get(text)
+        if hit is None:
+            ids, pending = self._parse(text)
+            if len(text) <= _MAX_CACHED_TEXT:
+                if len(self._parsed) >= _MAX_CACHED_TEXTS:
+                    self._parsed.clear()
+                self._parsed[text] = (tuple(ids), tuple(pending))
+        else:
+            ids, pending = list(hit[0]), hit[1]
         ext_table: dict[int, str] = dict(past_table)
+        if pending:
+            self._assign_ext_ids(ids, pending, past_table, ext_table)
+        return ids, ext_table
+
+    def _parse(self, text: str) -> tuple[list[int], list[tuple[int, str]]]:
+        """ids with -1 where an ext id goes, and (index, token text) for those, in order."""
         if "<" not in text:
-            # The common case, kept short: one plain part, usually without unknown spans.
-            ids, unknown = self._segment(text)
-            if unknown:
-                self._assign_ext_ids(ids, unknown, past_table, ext_table)
-            return ids, ext_table
+            return self._segment(text)  # the common case: one plain part
         if text[-1] == ">" and text[0] == "<" and text.count("<") == 1 and text.count(">", 2) == 1 and len(text) > 2:
             # Exactly one special token (`<ans>`, `<option_3>`): common as a key or an answer.
             special = self.encoder.get(text)
-            if special is not None:
-                return [special], ext_table
-            ids = [-1]
-            self._assign_ext_ids(ids, [(0, text)], past_table, ext_table)
-            return ids, ext_table
+            return ([special], []) if special is not None else ([-1], [(0, text)])
         encoder = self.encoder
         segment = self._segment
-        ids = []
-        pending: list[tuple[int, str]] = []  # (index in ids, text) for ext ids, in order
+        ids: list[int] = []
+        pending: list[tuple[int, str]] = []
         for k, part in enumerate(self.split_special(text)):
             if k & 1:
                 special = encoder.get(part)
@@ -190,9 +201,7 @@ class CPMBeeTokenizer:
                     base = len(ids)
                     pending.extend((base + i, span) for i, span in unknown)
                 ids.extend(part_ids)
-        if pending:
-            self._assign_ext_ids(ids, pending, past_table, ext_table)
-        return ids, ext_table
+        return ids, pending
 
     def _assign_ext_ids(
         self, ids: list[int], pending: list[tuple[int, str]], past_table: Mapping[int, str],

@@ -85,6 +85,17 @@ def test_past_table_is_extended_not_modified(golden_tokenizer: CPMBeeTokenizer) 
     assert past == {v: "☃"}
 
 
+def test_repeated_short_text_is_numbered_against_each_past_table(golden_tokenizer: CPMBeeTokenizer) -> None:
+    tok = golden_tokenizer
+    v = tok.vocab_size
+    assert tok.encode("☃<x_1>") == ([v, v + 1], {v: "☃", v + 1: "<x_1>"})
+    # Same text again (its parse is cached): numbering still follows the new past table.
+    assert tok.encode("☃<x_1>", {v: "<x_1>"}) == ([v + 1, v], {v: "<x_1>", v + 1: "☃"})
+    ids, _ = tok.encode("☃<x_1>")
+    ids.append(0)  # the caller owns the list it gets
+    assert tok.encode("☃<x_1>")[0] == [v, v + 1]
+
+
 @pytest.mark.parametrize(
     ("text", "pos"),
     [("<a<b>", 2), ("ok <x<", 5), ("<>x<y>", 3)],
