@@ -25,30 +25,10 @@ import time
 import traceback
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from trainer.packing import PackedBatch
 from trainer.stream import BatchStream
 
 LOADER_STATE_VERSION = 1
-
-
-class DataConfig(BaseModel):
-    """The data section of a training run."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    manifest: str = Field(description="Mixture manifest (datasets.json); dataset paths are relative to it.")
-    batch_size: int = Field(ge=1, description="Rows per batch (per rank).")
-    max_length: int = Field(ge=2, description="Tokens per row; instances are packed best-fit into rows.")
-    max_depth: int = Field(default=16, ge=2, description="Depth buckets of the segment tree (CPM-Bee: 16).")
-    seed: int = Field(default=0, description="Seed of the mixture draws, reader shuffles and answer shuffles.")
-    weight_by: Literal["lines", "tokens"] = Field(
-        default="lines", description="Sample a dataset by weight x nlines (CPM-Bee) or weight x ntokens."
-    )
-    shuffle_answers: bool = Field(default=True, description="Shuffle the order of fields under <ans> (CPM-Bee does).")
-    prefetch: int = Field(default=2, ge=1, description="Batches made ahead in the background process.")
-    background: bool = Field(default=True, description="Make batches in a separate process (off: in-process, for debugging).")
 
 
 def _produce(stream_args: dict[str, Any], state: dict[str, Any] | None, batches: Any, stop: Any) -> None:
@@ -78,8 +58,11 @@ class MixtureLoader:
     """Endless packed batches for one rank; an iterator with `state_dict` / `load_state_dict`.
 
     Takes the manifest path, a tokenizer (`tokenization.CPMBeeTokenizer`), rows per batch,
-    tokens per row, this rank and world size, and a seed; the keyword arguments are those of
-    `DataConfig`. Raises (on `next`) the background process's error with its traceback.
+    tokens per row, this rank and world size, and a seed; `max_depth` (segment-tree depth
+    buckets), `weight_by` ("lines" or "tokens"), `shuffle_answers`, `prefetch` (batches made
+    ahead) and `background` (False: in-process, for debugging) are the run config's
+    `data` section (`schemas.run_config.DataSection`). Raises (on `next`) the background
+    process's error with its traceback.
     """
 
     def __init__(
@@ -120,24 +103,6 @@ class MixtureLoader:
         self.batches = 0
         self.wait_seconds = 0.0  # total time next() waited for data
         self.last_wait_seconds = 0.0
-
-    @classmethod
-    def from_config(cls, config: DataConfig, tokenizer: Any, rank: int = 0, world_size: int = 1) -> MixtureLoader:
-        """A loader for one rank from the run's `DataConfig`."""
-        return cls(
-            config.manifest,
-            tokenizer,
-            config.batch_size,
-            config.max_length,
-            rank,
-            world_size,
-            config.seed,
-            max_depth=config.max_depth,
-            weight_by=config.weight_by,
-            shuffle_answers=config.shuffle_answers,
-            prefetch=config.prefetch,
-            background=config.background,
-        )
 
     # -------------------------------------------------------------- iteration
 

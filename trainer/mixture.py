@@ -99,20 +99,36 @@ class Mixture:
         )
 
     def _apply(self, manifest: MixtureManifest) -> None:
-        """Make the sources match `manifest`, keeping the readers of entries that stay."""
+        """Make the sources match `manifest`, keeping the readers of entries that stay.
+
+        All or nothing: when an entry cannot be opened or the weights are all zero, the
+        readers opened for it are closed and the current sources stay as they are.
+        """
         current = {source.identity: source for source in self.sources}
         sources: list[Source] = []
-        for entry in manifest:
-            source = current.get(entry.identity)
-            if source is None or source.entry.path != entry.path:
-                source = self._open(entry)
-            else:
-                if source.entry.transforms != entry.transforms:
-                    source.transform = DatasetTransform(entry.transforms, self.base_dir, entry.identity)
-                source.entry = entry
-                source.incontext_p = _incontext_p(entry)
-            sources.append(source)
-        weights = self._weights(sources)  # raises before anything changes when the mixture is empty
+        opened: list[Source] = []
+        try:
+            for entry in manifest:
+                source = current.get(entry.identity)
+                if source is None or source.entry.path != entry.path:
+                    source = self._open(entry)
+                    opened.append(source)
+                else:
+                    transform = source.transform
+                    if source.entry.transforms != entry.transforms:
+                        transform = DatasetTransform(entry.transforms, self.base_dir, entry.identity)
+                    # a copy, so that the current mixture is untouched if a later entry fails
+                    source = Source(entry, source.path, source.reader, transform, _incontext_p(entry), source.nlines)
+                sources.append(source)
+            weights = self._weights(sources)
+        except BaseException:
+            for source in opened:
+                source.reader.close()
+            raise
+        kept = {id(source.reader) for source in sources}
+        for source in self.sources:
+            if id(source.reader) not in kept:
+                source.reader.close()
         self.sources, self._p = sources, weights
 
     def _weights(self, sources: list[Source]) -> NDArray[np.float64]:

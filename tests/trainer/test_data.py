@@ -11,7 +11,7 @@ import pytest
 
 from corpus.dataset import build_dataset
 from tokenization import CPMBeeTokenizer
-from trainer.data import DataConfig, MixtureLoader
+from trainer.data import MixtureLoader
 from trainer.stream import BatchStream
 
 TINY_VOCAB = Path(__file__).parent / "assets" / "tiny_vocab.txt"
@@ -172,11 +172,3 @@ def test_an_error_in_the_background_process_reaches_the_trainer(manifest, tokeni
 def test_a_loader_state_of_another_version_is_refused(manifest, tokenizer):
     with pytest.raises(ValueError, match="version"):
         MixtureLoader(manifest, tokenizer, 3, 48).load_state_dict({"version": 99})
-
-
-def test_a_loader_is_built_from_the_run_config(manifest, tokenizer):
-    config = DataConfig(manifest=str(manifest), batch_size=3, max_length=48, seed=4, background=False)
-    loader = MixtureLoader.from_config(config, tokenizer, rank=0, world_size=1)
-    assert next(loader)["inputs"].shape == (3, 48)
-    with pytest.raises(ValueError):
-        DataConfig(manifest="m.json", batch_size=0, max_length=48)

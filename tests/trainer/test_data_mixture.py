@@ -140,3 +140,14 @@ def test_reader_positions_round_trip_by_dataset_identity(two_datasets):
     resumed = Mixture(two_datasets, seed=3)
     assert resumed.load_state_dict(state) == ["lm.new"]  # no saved position: starts fresh
     assert [resumed.sources[0].reader.read() for _ in range(5)] == expected
+
+
+def test_an_edit_naming_a_missing_dataset_changes_nothing(two_datasets, caplog):
+    mixture = Mixture(two_datasets)
+    write_manifest(
+        two_datasets,
+        [{"dataset_name": "a", "task_name": "lm", "path": "a", "weight": 5}, {"dataset_name": "gone", "task_name": "lm", "path": "nowhere"}],
+    )
+    with caplog.at_level(logging.ERROR):
+        assert mixture.refresh() is False
+    assert mixture.probabilities == pytest.approx({"lm.a": 0.6, "qa.b": 0.4})  # not even the new weight
