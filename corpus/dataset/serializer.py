@@ -10,9 +10,9 @@ needs a callable, and the unpickler can only get one through `find_class` (GLOBA
 STACK_GLOBAL, INST, EXT*; persistent ids are refused when no `persistent_load` is set).
 `RestrictedUnpickler` overrides `find_class`, but a `pickle.Unpickler` over a file costs
 about twice `pickle.loads` per small record. So the hot path is `pickle.loads` itself,
-called from one function, `_plain_data_loads`, with an audit hook (installed once, at
-import) that raises on the `pickle.find_class` event when that function is the calling
-frame: the event fires before any import or attribute lookup, so nothing runs, and other
+called from `_plain_data_loads` (or a hot loop registered with `guard_pickle_loads_in`),
+with an audit hook (installed once, at import) that raises on the `pickle.find_class`
+event when such a function is the calling frame: the event fires before any import or attribute lookup, so nothing runs, and other
 code's pickling in the process is untouched (the frame check, not a flag, so even a
 finalizer that unpickles during our call is not affected). A refused pickle is then given
 to `RestrictedUnpickler`, which allows the few plain-data globals old protocols use (set,
@@ -84,11 +84,19 @@ def _plain_data_loads(data: bytes) -> Any:
     return pickle.loads(data)
 
 
-_GUARDED_CODE = _plain_data_loads.__code__
+# Code objects of the functions whose direct `pickle.loads` calls are restricted.
+_GUARDED_CODE = {_plain_data_loads.__code__}
+
+
+def guard_pickle_loads_in(function: Any) -> None:
+    """Restrict every `pickle.loads` that `function` itself calls to plain data (globals
+    raise GlobalRefused; see the module docstring). For hot loops that cannot afford the
+    extra call into `restricted_loads`; they must catch GlobalRefused and fall back to it."""
+    _GUARDED_CODE.add(function.__code__)
 
 
 def _refuse_globals_in_plain_data_loads(event: str, args: tuple) -> None:
-    if event == "pickle.find_class" and sys._getframe(1).f_code is _GUARDED_CODE:
+    if event == "pickle.find_class" and sys._getframe(1).f_code in _GUARDED_CODE:
         raise GlobalRefused(f"pickle refers to {args[0]}.{args[1]}")
 
 

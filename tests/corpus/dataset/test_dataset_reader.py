@@ -11,7 +11,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from conftest import write_dataset
-from corpus.dataset import DistributedDataset, SimpleDataset, mask_dataset, merge_state_dicts
+from corpus.dataset import (
+    DistributedDataset,
+    SimpleDataset,
+    build_dataset,
+    iter_records,
+    mask_dataset,
+    merge_state_dicts,
+)
 
 
 def read_epoch(dataset: DistributedDataset) -> list:
@@ -204,3 +211,14 @@ def test_a_cpm_bee_state_dict_resumes_at_the_same_record(small_dataset: Path):
     resumed = DistributedDataset(small_dataset, shuffle=False, max_repeat_times=1)
     resumed.load_state_dict(cpm_bee_state)
     assert read_epoch(resumed) == expected
+
+
+def test_plain_data_pickles_of_older_protocols_are_read(tmp_path: Path):
+    import pickle
+
+    records = [{"tags": {"a", "b"}}, frozenset({1}), b"\x00\xff", bytearray(b"x")]
+    with build_dataset(tmp_path / "ds", "old", block_size=256, serializer="raw") as writer:
+        for record in records:
+            writer.write(pickle.dumps(record, protocol=2))
+    assert list(iter_records(tmp_path / "ds")) == records
+    assert sorted(map(repr, SimpleDataset(tmp_path / "ds"))) == sorted(map(repr, records))
