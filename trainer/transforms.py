@@ -8,7 +8,7 @@ A manifest entry's `transforms` is either
 - or the path of a `transform.py` defining `transform(data, num_sample, r)`, where
   `num_sample` is the number of in-context samples drawn for the instance and `r` a
   `random.Random` started from the same per-instance seed at every call (so the sample
-  and its in-context samples see the same random choices). The script is re-imported
+  and its in-context samples see the same random choices). The script is loaded again
   when its file changes, as CPM-Bee does.
 
 Transforms never escape `<`: datasets built by this pipeline are escaped at build time
@@ -18,10 +18,11 @@ Transforms never escape `<`: datasets built by this pipeline are escaped at buil
 from __future__ import annotations
 
 import copy
-import importlib.util
 import os
 import random
 import re
+import sys
+import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -116,34 +117,41 @@ def apply_mapping(data: Any, mapping: dict[str, Any]) -> dict[str, Any]:
 
 
 class TransformScript:
-    """A `transform.py`, imported on first use and re-imported whenever its mtime changes."""
+    """A `transform.py`, loaded on first use and again whenever the file changes.
+
+    The source is compiled directly rather than imported: Python's bytecode cache keys on
+    whole-second mtimes and sizes, so a quick same-size edit could run the old script, and
+    a dataset folder should not grow a `__pycache__`.
+    """
 
     def __init__(self, path: str | os.PathLike, module_name: str) -> None:
         self.path = Path(path)
         self.module_name = "bee_transforms." + re.sub(r"\W", "_", module_name)
-        self._mtime: float | None = None
+        self._signature: tuple[int, int, int] | None = None
         self._function: Callable[[Any, int, random.Random], Any] | None = None
 
     def function(self) -> Callable[[Any, int, random.Random], Any]:
         """The script's `transform`, reloaded if the file changed. Raises TransformScriptError."""
         try:
-            mtime = self.path.stat().st_mtime
+            stat = self.path.stat()
+            signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            if self._function is not None and signature == self._signature:
+                return self._function
+            source = self.path.read_bytes()
         except OSError as error:
             raise TransformScriptError(f"{self.path}: transform script not readable: {error}") from None
-        if self._function is None or mtime != self._mtime:
-            spec = importlib.util.spec_from_file_location(self.module_name, self.path)
-            if spec is None or spec.loader is None:
-                raise TransformScriptError(f"{self.path}: cannot import as a Python module")
-            module = importlib.util.module_from_spec(spec)
-            try:
-                spec.loader.exec_module(module)
-            except Exception as error:  # the user's script: report any failure with its path
-                raise TransformScriptError(f"{self.path}: import failed: {error!r}") from error
-            function = getattr(module, "transform", None)
-            if not callable(function):
-                raise TransformScriptError(f"{self.path}: defines no function transform(data, num_sample, r)")
-            self._function, self._mtime = function, mtime
-        return self._function
+        module = types.ModuleType(self.module_name)
+        module.__file__ = str(self.path)
+        sys.modules[self.module_name] = module  # for code in the script that looks itself up
+        try:
+            exec(compile(source, str(self.path), "exec"), module.__dict__)
+        except Exception as error:  # the user's script: report any failure with its path
+            raise TransformScriptError(f"{self.path}: import failed: {error!r}") from error
+        function = getattr(module, "transform", None)
+        if not callable(function):
+            raise TransformScriptError(f"{self.path}: defines no function transform(data, num_sample, r)")
+        self._function, self._signature = function, signature
+        return function
 
 
 # --------------------------------------------------------------------------- per-dataset transform

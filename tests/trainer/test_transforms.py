@@ -109,10 +109,14 @@ def test_a_script_is_reloaded_when_its_file_changes(tmp_path):
     transform = DatasetTransform(str(script), "/elsewhere", "task.ds")  # absolute paths stay as they are
     rng = np.random.default_rng(0)
     assert transform.for_instance(rng, 0)({}) == "old"
-    write_script(script, "def transform(data, num_sample, r):\n    return 'new'\n")
+    # the same size, at once, with the mtime set back: still noticed (the inode changed)
     stat = script.stat()
-    os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    replacement = tmp_path / "next.py"
+    write_script(replacement, "def transform(data, num_sample, r):\n    return 'new'\n")
+    os.utime(replacement, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    replacement.replace(script)
     assert transform.for_instance(rng, 0)({}) == "new"
+    assert not (tmp_path / "__pycache__").exists()
 
 
 def test_a_script_without_transform_is_refused_when_loaded(tmp_path):
