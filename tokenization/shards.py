@@ -20,7 +20,6 @@ import fcntl
 import hashlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -33,6 +32,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from corpus.atomic_file import write_text_atomically
 from corpus.dataset.blockfile import block_label, iter_file_payloads
 from corpus.dataset.meta import DatasetCorrupt, read_meta
 from corpus.dataset.progress import progress_bar
@@ -141,25 +141,10 @@ def read_shards_manifest(shards_dir: Path, dataset: str) -> ShardsManifest:
     return load_file(ShardsManifest, path)
 
 
-def _write_json_atomically(path: Path, text: str) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.fchmod(fd, 0o644)  # mkstemp makes 0600; others read these files
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(text)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
-
-
 def write_shards_manifest(shards_dir: Path, manifest: ShardsManifest) -> None:
     """Replace `shards.json` atomically, shards sorted by data file name."""
     manifest.shards.sort(key=lambda entry: entry.file_name)
-    _write_json_atomically(shards_dir / SHARDS_MANIFEST, manifest.model_dump_json(indent=2) + "\n")
+    write_text_atomically(shards_dir / SHARDS_MANIFEST, manifest.model_dump_json(indent=2) + "\n")
 
 
 @contextmanager
@@ -300,7 +285,7 @@ def tokenize_file(
         advance(info.nlines % _PROGRESS_EVERY)
     rejects_path = shards_dir / rejects_name
     if rejects:
-        _write_json_atomically(rejects_path, "\n".join(rejects) + "\n")
+        write_text_atomically(rejects_path, "\n".join(rejects) + "\n")
     elif rejects_path.exists():
         rejects_path.unlink()
     return ShardEntry(

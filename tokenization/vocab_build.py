@@ -17,7 +17,6 @@ more pieces seen `min_piece_count` times. The same corpus and config give the sa
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
+from corpus.atomic_file import write_text_atomically
 from tokenization.vocab import NEWLINE_TOKEN, SPACE_TOKEN, file_fingerprint, is_special
 from tokenization.vocab_corpus import CorpusReadCounts, iter_corpus_texts
 
@@ -145,19 +145,7 @@ def build_vocab(sources: list[str | os.PathLike], config: VocabBuildConfig) -> t
 def write_vocab(tokens: list[str], path: str | os.PathLike) -> str:
     """Write tokens one a line (UTF-8, `\\n` endings) atomically. Returns the file's sha256."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.fchmod(fd, 0o644)  # mkstemp makes 0600; a vocabulary is shared
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as tmp:
-            tmp.write("".join(token + "\n" for token in tokens))
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    write_text_atomically(path, "".join(token + "\n" for token in tokens))
     return file_fingerprint(path)
 
 

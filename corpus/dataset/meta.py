@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
+from corpus.atomic_file import write_text_atomically
 from schemas import FileInfo, SchemaError, validate_data
 
 META_FILE = "meta.bin"
@@ -66,17 +66,4 @@ def check_block_ranges(infos: list[FileInfo], source: str | os.PathLike) -> None
 def write_meta(dataset_path: str | os.PathLike, infos: list[FileInfo]) -> None:
     """Replace `meta.bin` atomically: a reader sees the old index or the new one, never a mix."""
     check_block_ranges(infos, meta_path(dataset_path))
-    directory = Path(dataset_path)
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".meta.bin.", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            for info in infos:
-                tmp.write(info.to_line() + "\n")
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, meta_path(directory))
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    write_text_atomically(meta_path(dataset_path), "".join(info.to_line() + "\n" for info in infos))

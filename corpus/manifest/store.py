@@ -7,9 +7,9 @@ so a manifest checked into git changes only where its content changed.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from corpus.atomic_file import write_text_atomically
 from schemas import DatasetEntry, MixtureManifest, load_file
 
 
@@ -20,19 +20,7 @@ def read_manifest(path: str | os.PathLike) -> MixtureManifest:
 
 def write_manifest(path: str | os.PathLike, manifest: MixtureManifest) -> None:
     """Replace the manifest file atomically (temp file in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as tmp:
-            tmp.write(manifest.to_json())
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
-        raise
+    write_text_atomically(path, manifest.to_json())
 
 
 def upsert_entry(path: str | os.PathLike, entry: DatasetEntry) -> MixtureManifest:
