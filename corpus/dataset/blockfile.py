@@ -28,11 +28,6 @@ RECORD_OVERHEAD = HEADER_SIZE + 1
 _LENGTH = struct.Struct("<I")
 
 
-def frame_record(payload: bytes) -> bytes:
-    """The bytes of one record: magic, length, payload."""
-    return b"\x1f" + _LENGTH.pack(len(payload)) + payload
-
-
 def max_payload_size(block_size: int) -> int:
     """The largest payload a block of `block_size` bytes can hold."""
     return block_size - RECORD_OVERHEAD
