@@ -1,0 +1,184 @@
+"""Training metrics: CPM-Bee's loss and per-task loss, throughput, and where they are written.
+
+Loss is CPM-Bee's: cross entropy over every logit column (vocabulary and the batch's ext
+table) on `target`, positions at -100 ignored, averaged over the micro-batch's predicted
+tokens; the logged loss is the mean over ranks (BMTrain's `sum_loss`). Per-task loss is
+CPM-Bee's too: each rank averages the tokens of each task it saw, and a task's logged loss
+is the mean of those averages over the ranks that saw it.
+
+`MetricsLog` (rank 0) appends one JSON object per step to `<log_dir>/<run>.metrics.jsonl`,
+mirrors scalars to TensorBoard when the `tensorboard` package is installed, and prints a
+progress line.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+
+
+def token_losses(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-position cross entropy in float32 and the mask of predicted positions.
+
+    Takes logits (B, L, V + E) and target (B, L) with IGNORE_INDEX where nothing is predicted.
+    Returns (loss (B, L), 0 where ignored; predicted (B, L) bool).
+    """
+    flat = logits.reshape(-1, logits.size(-1)).float()
+    losses = F.cross_entropy(flat, target.reshape(-1).long(), ignore_index=IGNORE_INDEX, reduction="none")
+    return losses.view(target.shape), target != IGNORE_INDEX
+
+
+def mean_loss(losses: torch.Tensor, predicted: torch.Tensor) -> torch.Tensor:
+    """Mean over predicted positions; a batch that predicts nothing gives 0 with a zero gradient."""
+    count = predicted.sum()
+    return losses.sum() / count.clamp(min=1)
+
+
+@dataclass
+class TaskLossSums:
+    """Per-task loss sums and predicted-token counts of one rank over a step's micro-batches."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @torch.no_grad()
+    def add(self, losses: torch.Tensor, predicted: torch.Tensor, task_ids: torch.Tensor, task_names: Sequence[str]) -> None:
+        """Add one micro-batch: losses/predicted from `token_losses`, task_ids (B, L) into task_names."""
+        ids = task_ids[predicted].long()
+        sums = torch.bincount(ids, weights=losses[predicted].double(), minlength=len(task_names)).tolist()
+        counts = torch.bincount(ids, minlength=len(task_names)).tolist()
+        for name, total, count in zip(task_names, sums, counts):
+            if count:
+                self.sums[name] = self.sums.get(name, 0.0) + total
+                self.counts[name] = self.counts.get(name, 0) + count
+
+    def means(self) -> dict[str, float]:
+        """This rank's mean loss per task it saw."""
+        return {name: self.sums[name] / self.counts[name] for name in self.sums}
+
+
+def average_over_ranks(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
+    """CPM-Bee's aggregation: a task's loss is the mean of the ranks' means, over ranks that saw it.
+    Returns the tasks sorted by name."""
+    gathered: dict[str, list[float]] = {}
+    for means in per_rank:
+        for name, value in means.items():
+            gathered.setdefault(name, []).append(value)
+    return {name: sum(values) / len(values) for name, values in sorted(gathered.items())}
+
+
+@dataclass
+class StepRecord:
+    """What one optimizer step logs."""
+
+    step: int
+    loss: float
+    task_loss: dict[str, float]
+    lr: float
+    loss_scale: float
+    grad_norm: float
+    applied: bool  # False: the optimizer step was skipped (overflow / non-finite)
+    tokens: int  # non-padding tokens of the step, all ranks
+    step_seconds: float
+    data_wait_seconds: float  # time rank 0 waited for batches during the step
+    time: float = field(default_factory=time.time)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.step_seconds if self.step_seconds > 0 else 0.0
+
+    @property
+    def data_wait_fraction(self) -> float:
+        return self.data_wait_seconds / self.step_seconds if self.step_seconds > 0 else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        record = asdict(self)
+        record.update(kind="train", tokens_per_second=self.tokens_per_second, data_wait_fraction=self.data_wait_fraction)
+        return record
+
+    def progress_line(self, max_steps: int) -> str:
+        """CPM-Bee-style line: `| step 3/100 | loss 7.1234 | lr ... | scale ... | grad_norm ... | ...`."""
+        line = (
+            f"| step {self.step}/{max_steps} | loss {self.loss:.4f} | lr {self.lr:.4e} | scale {self.loss_scale:g} "
+            f"| grad_norm {self.grad_norm:.4f} | tok/s {self.tokens_per_second:,.0f} "
+            f"| data wait {100 * self.data_wait_fraction:.1f}% | time {self.step_seconds:.3f}s"
+        )
+        if not self.applied:
+            line += " | step skipped"
+        if self.task_loss:
+            line += "\n| " + " | ".join(f"{name} loss: {value:.4f}" for name, value in self.task_loss.items())
+        return line
+
+
+class MetricsLog:
+    """Rank 0's metrics sinks: JSONL file, TensorBoard (if installed), progress lines on stdout."""
+
+    def __init__(self, log_dir: str | Path, run_name: str, max_steps: int, log_interval: int = 1) -> None:
+        self.log_dir = Path(log_dir)
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.log_dir / f"{run_name}.metrics.jsonl"
+        self.max_steps = max_steps
+        self.log_interval = log_interval
+        self._file = open(self.path, "a", encoding="utf-8")
+        self._tensorboard = _tensorboard_writer(self.log_dir / "tensorboard")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        self._file.write(json.dumps(record, ensure_ascii=False, allow_nan=True) + "\n")
+        self._file.flush()
+
+    def train_step(self, record: StepRecord) -> None:
+        self._write(record.to_json())
+        if self._tensorboard is not None:
+            scalars = {
+                "Loss/train": record.loss, "Optimizer/lr": record.lr, "Optimizer/scale": record.loss_scale,
+                "Optimizer/grad_norm": record.grad_norm, "Speed/tokens_per_second": record.tokens_per_second,
+                "Speed/data_wait_fraction": record.data_wait_fraction,
+            } | {f"Loss/train/{name}": value for name, value in record.task_loss.items()}  # fmt: skip
+            for tag, value in scalars.items():
+                if math.isfinite(value):
+                    self._tensorboard.add_scalar(tag, value, record.step)
+        if record.step % self.log_interval == 0 or record.step == self.max_steps or not record.applied:
+            print(record.progress_line(self.max_steps), flush=True)
+
+    def eval_result(self, step: int, loss: float, task_loss: dict[str, float], best: float, bad_evals: int) -> None:
+        self._write({"kind": "eval", "step": step, "loss": loss, "task_loss": task_loss, "best": best,
+                     "evals_without_improvement": bad_evals, "time": time.time()})  # fmt: skip
+        if self._tensorboard is not None:
+            self._tensorboard.add_scalar("Loss/eval", loss, step)
+            for name, value in task_loss.items():
+                self._tensorboard.add_scalar(f"Loss/eval/{name}", value, step)
+        print(f"| eval at step {step} | loss {loss:.4f} | best {best:.4f} | evals without improvement {bad_evals}", flush=True)
+
+    def event(self, kind: str, step: int, **fields: Any) -> None:
+        """A one-off record (checkpoint saved, resumed, early stop) in the JSONL log."""
+        self._write({"kind": kind, "step": step, "time": time.time(), **fields})
+
+    def close(self) -> None:
+        self._file.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()
+
+
+def _tensorboard_writer(folder: Path) -> Any:
+    """A SummaryWriter when the tensorboard package is installed, else None (it is optional)."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(log_dir=str(folder))
+
+
+def read_metrics(path: str | Path, kind: str = "train") -> list[dict[str, Any]]:
+    """The records of one kind from a metrics JSONL file, in order."""
+    with open(path, encoding="utf-8") as f:
+        return [record for record in map(json.loads, f) if record.get("kind") == kind]

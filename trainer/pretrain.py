@@ -1,0 +1,364 @@
+"""CPM-Bee pretraining on DeepSpeed ZeRO-3: config -> model -> engine -> data -> loop.
+
+    deepspeed [--hostfile H] --num_gpus N trainer/pretrain.py --config run.yaml [--resume] [--set key=value ...]
+    DS_ACCELERATOR=cpu deepspeed --num_gpus 2 trainer/pretrain.py --config run.yaml     # CPU, gloo
+
+Each step runs `optimizer.grad_accumulation` micro-batches through the model and one
+optimizer step; losses, evaluation, early stop and checkpoints are as README.md ("Training")
+describes. `--resume` continues from the newest complete checkpoint (or starts fresh when
+there is none) and gives the losses an uninterrupted run would have given.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+if __name__ == "__main__":
+    # run as a script, Python puts trainer/ first on sys.path: drop it, so `trainer.data` is
+    # never shadowed by (or shadows) a top-level module; imports go through the package
+    _here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from schemas.run_config import RunConfig, load_run_config
+from trainer.engine import Precision, build_engine, init_distributed, model_inputs, prepare_accelerator_env, resolve_precision
+
+
+class NonFiniteLossError(RuntimeError):
+    """Too many optimizer steps in a row had a non-finite loss."""
+
+
+@dataclass
+class LoopState:
+    """The train loop's own state; saved in every checkpoint (per rank)."""
+
+    step: int = 0  # optimizer steps done (skipped ones included)
+    tokens_seen: int = 0  # non-padding tokens trained on, all ranks
+    nonfinite_in_a_row: int = 0
+    best_eval: float = math.inf
+    evals_without_improvement: int = 0
+    stopped_early: bool = False
+
+
+@dataclass
+class TrainResult:
+    """What `train` ends with (every rank gets the same)."""
+
+    state: LoopState
+    losses: list[float]  # per step of this process's run
+    checkpoint: str | None  # tag of the last checkpoint written
+
+
+ModelBuilder = Callable[[RunConfig], torch.nn.Module]
+
+
+def build_model(run: RunConfig) -> torch.nn.Module:
+    """A freshly initialised CPMBee for the run (same weights on every rank: seeded)."""
+    from trainer.model import CPMBee
+
+    torch.manual_seed(run.seed)
+    return CPMBee(run.model.resolve(), activation_checkpointing=run.model.activation_checkpointing)
+
+
+def _make_loader(run: RunConfig, manifest: str, tokenizer: Any, rank: int, world_size: int, seed: int) -> Any:
+    from trainer.data import MixtureLoader
+
+    data = run.data
+    return MixtureLoader(
+        manifest, tokenizer, data.batch_size, data.max_length, rank, world_size, seed,
+        max_depth=data.max_depth, weight_by=data.weight_by, shuffle_answers=data.shuffle_answers,
+        prefetch=data.prefetch, background=data.background,
+    )  # fmt: skip
+
+
+class Trainer:
+    """One run's components, wired: engine, loaders, checkpoint folder, metrics log."""
+
+    def __init__(self, run: RunConfig, model_builder: ModelBuilder = build_model) -> None:
+        prepare_accelerator_env()
+        import torch.distributed as dist
+
+        from tokenization.tokenizer import CPMBeeTokenizer
+        from trainer.checkpoint import CheckpointDir
+        from trainer.metrics import MetricsLog
+
+        self.run = run
+        self.dist = dist
+        self.rank, self.world_size = init_distributed()
+        model_config = run.model.resolve()
+        self.tokenizer = CPMBeeTokenizer(run.data.vocab)
+        if self.tokenizer.vocab_size > model_config.vocab_size:
+            raise ValueError(
+                f"{run.data.vocab}: {self.tokenizer.vocab_size} tokens, but the model has only "
+                f"vocab_size={model_config.vocab_size} embedding rows"
+            )
+        model = model_builder(run)
+        self.precision: Precision = resolve_precision(run, model_config.half)
+        self.engine, self.schedule = build_engine(model, run, self.precision)
+        self.device = self.engine.device
+        # dropout differs per rank and continues across resumes (the RNG is checkpointed)
+        torch.manual_seed(run.seed * 1000 + self.rank + 1)
+        self.loader = _make_loader(run, run.data.manifest, self.tokenizer, self.rank, self.world_size, run.seed)
+        self.eval_loader = None
+        if run.data.eval_manifest is not None:
+            self.eval_loader = _make_loader(run, run.data.eval_manifest, self.tokenizer, self.rank, self.world_size, run.seed)
+            self._eval_start = self.eval_loader.state_dict()  # every evaluation replays these batches
+        self.store = CheckpointDir(run.checkpoint.dir, run.checkpoint.keep_last)
+        self.state = LoopState()
+        self.last_checkpoint: str | None = None
+        log_dir = run.log_dir or str(Path(run.checkpoint.dir) / "logs")
+        self.log = MetricsLog(log_dir, run.name, run.max_steps, run.log_interval) if self.rank == 0 else None
+
+    # ---------------------------------------------------------------- checkpoints
+
+    def save(self) -> None:
+        """Save the engine, every rank's data/RNG/loop state, then publish the folder (rank 0)."""
+        from trainer.checkpoint import inject_fault, rng_state, save_trainer_state, step_tag
+
+        tag = step_tag(self.state.step)
+        if self.rank == 0:
+            self.store.prepare(tag)
+        self.dist.barrier()
+        tmp_name = self.store.tmp_name(tag)
+        self.engine.save_checkpoint(str(self.store.root), tag=tmp_name, save_latest=False,
+                                    exclude_frozen_parameters=self._has_frozen_parameters())  # fmt: skip
+        if self.rank == 0:
+            inject_fault("save", self.state.step)
+        trainer_state = {
+            "step": self.state.step, "rank": self.rank, "world_size": self.world_size,
+            "loop": asdict(self.state), "data": self.loader.state_dict(), "rng": rng_state(),
+        }  # fmt: skip
+        save_trainer_state(self.store.root / tmp_name, self.rank, trainer_state)
+        self.dist.barrier()  # every rank has written all its files
+        if self.rank == 0:
+            self.store.publish(tag)
+            self.log.event("checkpoint", self.state.step, tag=tag)
+        self.dist.barrier()
+        self.last_checkpoint = tag
+
+    def _has_frozen_parameters(self) -> bool:
+        return any(not p.requires_grad for p in self.engine.module.parameters())
+
+    def resume(self) -> bool:
+        """Load the newest complete checkpoint, if any. Returns whether one was loaded.
+        Raises CheckpointError when it cannot be used."""
+        from trainer.checkpoint import CheckpointError, load_trainer_state, set_rng_state
+
+        tag = self.store.latest()
+        if tag is None:
+            if self.rank == 0:
+                print(f"| resume: no checkpoint in {self.store.root}, starting from step 0", flush=True)
+            return False
+        path, _ = self.engine.load_checkpoint(
+            str(self.store.root), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=True,
+            load_module_strict=not self._has_frozen_parameters(),
+        )  # fmt: skip
+        if path is None:
+            raise CheckpointError(f"{self.store.root / tag}: DeepSpeed could not load this checkpoint")
+        saved = load_trainer_state(self.store.root / tag, self.rank, self.world_size)
+        self.state = LoopState(**saved["loop"])
+        self.loader.load_state_dict(saved["data"])
+        set_rng_state(saved["rng"])
+        self.last_checkpoint = tag
+        if self.rank == 0:
+            print(f"| resumed from {self.store.root / tag} at step {self.state.step}", flush=True)
+            self.log.event("resume", self.state.step, tag=tag)
+        return True
+
+    # ---------------------------------------------------------------- steps
+
+    def _all_reduce(self, values: list[float]) -> list[float]:
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        self.dist.all_reduce(tensor)
+        return tensor.tolist()
+
+    def train_step(self) -> Any:
+        """One optimizer step over `grad_accumulation` micro-batches. Returns its StepRecord."""
+        from trainer.checkpoint import inject_fault
+        from trainer.metrics import StepRecord, TaskLossSums, average_over_ranks, mean_loss, token_losses
+
+        started = time.perf_counter()
+        task_sums = TaskLossSums()
+        loss_total, tokens, waited = 0.0, 0, 0.0
+        micro_batches = self.run.optimizer.grad_accumulation
+        for _ in range(micro_batches):
+            batch = next(self.loader)
+            waited += self.loader.last_wait_seconds
+            inputs = model_inputs(batch, self.device)
+            logits, _ = self.engine(**inputs)
+            target = torch.from_numpy(batch["target"]).to(self.device)
+            losses, predicted = token_losses(logits, target)
+            loss = mean_loss(losses, predicted)
+            if _fault_nonfinite(self.state.step + 1):
+                loss = loss * float("nan")
+            # one non-finite loss anywhere poisons every rank's gradients (they are reduced
+            # together), so that DeepSpeed's overflow check skips the step on all ranks: fp16
+            # backs off its loss scale, fp32/bf16 see an invalid gradient norm
+            finite = self._all_reduce([float(torch.isfinite(loss).item())])[0] == self.world_size
+            if not finite and torch.isfinite(loss):
+                loss = loss * float("nan")
+            self.engine.backward(loss)
+            self.engine.step()
+            task_sums.add(losses.detach(), predicted, torch.from_numpy(batch["task_ids"]).to(self.device), batch["task_names"])
+            loss_total += loss.item()
+            tokens += int(batch["length"].sum())
+        inject_fault("step", self.state.step + 1)
+        loss_sum, token_sum = self._all_reduce([loss_total / micro_batches, float(tokens)])
+        per_rank: list[dict[str, float]] = [{} for _ in range(self.world_size)]
+        self.dist.all_gather_object(per_rank, task_sums.means())
+        self.state.step += 1
+        self.state.tokens_seen += int(token_sum)
+        applied = self.engine.was_step_applied()
+        loss = loss_sum / self.world_size
+        grad_norm = self.engine.get_global_grad_norm()
+        return StepRecord(
+            step=self.state.step, loss=loss, task_loss=average_over_ranks(per_rank),
+            lr=self._lr_of_last_step(applied), loss_scale=float(getattr(self.engine.optimizer, "loss_scale", 1.0)),
+            grad_norm=float(grad_norm) if grad_norm is not None else float("nan"), applied=applied,
+            tokens=int(token_sum), step_seconds=time.perf_counter() - started, data_wait_seconds=waited,
+        )  # fmt: skip
+
+    def _lr_of_last_step(self, applied: bool) -> float:
+        # the schedule already moved on after an applied step; report the rate the step used
+        from trainer.schedules import learning_rate
+
+        s = self.schedule
+        step = s.applied_steps - 1 if applied else s.applied_steps
+        return learning_rate(s.kind, max(step, 0), s.lr, s.warmup_steps, s.decay_steps, s.min_lr_ratio)
+
+    def _check_finite(self, loss: float, applied: bool) -> None:
+        # fp16 skips steps as part of loss scaling; only a non-finite loss counts there
+        bad = not math.isfinite(loss) or (not applied and self.precision != "fp16")
+        self.state.nonfinite_in_a_row = self.state.nonfinite_in_a_row + 1 if bad else 0
+        if self.state.nonfinite_in_a_row >= self.run.max_nonfinite_steps:
+            raise NonFiniteLossError(
+                f"step {self.state.step}: the loss was not finite (or the step was skipped for non-finite "
+                f"gradients) {self.state.nonfinite_in_a_row} steps in a row (max_nonfinite_steps="
+                f"{self.run.max_nonfinite_steps}); the last complete checkpoint is "
+                f"{self.last_checkpoint or 'none'}. Lower optimizer.lr, check the data, or resume from it."
+            )
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[float, dict[str, float]]:
+        """Token-weighted loss over the same `eval.batches` held-out micro-batches on every rank."""
+        from trainer.metrics import TaskLossSums, token_losses
+
+        self.eval_loader.load_state_dict(self._eval_start)
+        self.engine.eval()
+        sums = TaskLossSums()
+        total, count = 0.0, 0
+        for _ in range(self.run.eval.batches):
+            batch = next(self.eval_loader)
+            logits, _ = self.engine(**model_inputs(batch, self.device))
+            losses, predicted = token_losses(logits, torch.from_numpy(batch["target"]).to(self.device))
+            sums.add(losses, predicted, torch.from_numpy(batch["task_ids"]).to(self.device), batch["task_names"])
+            total += float(losses.sum())
+            count += int(predicted.sum())
+        self.engine.train()
+        total, count = self._all_reduce([total, float(count)])
+        per_rank: list[dict[str, tuple[float, int]]] = [{} for _ in range(self.world_size)]
+        self.dist.all_gather_object(per_rank, {k: (sums.sums[k], sums.counts[k]) for k in sums.sums})
+        task_totals: dict[str, list[float]] = {}
+        for rank_sums in per_rank:
+            for name, (value, n) in rank_sums.items():
+                acc = task_totals.setdefault(name, [0.0, 0])
+                acc[0] += value
+                acc[1] += n
+        task_loss = {name: value / n for name, (value, n) in sorted(task_totals.items())}
+        return (total / count if count else float("nan")), task_loss
+
+    def _after_eval(self, loss: float, task_loss: dict[str, float]) -> None:
+        eval_config = self.run.eval
+        if loss < self.state.best_eval - eval_config.min_delta:
+            self.state.best_eval, self.state.evals_without_improvement = loss, 0
+        else:
+            self.state.evals_without_improvement += 1
+        if eval_config.patience is not None and self.state.evals_without_improvement >= eval_config.patience:
+            self.state.stopped_early = True
+        if self.log is not None:
+            self.log.eval_result(self.state.step, loss, task_loss, self.state.best_eval, self.state.evals_without_improvement)
+            if self.state.stopped_early:
+                self.log.event("early_stop", self.state.step, best_eval=self.state.best_eval)
+                print(f"| early stop at step {self.state.step}: no improvement in {eval_config.patience} evaluations", flush=True)
+
+    # ---------------------------------------------------------------- loop
+
+    def fit(self) -> TrainResult:
+        """Train until max_steps (or early stop); checkpoint every interval and at the end."""
+        run = self.run
+        losses: list[float] = []
+        saved_at = self.state.step
+        try:
+            while self.state.step < run.max_steps and not self.state.stopped_early:
+                record = self.train_step()
+                losses.append(record.loss)
+                if self.log is not None:
+                    self.log.train_step(record)
+                self._check_finite(record.loss, record.applied)
+                if self.eval_loader is not None and self.state.step % run.eval.interval == 0:
+                    self._after_eval(*self.evaluate())
+                if self.state.step % run.checkpoint.interval == 0 or self.state.stopped_early:
+                    self.save()
+                    saved_at = self.state.step
+            if saved_at != self.state.step:
+                self.save()
+        finally:
+            self.close()
+        return TrainResult(self.state, losses, self.last_checkpoint)
+
+    def close(self) -> None:
+        self.loader.close()
+        if self.eval_loader is not None:
+            self.eval_loader.close()
+        if self.log is not None:
+            self.log.close()
+
+
+def _fault_nonfinite(step: int) -> bool:
+    """Testing hook: `BEE_FAULT_NAN_FROM_STEP=<n>` makes every loss from step n on NaN."""
+    import os
+
+    start = os.environ.get("BEE_FAULT_NAN_FROM_STEP")
+    return start is not None and step >= int(start)
+
+
+def train(run: RunConfig, resume: bool = False, model_builder: ModelBuilder = build_model) -> TrainResult:
+    """Run training for `run` in this process (one rank of a DeepSpeed launch)."""
+    trainer = Trainer(run, model_builder)
+    if resume:
+        trainer.resume()
+    return trainer.fit()
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="Run config (YAML or JSON), schemas.RunConfig.")
+    parser.add_argument("--resume", action="store_true", help="Continue from the newest complete checkpoint.")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="Override a config field, e.g. --set optimizer.lr=3e-4 (repeatable).")  # fmt: skip
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)  # set by the launcher
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    run = load_run_config(args.config, args.set)
+    try:
+        train(run, resume=args.resume)
+    except NonFiniteLossError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 3
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
