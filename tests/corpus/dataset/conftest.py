@@ -1,21 +1,11 @@
-"""Fixtures for the dataset-format tests: small datasets built inline."""
+"""Fixtures for the dataset-format tests."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-from corpus.dataset import build_dataset
-
-
-def write_dataset(path: Path, files: dict[str, list], block_size: int = 64, serializer: str = "pickle") -> Path:
-    """One data file per entry of `files` (name -> records), in order."""
-    for name, records in files.items():
-        with build_dataset(path, name, block_size=block_size, serializer=serializer) as writer:
-            for record in records:
-                writer.write(record)
-    return path
+from dataset_fixtures import write_dataset
 
 
 @pytest.fixture

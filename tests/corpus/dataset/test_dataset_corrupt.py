@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_dataset
+from dataset_fixtures import write_dataset
 from corpus.dataset import DatasetCorrupt, SimpleDataset, build_dataset, iter_records, verify_dataset
 
 BLOCK = 64

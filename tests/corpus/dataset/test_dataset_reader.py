@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import write_dataset
+from dataset_fixtures import write_dataset
 from corpus.dataset import (
     DistributedDataset,
     SimpleDataset,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import write_dataset
+from dataset_fixtures import write_dataset
 from corpus.dataset import (
     compact_dataset,
     convert_dataset,
