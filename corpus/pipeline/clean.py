@@ -11,6 +11,8 @@ from html.parser import HTMLParser
 
 import apache_beam as beam
 import ftfy
+from ftfy.badness import is_bad
+from ftfy.fixes import fix_latin_ligatures
 
 from corpus.pipeline.read import json_text_view
 from corpus.pipeline.stage import REJECTED, FilterDoFn, reject_record
@@ -66,14 +68,24 @@ def html_to_text(text: str) -> str:
     return "".join(parser.parts)
 
 
+def repair_text(text: str) -> str:
+    """ftfy's repairs. Most text has nothing to repair: ftfy's own badness test (what its
+    encoding fix starts with) plus a look for HTML entities and terminal escapes picks the
+    texts that need the full, slow pass; the rest only get their Latin ligatures split.
+    Width and quote "fixes" stay off: they would turn Chinese punctuation (，“”) into ASCII,
+    and the normal form is applied separately, as configured.
+    """
+    if "&" in text or "\x1b" in text or is_bad(text):
+        return ftfy.fix_text(text, normalization=None, fix_character_width=False, uncurl_quotes=False)
+    return fix_latin_ligatures(text)
+
+
 def clean_text(text: str, config: CleanConfig) -> str:
     """One string through every enabled cleaning step, in a fixed order."""
     if config.html_to_text and looks_like_html(text):
         text = html_to_text(text)
     if config.fix_text:
-        # Normal form is applied below, as configured. Width and quote "fixes" are off: they
-        # would turn Chinese full-width punctuation (，“”) into ASCII.
-        text = ftfy.fix_text(text, normalization=None, fix_character_width=False, uncurl_quotes=False)
+        text = repair_text(text)
     if config.normalization != "none":
         text = unicodedata.normalize(config.normalization, text)
     if config.remove_control_chars:

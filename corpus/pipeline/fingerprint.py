@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import zlib
 
 import apache_beam as beam
 import numpy as np
@@ -42,12 +43,34 @@ def content_hash(record: Record, config: ExactDedupeConfig) -> str:
 
 
 def shingles(text: str, config: NearDedupeConfig) -> set[bytes]:
-    """Token n-grams of the lower-cased text: word n-grams for Latin, character n-grams for CJK."""
+    """Token n-grams of the lower-cased text: word n-grams for Latin, character n-grams for CJK.
+    (The readable definition; signatures use the same n-grams, hashed, via `shingle_hashes`.)"""
     toks = jieba_tokens(text.lower()) if config.shingles == "jieba" else tokens(text.lower())
     n = config.ngram
     if len(toks) <= n:
         return {"\x1f".join(toks).encode()} if toks else set()
     return {"\x1f".join(toks[i:i + n]).encode() for i in range(len(toks) - n + 1)}
+
+
+_PRIME = np.uint64(1_000_003)
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
+    """The distinct shingles of `shingles(text)` as 32-bit hashes, computed without building
+    the shingle strings: a CRC-32 per token, then a polynomial over each n-gram (numpy).
+    """
+    toks = jieba_tokens(text.lower()) if config.shingles == "jieba" else tokens(text.lower())
+    if not toks:
+        return np.zeros(0, dtype=np.uint32)
+    token_hashes = np.fromiter((zlib.crc32(t.encode()) for t in toks), dtype=np.uint64, count=len(toks))
+    n = min(config.ngram, len(toks))
+    count = len(toks) - n + 1
+    grams = np.zeros(count, dtype=np.uint64)
+    for offset in range(n):  # uint64 arithmetic wraps, which is what a hash wants
+        grams = grams * _PRIME + token_hashes[offset:offset + count]
+    mixed = (grams ^ (grams >> np.uint64(31))) * _MIX
+    return np.unique((mixed >> np.uint64(32)).astype(np.uint32))
 
 
 class MinHasher:
@@ -59,12 +82,13 @@ class MinHasher:
 
     def signature(self, text: str) -> bytes | None:
         """Little-endian uint32 values; None for a text without a single token."""
-        grams = shingles(text, self.config)
-        if not grams:
+        hashes = shingle_hashes(text, self.config)
+        if not len(hashes):
             return None
-        minhash = MinHash(num_perm=self.config.num_perm, seed=self.config.seed,
+        # The shingles are hashed already: datasketch only permutes and takes minima.
+        minhash = MinHash(num_perm=self.config.num_perm, seed=self.config.seed, hashfunc=int,
                           permutations=self.permutations, scheme=MINHASH_SCHEME)
-        minhash.update_batch(sorted(grams))
+        minhash.update_batch(hashes.tolist())
         return np.asarray(minhash.hashvalues, dtype=MINHASH_DTYPE).tobytes()
 
 

@@ -39,6 +39,8 @@ from schemas import BuildConfig, Record
 from schemas.build_config import CleanConfig, ExactDedupeConfig, NearDedupeConfig, QualityConfig
 
 REPO = Path(__file__).resolve().parents[2]
+QUALITY = QualityConfig()
+QUALITY_CHECKS = build_checks(QUALITY)
 _TROFF_MACRO = re.compile(r"^[.'][A-Za-z]{1,3}\s?")
 _TROFF_ESCAPE = re.compile(r"\\f[BIRP]|\\f\(..|\\\(..|\\[&|^%]|\\s[+-]?\d")
 
@@ -75,12 +77,13 @@ def documents():
             # chapters are long: one document per section-sized chunk of paragraphs
             for chunk in re.split(r"\n\s*\n\s*\n", text):
                 yield ("zh" if "zh" in pattern else "en") + "-html", html.unescape(chunk)
-    for path in sorted(Path("/usr/share/doc").rglob("*")):
-        if path.is_file() and (path.name.startswith(("changelog", "NEWS", "README", "copyright")) or path.suffix == ".txt"):
-            yield "en-doc", read_maybe_gz(path)
+    # English: man pages (prose-like) before /usr/share/doc (changelogs and licences, repetitive)
     for section in range(1, 9):
         for path in sorted(Path(f"/usr/share/man/man{section}").glob("*.gz")):
             yield "en-man", troff_to_text(read_maybe_gz(path))
+    for path in sorted(Path("/usr/share/doc").rglob("*")):
+        if path.is_file() and (path.name.startswith(("changelog", "NEWS", "README", "copyright")) or path.suffix == ".txt"):
+            yield "en-doc", read_maybe_gz(path)
 
 
 def to_line(text: str) -> str:
@@ -131,8 +134,10 @@ def make_corpus(root: Path, target_mb: float, planted: int = 600) -> dict:
         shard_bytes += size
         total += size
         sizes[label] = sizes.get(label, 0) + size
-        if 1500 < len(line) < 6000 and label.endswith(("html", "man")) and rng.random() < 0.2:
-            candidates.append(line)
+        if 1500 < len(line) < 6000 and rng.random() < 0.3 and len(candidates) < 4 * planted:
+            # a base must survive cleaning and the quality filter, or there is nothing to measure
+            if judge(clean_text(txt_line_to_text(line)[:1800], CleanConfig()), QUALITY, QUALITY_CHECKS)[0]:
+                candidates.append(line)
         if shard_bytes > 4 << 20:
             flush()
         if total > target_mb * (1 << 20):
