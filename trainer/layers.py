@@ -28,6 +28,12 @@ class ScaledLinear(nn.Module):
         super().__init__()
         self.dim_in = dim_in
         self.weight = nn.Parameter(torch.empty(dim_out, dim_in))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # every module initialises itself in __init__: DeepSpeed's zero.Init partitions the
+        # weights as soon as a module is built, after which a parent cannot reach them
+        nn.init.normal_(self.weight, 0.0, 1.0)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.weight) / math.sqrt(self.dim_in)
@@ -39,7 +45,11 @@ class RMSNorm(nn.Module):
     def __init__(self, dim: int, eps: float) -> None:
         super().__init__()
         self.eps = eps
-        self.weight = nn.Parameter(torch.ones(dim))
+        self.weight = nn.Parameter(torch.empty(dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.ones_(self.weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         variance = x.float().pow(2).mean(dim=-1, keepdim=True)
@@ -64,10 +74,14 @@ def rotate_by_sub(x: torch.Tensor, sub: torch.Tensor) -> torch.Tensor:
 class EmbeddingExt(nn.Module):
     """Token embedding scaled by 1/sqrt(D) and rotated by sub-id; also the tied output layer."""
 
-    def __init__(self, vocab_size: int, dim: int) -> None:
+    def __init__(self, vocab_size: int, dim: int, init_std: float = 0.02) -> None:
         super().__init__()
-        self.dim = dim
+        self.dim, self.init_std = dim, init_std
         self.weight = nn.Parameter(torch.empty(vocab_size, dim))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.weight, 0.0, self.init_std)
 
     def forward(self, ids: torch.Tensor, ids_sub: torch.Tensor) -> torch.Tensor:
         embeds = F.embedding(ids, self.weight) / math.sqrt(self.dim)  # (..., D)
@@ -96,6 +110,10 @@ class BucketPositionBias(nn.Module):
         self.num_buckets = num_buckets
         self.max_distance = max_distance
         self.relative_attention_bias = nn.Parameter(torch.empty(num_buckets + num_segment_buckets, num_heads))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.relative_attention_bias, 0.0, 1.0)
 
     def forward(self, query_pos: torch.Tensor, key_pos: torch.Tensor, rel_buckets: torch.Tensor) -> torch.Tensor:
         """(B, Lq), (B, Lk) positions and (B, Lq, Lk) segment buckets -> bias (B, H, Lq, Lk)."""

@@ -16,10 +16,10 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from schemas.model_config import ModelConfig
-from trainer.layers import BucketPositionBias, EmbeddingExt, RMSNorm, ScaledLinear, TransformerBlock
+from trainer.layers import BucketPositionBias, EmbeddingExt, RMSNorm, TransformerBlock
 
-# Initial weights as CPM-Bee initialises them: N(0, 1) for the scaled linears and the
-# position bias, N(0, 0.02) for the token embedding, ones for the norms.
+# CPM-Bee's initial token embedding is N(0, 0.02); linears and the position bias start
+# N(0, 1) (their outputs are scaled), norms at 1: each module in trainer/layers.py.
 EMBEDDING_INIT_STD = 0.02
 
 
@@ -56,7 +56,7 @@ class CPMBee(nn.Module):
     def __init__(self, config: ModelConfig, activation_checkpointing: bool = False) -> None:
         super().__init__()
         self.config = config
-        self.input_embedding = EmbeddingExt(config.vocab_size, config.dim_model)
+        self.input_embedding = EmbeddingExt(config.vocab_size, config.dim_model, init_std=EMBEDDING_INIT_STD)
         self.position_bias = BucketPositionBias(
             config.num_heads,
             config.position_bias_num_buckets,
@@ -64,20 +64,15 @@ class CPMBee(nn.Module):
             config.position_bias_max_distance,
         )
         self.encoder = Encoder(config)
-        self.reset_parameters()
         if activation_checkpointing:
             self.enable_activation_checkpointing()
 
     def reset_parameters(self) -> None:
-        """Draw fresh weights from the global torch RNG (seed it for a reproducible model)."""
-        with torch.no_grad():
-            for module in self.modules():
-                if isinstance(module, ScaledLinear):
-                    nn.init.normal_(module.weight, 0.0, 1.0)
-                elif isinstance(module, RMSNorm):
-                    nn.init.ones_(module.weight)
-            nn.init.normal_(self.input_embedding.weight, 0.0, EMBEDDING_INIT_STD)
-            nn.init.normal_(self.position_bias.relative_attention_bias, 0.0, 1.0)
+        """Draw fresh weights from the global torch RNG (seed it for a reproducible model;
+        construction already does this, module by module)."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
 
     def enable_activation_checkpointing(self, enabled: bool = True) -> None:
         """Recompute each block's activations during backward (training only)."""

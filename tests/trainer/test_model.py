@@ -259,3 +259,23 @@ def test_position_buckets_split_by_sign_and_grow_with_distance(num_buckets, max_
     exact = half // 2
     assert torch.equal(backward[:exact], distance[:exact].int())  # exact buckets for short distances
     assert backward[-1] == half - 1  # beyond max_distance: the last bucket
+
+
+def test_initial_weights_follow_cpm_bee():
+    torch.manual_seed(0)
+    model = CPMBee(preset("tiny"))
+    assert abs(float(model.input_embedding.weight.std()) - 0.02) < 0.002
+    assert abs(float(model.position_bias.relative_attention_bias.std()) - 1.0) < 0.1
+    assert abs(float(model.encoder.layers[0].ffn.ffn.w_out.weight.std()) - 1.0) < 0.05
+    assert torch.equal(model.encoder.output_layernorm.weight, torch.ones(64))
+
+
+def test_every_module_owning_weights_initialises_itself():
+    # DeepSpeed's zero.Init partitions a module's weights once its __init__ returns, so a
+    # parent cannot initialise them later: each owner does it in its own __init__
+    model = CPMBee(preset("tiny"))
+    owners = [m for m in model.modules() if list(m.parameters(recurse=False))]
+    assert owners and all(hasattr(m, "reset_parameters") for m in owners)
+    before = model.input_embedding.weight.clone()
+    model.reset_parameters()
+    assert not torch.equal(before, model.input_embedding.weight)
