@@ -30,8 +30,17 @@ from corpus.dataset.shuffle import DEFAULT_SHUFFLE_BUCKET_SIZE, shuffle_dataset
 from corpus.dataset.verify import verify_dataset
 
 app = typer.Typer(name="dataset", help="CPM-Bee binary datasets (meta.bin + blocked data files).", no_args_is_help=True)
-console = Console()
-errors = Console(stderr=True)
+
+
+def console() -> Console:
+    """A console made per command, so it sizes itself to the terminal (or COLUMNS) of this run."""
+    return Console()
+
+
+def errors() -> Console:
+    """The same, on stderr."""
+    return Console(stderr=True)
+
 
 F = TypeVar("F", bound=Callable[..., Any])
 _USER_ERRORS = (DatasetCorrupt, SchemaError, FileNotFoundError, FileExistsError, KeyError, ValueError, OSError)
@@ -50,7 +59,7 @@ def _one_line_errors(command: F) -> F:
                 message = f"{error.filename}: {error.strerror}"
             lines = str(message).splitlines() or [type(error).__name__]
             for line in lines:
-                errors.print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
+                errors().print(f"[red]error:[/red] {line}", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
@@ -60,8 +69,13 @@ def _serializer_of(path: Path, info) -> str:
     recorded = info.extra_keys.get("serializer")
     if recorded:
         return str(recorded)
-    for _, payload in iter_file_payloads(path, info):  # older datasets: look at the first record
-        return payload_kind(payload) + " (sniffed)"
+    try:
+        for _, payload in iter_file_payloads(path, info):  # older datasets: look at the first record
+            return payload_kind(payload) + " (sniffed)"
+    except FileNotFoundError:
+        return "(file missing)"
+    except DatasetCorrupt:
+        return "(corrupt: run verify)"
     return "-"
 
 
@@ -92,7 +106,7 @@ def inspect(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
         f"{sum(i.nlines for i in infos):,}",
         f"{sum(i.nbytes for i in infos):,}",
     )
-    console.print(table)
+    console().print(table)
 
 
 def _plain(value: Any) -> Any:
@@ -110,8 +124,9 @@ def head(
     n: int = typer.Option(5, "-n", "--lines", min=0, help="How many records."),
 ) -> None:
     """The first N records (file order, masked files skipped), as pretty JSON."""
+    out = console()
     for record in islice(iter_records(path), n):
-        console.print_json(json.dumps(record, ensure_ascii=False, default=_plain))
+        out.print_json(json.dumps(record, ensure_ascii=False, default=_plain))
 
 
 @app.command()
@@ -122,7 +137,7 @@ def verify(
 ) -> None:
     """Walk every block; check structure, counts, checksums against meta.bin. Exit 1 on problems."""
     report = verify_dataset(path, decode=decode, progress=sys.stderr.isatty())
-    console.print(
+    console().print(
         f"[green]ok[/green] {path}: {len(report.files)} files, {report.nlines:,} records, {report.nbytes:,} bytes"
         + ("" if all(check.checksum_checked for check in report.files) else " (some files have no checksum)")
     )
@@ -140,7 +155,7 @@ def shuffle(
 ) -> None:
     """Shuffle SRC's records (seeded, bucketed) into one new file of DST."""
     written = shuffle_dataset(src, dst, block_size, bucket_size, progress_bar=sys.stderr.isatty(), output_name=name, seed=seed)
-    console.print(f"wrote {dst / written}")
+    console().print(f"wrote {dst / written}")
 
 
 @app.command()
@@ -151,7 +166,7 @@ def merge(
 ) -> None:
     """Copy SRC's files into DST (renaming clashes name_0, name_1, ...)."""
     names = merge_dataset(dst, src)
-    console.print(f"merged {len(names)} files into {dst}: {', '.join(names)}")
+    console().print(f"merged {len(names)} files into {dst}: {', '.join(names)}")
 
 
 @app.command()
@@ -159,7 +174,7 @@ def merge(
 def compact(path: Path = typer.Argument(..., help="Dataset folder.")) -> None:
     """Drop meta.bin lines of deleted data files and renumber blocks (old reader states break)."""
     dropped = compact_dataset(path)
-    console.print(f"dropped {len(dropped)} missing files" + (f": {', '.join(dropped)}" if dropped else ""))
+    console().print(f"dropped {len(dropped)} missing files" + (f": {', '.join(dropped)}" if dropped else ""))
 
 
 @app.command()
@@ -171,7 +186,7 @@ def mask(
 ) -> None:
     """Mask a data file (readers skip it), or unmask it."""
     mask_dataset(path, file, mask=not unmask)
-    console.print(f"{'unmasked' if unmask else 'masked'} {file} in {path}")
+    console().print(f"{'unmasked' if unmask else 'masked'} {file} in {path}")
 
 
 @app.command()
@@ -183,4 +198,4 @@ def convert(
 ) -> None:
     """Rewrite every file of SRC into DST with another serializer (same names, order, masks)."""
     names = convert_dataset(src, dst, serializer, progress=sys.stderr.isatty())
-    console.print(f"wrote {len(names)} files to {dst} as {serializer}")
+    console().print(f"wrote {len(names)} files to {dst} as {serializer}")

@@ -14,7 +14,7 @@ runner = CliRunner()
 
 
 def bee(*args: str):
-    return runner.invoke(app, ["dataset", *map(str, args)])
+    return runner.invoke(app, ["dataset", *map(str, args)], env={"COLUMNS": "200"})
 
 
 def test_inspect_lists_files_lines_and_serializer(small_dataset: Path):
@@ -68,3 +68,14 @@ def test_shuffle_merge_mask_compact_convert(small_dataset: Path, tmp_path: Path)
 def test_mask_of_an_unknown_file_fails_cleanly(small_dataset: Path):
     result = bee("mask", small_dataset, "nope")
     assert result.exit_code == 1 and "no data file named 'nope'" in result.output
+
+
+def test_inspect_sniffs_the_serializer_of_cpm_bee_written_files(small_dataset: Path):
+    lines = [json.loads(line) for line in (small_dataset / "meta.bin").read_text().splitlines()]
+    for line in lines:  # as CPM-Bee writes them: no extra keys
+        del line["serializer"], line["checksum"], line["format_version"]
+    (small_dataset / "meta.bin").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    (small_dataset / "part-1").unlink()
+    result = bee("inspect", small_dataset)
+    assert result.exit_code == 0, result.output
+    assert "pickle (sniffed)" in result.output and "(file missing)" in result.output
