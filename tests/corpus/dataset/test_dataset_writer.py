@@ -130,3 +130,19 @@ def test_data_file_appears_under_its_name_only_when_complete(tmp_path: Path):
             writer.write(i)
         assert not (tmp_path / "part").exists()
     assert (tmp_path / "part").exists()
+
+
+def test_concurrent_writers_of_one_dataset_all_get_registered(tmp_path: Path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def write(index: int) -> None:
+        with build_dataset(tmp_path, f"part-{index}", block_size=64) as writer:
+            for i in range(20):
+                writer.write({"i": index * 100 + i})
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))
+    infos = read_meta(tmp_path)
+    assert sorted(info.file_name for info in infos) == [f"part-{i}" for i in range(8)]
+    assert sorted(r["i"] for r in iter_records(tmp_path)) == sorted(i * 100 + j for i in range(8) for j in range(20))
+    verify_dataset(tmp_path)
