@@ -184,7 +184,53 @@ fail:
     return NULL;
 }
 
+/* plain_ids(text) -> list | None: the ids when text has no `<` and no unknown character (the
+ * common case, done without leaving C), else None so the caller takes the general path. */
+static PyObject *Trie_plain_ids(Trie *self, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_Format(PyExc_TypeError, "text must be str, not %s", Py_TYPE(text)->tp_name);
+        return NULL;
+    }
+    if (!self->slots) {
+        PyErr_SetString(PyExc_RuntimeError, "Trie was not initialised");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    Py_ssize_t lt = PyUnicode_FindChar(text, '<', 0, n, 1);
+    if (lt == -2) return NULL;
+    if (lt >= 0) Py_RETURN_NONE;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *ids = PyList_New(0);
+    if (!ids) return NULL;
+    Py_ssize_t p = 0;
+    while (p < n) {
+        int32_t node = 0;
+        for (Py_ssize_t q = p; q < n; q++) {
+            int32_t child = trie_find(self, node, PyUnicode_READ(kind, data, q));
+            if (child < 0) break;
+            node = child;
+        }
+        int64_t best = self->best[node];
+        if (!best) {
+            Py_DECREF(ids);
+            Py_RETURN_NONE;
+        }
+        PyObject *id = PyLong_FromLongLong(best >> LEN_BITS);
+        if (!id || PyList_Append(ids, id) < 0) {
+            Py_XDECREF(id);
+            Py_DECREF(ids);
+            return NULL;
+        }
+        Py_DECREF(id);
+        p += best & MAX_TOKEN_LEN;
+    }
+    return ids;
+}
+
 static PyMethodDef Trie_methods[] = {
+    {"plain_ids", (PyCFunction)Trie_plain_ids, METH_O,
+     "plain_ids(text) -> list | None: ids if text has no `<` and no unknown span, else None."},
     {"segment", (PyCFunction)Trie_segment, METH_O,
      "segment(text) -> (ids, unknown): greedy longest match; -1 in ids for unknown spans."},
     {NULL, NULL, 0, NULL},

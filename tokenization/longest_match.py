@@ -45,6 +45,10 @@ class Matcher(Protocol):
         """(ids with -1 per unknown span, [(index in ids, span text)]) for plain text."""
         ...
 
+    def plain_ids(self, text: str) -> list[int] | None:
+        """The ids when text has no `<` and no unknown span (the common case), else None."""
+        ...
+
 
 def compiled_available() -> bool:
     """True when the C engine was built."""
@@ -124,6 +128,15 @@ class PurePythonMatcher:
                 unknown.extend((base + i, s) for i, s in chunk_unk)
             extend(chunk_ids)
         return ids, unknown
+
+    def plain_ids(self, text: str) -> list[int] | None:
+        """The ids when text has no `<` and no unknown span, else None (see Matcher)."""
+        if not isinstance(text, str):
+            raise TypeError(f"text must be str, not {type(text).__name__}")
+        if "<" in text:
+            return None
+        ids, unknown = self.segment(text)
+        return None if unknown else ids
 
     def _segment_chunk(self, text: str) -> tuple[tuple[int, ...], tuple[tuple[int, str], ...]]:
         hit = self._cache.get(text)

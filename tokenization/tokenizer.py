@@ -75,6 +75,7 @@ class CPMBeeTokenizer:
             {t: i for t, i in self.encoder.items() if t not in self._special_tokens}, engine
         )
         self._segment = matcher.segment
+        self._plain_ids = matcher.plain_ids
         # Short texts (keys, options, answers) repeat: their parse is kept, up to a bound.
         self._parsed: dict[str, tuple[tuple[int, ...], tuple[tuple[int, str], ...]]] = {}
         self.engine = "python" if isinstance(matcher, PurePythonMatcher) else "c"
@@ -160,8 +161,9 @@ class CPMBeeTokenizer:
         Returns: (ids, ext_table) where ext_table is a new dict: past_table plus new entries.
         Raises: TokenizeError (see `split_special`); TypeError if text is not a str.
         """
-        if not isinstance(text, str):
-            raise TypeError(f"text must be str, not {type(text).__name__}")
+        ids = self._plain_ids(text)  # also raises TypeError for a non-str
+        if ids is not None:
+            return ids, dict(past_table)
         hit = self._parsed.get(text)
         if hit is None:
             ids, pending = self._parse(text)

@@ -49,14 +49,17 @@ def timed(run: Callable[[], Any]) -> float:
         gc.enable()
 
 
-def encode_all(tok: Any, units: list[str]) -> Callable[[], int]:
-    def run() -> int:
-        n = 0
-        for u in units:
-            n += len(tok.encode(u)[0])
-        return n
+class encode_all:
+    """Encodes every unit with `tok`; keeps the last pass's ids for the equality check."""
 
-    return run
+    def __init__(self, tok: Any, units: list[str]) -> None:
+        self.tok = tok
+        self.units = units
+        self.ids: list[list[int]] = []
+
+    def __call__(self) -> None:
+        encode = self.tok.encode
+        self.ids = [encode(u)[0] for u in self.units]
 
 
 def main() -> int:
@@ -105,11 +108,15 @@ def main() -> int:
             best = min(timed(encode_all(CPMBeeTokenizer(args.vocab, engine=engine), units))
                        for _ in range(args.repeat))
             rates.append(chars / best)
-        ntokens = encode_all(CPMBeeTokenizer(args.vocab), units)()
+        ours = encode_all(CPMBeeTokenizer(args.vocab), units)
+        ours()
+        ntokens = sum(map(len, ours.ids))
         if ref is not None:
             # Best of --repeat too, except for one long text (quadratic there: tens of seconds).
             ref_repeat = args.repeat if len(units) > 1 else 1
-            ref_rate = chars / min(timed(encode_all(ref, units)) for _ in range(ref_repeat))
+            theirs = encode_all(ref, units)
+            ref_rate = chars / min(timed(theirs) for _ in range(ref_repeat))
+            assert theirs.ids == ours.ids, f"{name}: ids differ from the reference"
             ref_label = f"{ref_rate:,.0f}"
         else:
             ref_rate = REFERENCE_ANCHOR_CHARS_PER_S

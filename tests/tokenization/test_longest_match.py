@@ -86,3 +86,14 @@ def test_unknown_engine_and_empty_token_are_refused() -> None:
         build_matcher({"a": 0}, "rust")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="empty token"):
         build_matcher({"": 0}, "python")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_plain_ids_answers_only_the_simple_case(engine: str) -> None:
+    matcher = build_matcher({"a": 0, "ab": 1, "<": 2}, engine)
+    assert matcher.plain_ids("aba") == [1, 0]
+    assert matcher.plain_ids("") == []
+    assert matcher.plain_ids("a<") is None  # special-token syntax: the tokenizer's general path
+    assert matcher.plain_ids("a☃") is None  # unknown span: needs the ext table
+    with pytest.raises(TypeError, match="text must be str"):
+        matcher.plain_ids(5)  # type: ignore[arg-type]
