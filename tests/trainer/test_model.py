@@ -225,6 +225,18 @@ def test_bf16_autocast_stays_close_to_float32(golden):
     assert float((low.float() - ref).abs().max() / ref.abs().max()) < 0.05
 
 
+def test_bfloat16_weights_train_without_autocast(golden):
+    # DeepSpeed's bf16 mode casts the weights themselves instead of using autocast
+    model = golden_model(golden).to(torch.bfloat16).train()
+    logits, hidden = run(model, golden["batch"])
+    assert logits.dtype == hidden.dtype == torch.bfloat16
+    logits.float().pow(2).mean().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters())
+    with torch.no_grad():
+        ref, _ = run(golden_model(golden), golden["batch"])
+    assert float((logits.detach().float() - ref).abs().max() / ref.abs().max()) < 0.05
+
+
 def test_official_10b_config_builds_on_the_meta_device(shared_cpm_bee):
     config = ModelConfig.model_validate_json((shared_cpm_bee / "cpm-bee-10b.json").read_text())
     with torch.device("meta"):
