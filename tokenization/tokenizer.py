@@ -163,7 +163,7 @@ class CPMBeeTokenizer:
         """
         ids = self._plain_ids(text)  # also raises TypeError for a non-str
         if ids is not None:
-            return ids, dict(past_table)
+            return ids, dict(past_table) if past_table else {}
         hit = self._parsed.get(text)
         if hit is None:
             ids, pending = self._parse(text)
