@@ -148,6 +148,20 @@ def test_attention_mask_rules_on_a_handmade_row():
     assert torch.equal(mask, expected)
 
 
+def test_rows_that_see_no_key_get_zero_attention_output(golden):
+    # CPM-Bee: masked_fill(-inf) -> softmax -> masked_fill(0), so a padding row attends to nothing
+    model, batch = golden_model(golden), golden["batch"]
+    captured = []
+    model.encoder.layers[0].self_att.self_attention.register_forward_hook(lambda m, i, out: captured.append(out))
+    with torch.no_grad():
+        run(model, batch)
+    (out,) = captured  # (B, L, D)
+    for row, length in enumerate(batch["length"].tolist()):
+        assert length < out.size(1)
+        assert torch.count_nonzero(out[row, length:]) == 0
+        assert torch.count_nonzero(out[row, :length].abs().amax(dim=-1)) == length
+
+
 def test_padding_rows_give_finite_outputs_and_gradients(golden):
     model = golden_model(golden).train()
     logits, hidden = run(model, golden["batch"])
