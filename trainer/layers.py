@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-# CPM-Bee rotates an embedding by its sub-id (`<mask_0>`, `<mask_1>`, ...) at 16x the
-# rotary frequency, so that consecutive sub-ids are far apart.
+# CPM-Bee tells `<mask_0>`, `<mask_1>`, ... apart by rotating the `<mask>` embedding by the
+# sub-id times 16 (its `distance_scale`) with the usual rotary frequencies (base 10000).
 ROTARY_DISTANCE_SCALE = 16
 ROTARY_BASE = 10000
 # Each residual sum is divided by 1.05 in CPM-Bee (keeps activations from growing per layer).
