@@ -25,13 +25,18 @@ typedef struct {
     uint64_t mask;
     int64_t *best;
     int32_t n_nodes;
+    int32_t *root; /* child of the root for code points below ROOT_SPAN (-1: none): the first
+                      step of every walk, without a hash probe */
 } Trie;
+
+#define ROOT_SPAN 0x10000
 
 static inline uint64_t slot_of(uint64_t key, uint64_t mask) {
     return (key * 0x9E3779B97F4A7C15ULL >> 17) & mask;
 }
 
 static inline int32_t trie_find(const Trie *t, int32_t node, Py_UCS4 cp) {
+    if (node == 0 && cp < ROOT_SPAN) return t->root[cp];
     uint64_t key = (((uint64_t)node << 21) | cp) + 1;
     uint64_t i = slot_of(key, t->mask);
     for (;;) {
@@ -51,6 +56,7 @@ static void trie_insert(Trie *t, int32_t node, Py_UCS4 cp, int32_t child) {
 }
 
 static void Trie_dealloc(Trie *self) {
+    free(self->root);
     free(self->slots);
     free(self->best);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -78,10 +84,15 @@ static int Trie_init(Trie *self, PyObject *args, PyObject *kwds) {
     while (cap < (uint64_t)total * 2) cap <<= 1;
     free(self->slots);
     free(self->best);
+    free(self->root);
+    self->root = malloc(ROOT_SPAN * sizeof(int32_t));
+    if (self->root) {
+        for (int32_t c = 0; c < ROOT_SPAN; c++) self->root[c] = -1;
+    }
     self->slots = calloc(cap, sizeof(Slot));
     self->best = calloc((size_t)total, sizeof(int64_t));
     int32_t *parent = malloc((size_t)total * sizeof(int32_t));
-    if (!self->slots || !self->best || !parent) {
+    if (!self->slots || !self->best || !parent || !self->root) {
         free(parent);
         PyErr_NoMemory();
         return -1;
@@ -107,7 +118,10 @@ static int Trie_init(Trie *self, PyObject *args, PyObject *kwds) {
             if (child < 0) {
                 child = self->n_nodes++;
                 parent[child] = node;
-                trie_insert(self, node, cp, child);
+                if (node == 0 && cp < ROOT_SPAN)
+                    self->root[cp] = child;
+                else
+                    trie_insert(self, node, cp, child);
             }
             node = child;
         }
