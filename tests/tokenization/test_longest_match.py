@@ -13,7 +13,7 @@ ENGINES = [
     pytest.param("c", marks=pytest.mark.skipif(not compiled_available(), reason="C engine not built")),
 ]
 
-ALPHABET = "ab c\n☃"
+ALPHABET = "ab c\n☃𠀀"  # 𠀀 (U+20000): outside the compiled root table
 
 
 def _as_items(ids: list[int], unknown: list[tuple[int, str]]) -> list[int | str]:
