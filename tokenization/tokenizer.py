@@ -17,10 +17,11 @@ from tokenization.longest_match import Engine, PurePythonMatcher, build_matcher
 from tokenization.vocab import Vocab, is_special, load_vocab
 
 
-# At each `<`: `<<` (a literal `<`), or a special token `<` + any character but `<` (even `>`)
-# + anything but `<>` + `>`; a bare `<` match is a syntax error.
+# Short texts (keys, options, answers) repeat: their parse is kept, up to a bound.
 _MAX_CACHED_TEXT = 24
 _MAX_CACHED_TEXTS = 100_000
+# At each `<`: `<<` (a literal `<`), or a special token `<` + any character but `<` (even `>`)
+# + anything but `<>` + `>`; a bare `<` match is a syntax error.
 _SYNTAX = re.compile(r"<(?:(<)|[^<][^<>]*>)?")
 
 
@@ -76,7 +77,6 @@ class CPMBeeTokenizer:
         )
         self._segment = matcher.segment
         self._plain_ids = matcher.plain_ids
-        # Short texts (keys, options, answers) repeat: their parse is kept, up to a bound.
         self._parsed: dict[str, tuple[tuple[int, ...], tuple[tuple[int, str], ...]]] = {}
         self.engine = "python" if isinstance(matcher, PurePythonMatcher) else "c"
         # What decode prints for each id: specials as written, plain tokens escaped.
@@ -182,7 +182,11 @@ class CPMBeeTokenizer:
         """ids with -1 where an ext id goes, and (index, token text) for those, in order."""
         if "<" not in text:
             return self._segment(text)  # the common case: one plain part
-        if text[-1] == ">" and text[0] == "<" and text.count("<") == 1 and text.count(">", 2) == 1 and len(text) > 2:
+        one_special = (
+            text[0] == "<" and text[-1] == ">" and len(text) > 2
+            and text.count("<") == 1 and text.count(">", 2) == 1
+        )
+        if one_special:
             # Exactly one special token (`<ans>`, `<option_3>`): common as a key or an answer.
             special = self.encoder.get(text)
             return ([special], []) if special is not None else ([-1], [(0, text)])
