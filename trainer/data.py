@@ -186,15 +186,13 @@ class MixtureLoader:
         if self._process is None:
             return
         self._stop.set()
-        deadline = time.monotonic() + 10
-        while self._process.is_alive() and time.monotonic() < deadline:
-            try:  # drain, so that a worker blocked on a full queue sees the stop
-                self._queue.get(timeout=0.05)
-            except queue.Empty:
-                pass
+        # No reads from here on: the worker leaves without flushing its queue
+        # (cancel_join_thread), so the pipe may end in half a message, and a read would block
+        # forever. The worker's puts time out and see `stop`, so it exits by itself.
+        self._process.join(timeout=10)
         if self._process.is_alive():
             self._process.terminate()
-        self._process.join()
+            self._process.join()
         self._queue.close()
         self._process = self._queue = self._stop = None
 
