@@ -5,10 +5,19 @@ User-facing documentation: tokenization/README.md.
 
 from tokenization.convert import ExtStates, SampleError, convert_data_to_id, rel_to_bucket
 from tokenization.tokenizer import CPMBeeTokenizer, TokenizeError
+from tokenization.retokenize import RetokenizeReport, retokenize_manifest
+from tokenization.shard_format import iter_shard_rows, read_shard
+from tokenization.shards import fresh_shard_files, stale_shards, tokenize_dataset
+from tokenization.token_stats import TokenStats
 from tokenization.vocab import Vocab, VocabError, file_fingerprint, load_vocab
+
+# Vocabulary building reads raw corpora through the Beam pipeline's reader: import it from
+# tokenization.vocab_build (build_vocab_file, VocabBuildConfig) so `import tokenization` stays light.
 
 __all__ = [
     "CPMBeeTokenizer",
+    "RetokenizeReport",
+    "TokenStats",
     "ExtStates",
     "SampleError",
     "TokenizeError",
@@ -16,6 +25,12 @@ __all__ = [
     "VocabError",
     "convert_data_to_id",
     "file_fingerprint",
+    "fresh_shard_files",
+    "iter_shard_rows",
     "load_vocab",
+    "read_shard",
+    "retokenize_manifest",
     "rel_to_bucket",
+    "stale_shards",
+    "tokenize_dataset",
 ]
