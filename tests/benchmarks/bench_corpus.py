@@ -153,7 +153,7 @@ def make_corpus(root: Path, target_mb: float, planted: int = 600) -> dict:
     for i, base in enumerate(bases):
         text = f"planted {i} " + txt_line_to_text(base)
         kind = "exact" if i % 4 == 0 else "near"
-        copy = text if kind == "exact" else mutate(text, rng.choice([0.01, 0.02, 0.03, 0.05, 0.08, 0.12, 0.2]), rng)
+        copy = text if kind == "exact" else mutate(text, rng.choice([0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05]), rng)
         base_lines.append(to_line(text))
         copy_lines.append(to_line(copy))
         pairs.append({"base_line": i + 1, "copy_line": i + 1, "kind": kind,
@@ -242,11 +242,18 @@ def evaluate(output: Path, pairs: list[dict]) -> dict:
     for pair in pairs:
         base = ("zz-planted/base.txt", pair["base_line"])
         copy = ("zz-planted/copies.txt", pair["copy_line"])
-        if base not in kept:
-            continue  # the base itself was filtered (quality or a natural duplicate): no ground truth
+        # The base is a slice of a corpus document, so it may itself be a duplicate of that
+        # document (which comes earlier): then the copy belongs to the document's cluster.
+        base_reject = rejects.get(base)
+        if base in kept:
+            roots = {f"{base[0]}:{base[1]}"}
+        elif base_reject is not None and base_reject.duplicate_of:
+            roots = {f"{base[0]}:{base[1]}", base_reject.duplicate_of}
+        else:
+            continue  # the base was filtered out: no ground truth
         reject = rejects.get(copy)
         caught = reject is not None and reject.reason in ("near_duplicate", "exact_duplicate") \
-            and reject.duplicate_of == f"{base[0]}:{base[1]}"
+            and reject.duplicate_of in roots
         if pair["kind"] == "exact":
             exact_total += 1
             exact_found += caught
@@ -271,18 +278,23 @@ DATATROVE_SCRIPT = textwrap.dedent('''
                                                   MinhashDedupCluster, MinhashDedupFilter)
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers import JsonlWriter
-    src, work, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8)
-    t0 = time.monotonic()
-    LocalPipelineExecutor(pipeline=[JsonlReader(src), MinhashDedupSignature(output_folder=f"{work}/sigs", config=config)],
-                          tasks=tasks, workers=tasks, logging_dir=f"{work}/logs/s").run()
-    LocalPipelineExecutor(pipeline=[MinhashDedupBuckets(input_folder=f"{work}/sigs", output_folder=f"{work}/buckets", config=config)],
-                          tasks=config.num_buckets, workers=tasks, logging_dir=f"{work}/logs/b").run()
-    LocalPipelineExecutor(pipeline=[MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=config)],
-                          tasks=1, logging_dir=f"{work}/logs/c").run()
-    LocalPipelineExecutor(pipeline=[JsonlReader(src), MinhashDedupFilter(input_folder=f"{work}/remove_ids"),
-                                    JsonlWriter(f"{work}/out")], tasks=tasks, workers=tasks, logging_dir=f"{work}/logs/f").run()
-    print("SECONDS", time.monotonic() - t0)
+
+    def main():  # datatrove's workers are spawned processes: everything below __main__
+        src, work, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3])
+        config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8)
+        t0 = time.monotonic()
+        LocalPipelineExecutor(pipeline=[JsonlReader(src), MinhashDedupSignature(output_folder=f"{work}/sigs", config=config)],
+                              tasks=tasks, workers=tasks, logging_dir=f"{work}/logs/s").run()
+        LocalPipelineExecutor(pipeline=[MinhashDedupBuckets(input_folder=f"{work}/sigs", output_folder=f"{work}/buckets", config=config)],
+                              tasks=config.num_buckets, workers=tasks, logging_dir=f"{work}/logs/b").run()
+        LocalPipelineExecutor(pipeline=[MinhashDedupCluster(input_folder=f"{work}/buckets", output_folder=f"{work}/remove_ids", config=config)],
+                              tasks=1, logging_dir=f"{work}/logs/c").run()
+        LocalPipelineExecutor(pipeline=[JsonlReader(src), MinhashDedupFilter(input_folder=f"{work}/remove_ids"),
+                                        JsonlWriter(f"{work}/out")], tasks=tasks, workers=tasks, logging_dir=f"{work}/logs/f").run()
+        print("SECONDS", time.monotonic() - t0)
+
+    if __name__ == "__main__":
+        main()
 ''')
 
 
