@@ -20,6 +20,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "manifest": ("corpus.manifest.cli", "app"),
     "vocab": ("tokenization.cli", "vocab_app"),
     "tokenize": ("tokenization.cli", "tokenize"),
+    "train": ("trainer.cli", "app"),
 }
 
 

@@ -48,6 +48,16 @@ class LoopState:
     evals_without_improvement: int = 0
     stopped_early: bool = False
 
+    def record_eval(self, loss: float, min_delta: float, patience: int | None) -> None:
+        """Count an evaluation: a new best resets the count of evaluations without improvement
+        (an improvement must exceed `min_delta`); `patience` of them in a row stops the run."""
+        if loss < self.best_eval - min_delta:
+            self.best_eval, self.evals_without_improvement = loss, 0
+        else:
+            self.evals_without_improvement += 1
+        if patience is not None and self.evals_without_improvement >= patience:
+            self.stopped_early = True
+
 
 @dataclass
 class TrainResult:
@@ -278,12 +288,7 @@ class Trainer:
 
     def _after_eval(self, loss: float, task_loss: dict[str, float]) -> None:
         eval_config = self.run.eval
-        if loss < self.state.best_eval - eval_config.min_delta:
-            self.state.best_eval, self.state.evals_without_improvement = loss, 0
-        else:
-            self.state.evals_without_improvement += 1
-        if eval_config.patience is not None and self.state.evals_without_improvement >= eval_config.patience:
-            self.state.stopped_early = True
+        self.state.record_eval(loss, eval_config.min_delta, eval_config.patience)
         if self.log is not None:
             self.log.eval_result(self.state.step, loss, task_loss, self.state.best_eval, self.state.evals_without_improvement)
             if self.state.stopped_early:

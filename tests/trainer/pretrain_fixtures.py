@@ -1,0 +1,77 @@
+"""Tiny, self-contained training inputs for the trainer tests: a vocabulary, two datasets, manifests, a run config."""
+
+from __future__ import annotations
+
+import json
+import random
+import string
+from pathlib import Path
+
+import yaml
+
+from corpus.dataset.writer import build_dataset
+
+# a character vocabulary: CPM-Bee's required tokens, then printable ASCII as plain tokens
+SPECIALS = ["<unk>", "<s>", "</s>", "<mask>", "</n>", "</_>", "<ans>", "<root>"]
+WORDS = ["the", "bee", "hive", "honey", "flower", "queen", "worker", "summer", "field", "sun"]
+
+
+def write_vocab(path: Path) -> Path:
+    chars = [c for c in string.ascii_letters + string.digits + ".,:;!?'-()" if c not in "<>"]
+    path.write_text("\n".join(SPECIALS + chars + WORDS) + "\n", encoding="utf-8")
+    return path
+
+
+def sentence(rng: random.Random) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12))) + "."
+
+
+def write_dataset(folder: Path, n: int, seed: int) -> Path:
+    """`n` question/answer samples ({"input", "<ans>"}), the shape CPM-Bee trains on."""
+    rng = random.Random(seed)
+    with build_dataset(folder, "part-0000", block_size=1 << 12) as writer:
+        for _ in range(n):
+            writer.write({"input": sentence(rng), "<ans>": sentence(rng)})
+    return folder
+
+
+def write_manifest(path: Path, datasets: dict[str, tuple[str, Path]]) -> Path:
+    """datasets: dataset_name -> (task_name, folder)."""
+    entries = [
+        {"dataset_name": name, "task_name": task, "weight": 1.0, "path": str(folder), "incontext_weight": [1.0],
+         "transforms": []}
+        for name, (task, folder) in datasets.items()
+    ]  # fmt: skip
+    path.write_text(json.dumps(entries, indent=2), encoding="utf-8")
+    return path
+
+
+def write_run(root: Path, **overrides: object) -> Path:
+    """A complete tiny run under `root` (vocab, train/eval data, manifests) and its run.yaml."""
+    vocab = write_vocab(root / "vocab.txt")
+    qa = write_dataset(root / "data" / "qa", 200, seed=1)
+    chat = write_dataset(root / "data" / "chat", 200, seed=2)
+    held_out = write_dataset(root / "data" / "held_out", 60, seed=3)
+    train = write_manifest(root / "train.json", {"qa": ("qa_task", qa), "chat": ("chat_task", chat)})
+    evaluation = write_manifest(root / "eval.json", {"held_out": ("qa_task", held_out)})
+    config = {
+        "name": "tiny",
+        "model": {"preset": "tiny"},
+        "data": {"manifest": str(train), "eval_manifest": str(evaluation), "vocab": str(vocab),
+                 "batch_size": 2, "max_length": 64, "max_depth": 8},
+        "optimizer": {"lr": 1e-2, "grad_accumulation": 1},
+        "schedule": {"kind": "cosine", "warmup_steps": 2},
+        "checkpoint": {"dir": str(root / "ckpt"), "interval": 3},
+        "eval": {"interval": 3, "batches": 2},
+        "max_steps": 6,
+        "seed": 7,
+    }  # fmt: skip
+    for dotted, value in overrides.items():
+        node = config
+        *parents, last = dotted.split("__")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = value
+    path = root / "run.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path

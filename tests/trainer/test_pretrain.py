@@ -1,0 +1,159 @@
+"""trainer.pretrain under the real `deepspeed` launcher: 2 CPU processes, gloo, ZeRO-3, tiny model.
+
+Four launches, three of them at once (each costs ~15 s of start-up):
+- uninterrupted: 6 steps, checkpoints at 3 and 6, evaluation at 3 and 6;
+- killed: the same run, SIGKILLed by a fault hook in the middle of saving step 6;
+- non-finite: every loss from step 2 on is NaN, with max_nonfinite_steps=2;
+then `--resume` of the killed run, which must continue from step 3 (the last complete
+checkpoint) and reproduce the uninterrupted run's steps 4-6 exactly.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from pretrain_fixtures import write_run
+from trainer.checkpoint import CheckpointDir
+from trainer.launch import deepspeed_command, launch_environment
+from trainer.metrics import read_metrics
+from trainer.pretrain import LoopState
+
+LAUNCH_TIMEOUT_S = 900  # the first launch on a machine also compiles DeepSpeed's CPU comm op
+
+
+class Launch:
+    """A finished launch: its exit code and output (read from files: a SIGKILLed rank's
+    children may outlive it holding pipes open)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def launch(config: Path, port: int, resume: bool = False, **env: str) -> Launch:
+    command = deepspeed_command(config, num_gpus=2, resume=resume, master_port=port)
+    marker = uuid.uuid4().hex
+    out, err = config.parent / f"launch-{port}.out", config.parent / f"launch-{port}.err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        code = subprocess.call(
+            command, cwd=config.parent, env=launch_environment(cpu=True) | env | {"BEE_TEST_LAUNCH": marker},
+            stdout=stdout, stderr=stderr, timeout=LAUNCH_TIMEOUT_S,
+        )  # fmt: skip
+    kill_leftovers(marker)
+    return Launch(code, out.read_text(), err.read_text())
+
+
+def kill_leftovers(marker: str) -> None:
+    """SIGKILL processes this launch started that outlived it (a killed rank's data workers)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"BEE_TEST_LAUNCH={marker}".encode() in environ.split(b"\0"):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Launch]]:
+    roots = {name: tmp_path_factory.mktemp(name) for name in ("whole", "killed", "nonfinite")}
+    configs = {
+        "whole": write_run(roots["whole"]),
+        "killed": write_run(roots["killed"]),
+        "nonfinite": write_run(roots["nonfinite"], max_nonfinite_steps=2, eval__interval=100),
+    }
+    env = {"whole": {}, "killed": {"BEE_FAULT_KILL_AT": "save:6"}, "nonfinite": {"BEE_FAULT_NAN_FROM_STEP": "2"}}
+    with ThreadPoolExecutor(3) as pool:
+        futures = {
+            name: pool.submit(launch, configs[name], 29600 + i, **env[name]) for i, name in enumerate(configs)
+        }
+        results = {name: (configs[name], future.result()) for name, future in futures.items()}
+    results["resumed"] = (configs["killed"], launch(configs["killed"], 29610, resume=True))
+    return results
+
+
+def metrics(config: Path, kind: str = "train") -> list[dict]:
+    return read_metrics(config.parent / "ckpt" / "logs" / "tiny.metrics.jsonl", kind)
+
+
+def ok(result: Launch) -> None:
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.mark.integration
+def test_uninterrupted_run_trains_evaluates_and_checkpoints(runs) -> None:
+    config, result = runs["whole"]
+    ok(result)
+    steps = metrics(config)
+    assert [r["step"] for r in steps] == [1, 2, 3, 4, 5, 6]
+    assert all(r["applied"] and math.isfinite(r["loss"]) for r in steps)
+    assert steps[-1]["loss"] < steps[0]["loss"]  # it learns
+    assert set(steps[0]["task_loss"]) == {"chat_task", "qa_task"}  # CPM-Bee's per-task loss
+    assert steps[0]["lr"] == pytest.approx(5e-3) and steps[1]["lr"] == pytest.approx(1e-2)  # cosine warmup over 2
+    assert all(r["tokens"] > 0 and r["grad_norm"] > 0 for r in steps)
+    assert [r["step"] for r in metrics(config, "eval")] == [3, 6]
+    store = CheckpointDir(config.parent / "ckpt")
+    assert store.latest() == "step-00000006" and store.complete_tags() == ["step-00000003", "step-00000006"]
+    assert "| step 6/6 | loss" in result.stdout  # the progress line
+
+
+@pytest.mark.integration
+def test_sigkill_mid_save_leaves_the_previous_checkpoint_latest(runs) -> None:
+    config, result = runs["killed"]
+    assert result.returncode != 0
+    whole = metrics(runs["whole"][0])
+    killed = [r for r in metrics(config) if r["step"] <= 6]
+    assert [r["loss"] for r in killed[:6]] == [r["loss"] for r in whole]  # same seed, same losses
+
+
+@pytest.mark.integration
+def test_resume_after_the_kill_continues_from_step_3_with_the_uninterrupted_losses(runs) -> None:
+    config, result = runs["resumed"]
+    ok(result)
+    assert "resumed from" in result.stdout and "step-00000003 at step 3" in result.stdout
+    whole = metrics(runs["whole"][0])
+    resumed = metrics(config)[6:]  # after the killed run's six records
+    assert [r["step"] for r in resumed] == [4, 5, 6]
+    # exactly equal: model, optimizer, LR schedule, data position and RNG all continue
+    assert [r["loss"] for r in resumed] == [r["loss"] for r in whole[3:]]
+    assert [r["task_loss"] for r in resumed] == [r["task_loss"] for r in whole[3:]]
+    assert [r["lr"] for r in resumed] == [r["lr"] for r in whole[3:]]
+    assert metrics(config, "eval")[-1]["loss"] == metrics(runs["whole"][0], "eval")[-1]["loss"]
+    store = CheckpointDir(config.parent / "ckpt")
+    assert store.latest() == "step-00000006"
+    assert not any(p.name.startswith(".tmp-") for p in store.root.iterdir())  # the killed save was cleaned
+
+
+@pytest.mark.integration
+def test_non_finite_losses_skip_the_step_and_abort_after_k_in_a_row(runs) -> None:
+    config, result = runs["nonfinite"]
+    assert result.returncode != 0
+    assert "the loss was not finite" in result.stderr and "2 steps in a row" in result.stderr
+    steps = metrics(config)
+    assert [r["step"] for r in steps] == [1, 2, 3]
+    assert steps[0]["applied"] and not steps[1]["applied"] and not steps[2]["applied"]
+    assert math.isnan(steps[1]["loss"]) and steps[1]["grad_norm"] == math.inf
+    assert steps[2]["lr"] == steps[1]["lr"]  # a skipped step does not advance the schedule
+
+
+def test_early_stop_counts_evaluations_without_improvement() -> None:
+    state = LoopState()
+    for loss in (3.0, 2.0, 2.0, 1.95, 1.96):
+        state.record_eval(loss, min_delta=0.1, patience=3)
+    assert state.best_eval == 2.0 and state.evals_without_improvement == 3 and state.stopped_early
+    state = LoopState()
+    for loss in (3.0, 3.5, 2.0, 2.5):
+        state.record_eval(loss, min_delta=0.0, patience=2)
+    assert not state.stopped_early and state.evals_without_improvement == 1

@@ -1,0 +1,68 @@
+"""`bee train`: start pretraining or fine-tuning through the `deepspeed` launcher.
+
+    bee train pretrain run.yaml --gpus 8 [--hostfile H] [--resume] [--set optimizer.lr=3e-4]
+    bee train finetune ft.yaml --gpus 2 --cpu
+    bee train pretrain run.yaml --print-command      # show the deepspeed command, run nothing
+
+It runs exactly `trainer.launch.deepspeed_command`, the command the README documents.
+"""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from schemas import SchemaError, load_run_config
+
+app = typer.Typer(
+    name="train",
+    help="Pretrain or fine-tune a CPM-Bee model with DeepSpeed ZeRO-3 (runs the deepspeed launcher).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+
+ConfigArg = Annotated[Path, typer.Argument(help="Run config (YAML/JSON, schemas.RunConfig).", exists=True, dir_okay=False)]
+GpusOpt = Annotated[Optional[int], typer.Option("--gpus", help="Processes per machine (GPUs; CPU ranks with --cpu). Default: all GPUs.")]
+HostfileOpt = Annotated[Optional[Path], typer.Option("--hostfile", help="DeepSpeed hostfile for multi-machine runs.")]
+ResumeOpt = Annotated[bool, typer.Option("--resume", help="Continue from the newest complete checkpoint.")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", help="Override a config field: key.sub=value (repeatable).")]
+CpuOpt = Annotated[bool, typer.Option("--cpu", help="Train on CPU (DeepSpeed CPU accelerator, gloo).")]
+PrintOpt = Annotated[bool, typer.Option("--print-command", help="Print the deepspeed command and exit.")]
+
+
+def _launch(entry: str, config: Path, gpus: int | None, hostfile: Path | None, resume: bool,
+            overrides: list[str], cpu: bool, print_command: bool) -> None:  # fmt: skip
+    from trainer.launch import deepspeed_command, launch_environment
+
+    try:
+        run = load_run_config(config, overrides)  # a bad config fails here, before any process starts
+    except SchemaError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    if entry == "finetune" and run.finetune is None:
+        typer.echo(f"error: {config}: fine-tuning needs a `finetune:` section (init_from, method)", err=True)
+        raise typer.Exit(2)
+    command = deepspeed_command(config, gpus, hostfile, resume, overrides, entry=entry)
+    if print_command:
+        typer.echo(shlex.join(command))
+        return
+    typer.echo(f"$ {shlex.join(command)}", err=True)
+    raise typer.Exit(subprocess.call(command, env=launch_environment(cpu)))
+
+
+@app.command("pretrain")
+def pretrain_command(config: ConfigArg, gpus: GpusOpt = None, hostfile: HostfileOpt = None, resume: ResumeOpt = False,
+                     set_: SetOpt = None, cpu: CpuOpt = False, print_command: PrintOpt = False) -> None:  # fmt: skip
+    """Pretrain as the run config says (trainer/pretrain.py under deepspeed)."""
+    _launch("pretrain", config, gpus, hostfile, resume, set_ or [], cpu, print_command)
+
+
+@app.command("finetune")
+def finetune_command(config: ConfigArg, gpus: GpusOpt = None, hostfile: HostfileOpt = None, resume: ResumeOpt = False,
+                     set_: SetOpt = None, cpu: CpuOpt = False, print_command: PrintOpt = False) -> None:  # fmt: skip
+    """Fine-tune from `finetune.init_from`, fully or with LoRA (trainer/finetune.py under deepspeed)."""
+    _launch("finetune", config, gpus, hostfile, resume, set_ or [], cpu, print_command)

@@ -1,0 +1,78 @@
+"""The `deepspeed` launcher command for a training run, and the environment it runs in.
+
+`bee train` and the tests start training through these, so that there is one way to launch:
+
+    deepspeed [--hostfile H] --num_gpus N [--master_port P] trainer/pretrain.py --config run.yaml [--resume] [--set k=v]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import sys
+from pathlib import Path
+
+import torch
+
+TRAINER_DIR = Path(__file__).resolve().parent
+ENTRY_POINTS = {"pretrain": TRAINER_DIR / "pretrain.py", "finetune": TRAINER_DIR / "finetune.py"}
+
+
+def deepspeed_command(
+    config: str | os.PathLike,
+    num_gpus: int | None = None,
+    hostfile: str | os.PathLike | None = None,
+    resume: bool = False,
+    overrides: list[str] = (),
+    *,
+    entry: str = "pretrain",
+    master_port: int | None = None,
+) -> list[str]:
+    """The argv of a `deepspeed` launch of `trainer/<entry>.py` (the launcher next to this Python).
+
+    `num_gpus` is the processes per machine (on CPU: ranks); None lets the launcher use every
+    GPU. Raises ValueError for an unknown entry point.
+    """
+    if entry not in ENTRY_POINTS:
+        raise ValueError(f"unknown entry point {entry!r}; known: {', '.join(ENTRY_POINTS)}")
+    command = [str(Path(sys.executable).parent / "deepspeed")]
+    if hostfile is not None:
+        command += ["--hostfile", str(hostfile)]
+    if num_gpus is not None:
+        command += ["--num_gpus", str(num_gpus)]
+    if master_port is not None:
+        command += ["--master_port", str(master_port)]
+    command += [str(ENTRY_POINTS[entry]), "--config", str(config)]
+    if resume:
+        command.append("--resume")
+    for override in overrides:
+        command += ["--set", override]
+    return command
+
+
+def free_local_port() -> int:
+    """A free loopback port for a single-node launch (several runs on one machine must not
+    collide on DeepSpeed's default 29500)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_environment(cpu: bool = False, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a launch: DeepSpeed's CPU accelerator when `cpu` or when there is
+    no GPU, and a torch-extensions folder of this virtualenv's own.
+
+    DeepSpeed JIT-compiles its CPU communication op into ~/.cache/torch_extensions; two
+    virtualenvs sharing that folder rebuild it on every alternation (minutes each), so each
+    gets a sub-folder named after its path.
+    """
+    env = dict(os.environ if base is None else base)
+    if cpu:
+        env["DS_ACCELERATOR"] = "cpu"
+    elif not torch.cuda.is_available():
+        env.setdefault("DS_ACCELERATOR", "cpu")
+    venv_key = hashlib.sha1(sys.prefix.encode()).hexdigest()[:12]
+    env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "torch_extensions" / f"venv-{venv_key}"))
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
