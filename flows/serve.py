@@ -1,0 +1,44 @@
+"""`bee flows serve`: serve the corpus-build, retokenize and pretrain deployments from this process.
+
+The alternative to `prefect deploy --prefect-file infra/prefect.yaml` + a process worker: one
+long-running process that registers the deployments with the Prefect server named by
+PREFECT_API_URL and runs their flow runs as subprocesses.
+"""
+
+from __future__ import annotations
+
+from prefect import serve
+
+from flows.corpus_build import corpus_build
+from flows.pretrain import pretrain
+from flows.retokenize import retokenize
+
+DEFAULT_RETOKENIZE_CRON = "0 3 * * *"  # nightly, 03:00 UTC
+
+
+def build_deployments(manifest: str, vocab: str, cron: str = DEFAULT_RETOKENIZE_CRON) -> list:
+    """The three deployments; `manifest` and `vocab` are the scheduled re-tokenization's parameters."""
+    return [
+        corpus_build.to_deployment(
+            name="corpus-build",
+            description="Build the datasets of a build config: --param build_config=PATH [runner_profile=...]",
+            tags=["corpus"],
+        ),
+        retokenize.to_deployment(
+            name="retokenize",
+            cron=cron,
+            parameters={"manifest": manifest, "vocab": vocab},
+            description="Refresh stale token shards of a manifest and its token statistics.",
+            tags=["tokenization"],
+        ),
+        pretrain.to_deployment(
+            name="pretrain",
+            description="Validate a run config and start the deepspeed launcher: --param run_config=PATH",
+            tags=["trainer"],
+        ),
+    ]
+
+
+def serve_deployments(manifest: str, vocab: str, cron: str = DEFAULT_RETOKENIZE_CRON, limit: int | None = None) -> None:
+    """Register the deployments and run their flow runs until interrupted."""
+    serve(*build_deployments(manifest, vocab, cron), limit=limit)
