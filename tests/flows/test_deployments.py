@@ -66,6 +66,16 @@ def test_corpus_build_deployment_runs_through_a_real_server(tmp_path):
             assert run.returncode == 0, run.stdout + run.stderr + log.read_text()[-3000:]
             assert "Completed" in run.stdout
 
+            broken = tmp_path / "broken.yaml"
+            broken.write_text(yaml.safe_dump({**plan, "input": [str(tmp_path / "no-such-folder")],
+                                              "output": str(tmp_path / "out" / "broken")}))
+            failed = prefect(env, "deployment", "run", "corpus-build/corpus-build",
+                             "--param", f"build_config={broken}", "--watch", "--watch-timeout", "300",
+                             timeout=360)
+            assert failed.returncode != 0 and "Failed" in failed.stdout, failed.stdout + failed.stderr
+            assert "no-such-folder" in log.read_text()  # the job's error is in the flow run's log
+            assert not (tmp_path / "out" / "broken").exists()
+
             schedule = prefect(env, "deployment", "inspect", "retokenize/retokenize").stdout
             assert "15 4 * * *" in schedule
 
