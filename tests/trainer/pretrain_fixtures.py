@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import signal
 import string
+import subprocess
+import uuid
 from pathlib import Path
 
 import yaml
 
 from corpus.dataset.writer import build_dataset
+from trainer.launch import deepspeed_command, launch_environment
+
+LAUNCH_TIMEOUT_S = 900  # the first launch on a machine also compiles DeepSpeed's CPU comm op
 
 # a character vocabulary: CPM-Bee's required tokens, then printable ASCII as plain tokens
 SPECIALS = ["<unk>", "<s>", "</s>", "<mask>", "</n>", "</_>", "<ans>", "<root>"]
@@ -75,3 +82,41 @@ def write_run(root: Path, **overrides: object) -> Path:
     path = root / "run.yaml"
     path.write_text(yaml.safe_dump(config), encoding="utf-8")
     return path
+
+
+class Launch:
+    """A finished launch: its exit code and output (read from files: a SIGKILLed rank's
+    children may outlive it holding pipes open)."""
+
+    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def launch(config: Path, port: int, resume: bool = False, entry: str = "pretrain", **env: str) -> Launch:
+    """Run `deepspeed --num_gpus 2` on CPU for `config` and wait for it."""
+    command = deepspeed_command(config, num_gpus=2, resume=resume, master_port=port, entry=entry)
+    marker = uuid.uuid4().hex
+    out, err = config.parent / f"launch-{port}.out", config.parent / f"launch-{port}.err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        code = subprocess.call(
+            command, cwd=config.parent, env=launch_environment(cpu=True) | env | {"BEE_TEST_LAUNCH": marker},
+            stdout=stdout, stderr=stderr, timeout=LAUNCH_TIMEOUT_S,
+        )  # fmt: skip
+    kill_leftovers(marker)
+    return Launch(code, out.read_text(), err.read_text())
+
+
+def kill_leftovers(marker: str) -> None:
+    """SIGKILL processes this launch started that outlived it (a killed rank's data workers)."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if f"BEE_TEST_LAUNCH={marker}".encode() in environ.split(b"\0"):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except ProcessLookupError:
+                pass

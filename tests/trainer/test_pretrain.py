@@ -11,59 +11,15 @@ checkpoint) and reproduce the uninterrupted run's steps 4-6 exactly.
 from __future__ import annotations
 
 import math
-import os
-import signal
-import subprocess
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from pretrain_fixtures import write_run
+from pretrain_fixtures import Launch, launch, write_run
 from trainer.checkpoint import CheckpointDir
-from trainer.launch import deepspeed_command, launch_environment
 from trainer.metrics import read_metrics
 from trainer.pretrain import LoopState
-
-LAUNCH_TIMEOUT_S = 900  # the first launch on a machine also compiles DeepSpeed's CPU comm op
-
-
-class Launch:
-    """A finished launch: its exit code and output (read from files: a SIGKILLed rank's
-    children may outlive it holding pipes open)."""
-
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
-
-
-def launch(config: Path, port: int, resume: bool = False, **env: str) -> Launch:
-    command = deepspeed_command(config, num_gpus=2, resume=resume, master_port=port)
-    marker = uuid.uuid4().hex
-    out, err = config.parent / f"launch-{port}.out", config.parent / f"launch-{port}.err"
-    with open(out, "w") as stdout, open(err, "w") as stderr:
-        code = subprocess.call(
-            command, cwd=config.parent, env=launch_environment(cpu=True) | env | {"BEE_TEST_LAUNCH": marker},
-            stdout=stdout, stderr=stderr, timeout=LAUNCH_TIMEOUT_S,
-        )  # fmt: skip
-    kill_leftovers(marker)
-    return Launch(code, out.read_text(), err.read_text())
-
-
-def kill_leftovers(marker: str) -> None:
-    """SIGKILL processes this launch started that outlived it (a killed rank's data workers)."""
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            environ = (proc / "environ").read_bytes()
-        except OSError:
-            continue
-        if f"BEE_TEST_LAUNCH={marker}".encode() in environ.split(b"\0"):
-            try:
-                os.kill(int(proc.name), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
 
 @pytest.fixture(scope="module")
