@@ -86,7 +86,7 @@ def build_command(ctx: typer.Context) -> None:
     try:
         result = run_build(list(ctx.args))
     except (SchemaError, BuildError, FileNotFoundError, ValueError) as error:
-        console.print(f"[red]error:[/red] {error}")
+        console.print(f"[red]error:[/red] {error}", soft_wrap=True)  # paths must not break across lines
         raise typer.Exit(1) from None
     console.print(summary_table(result))
     console.print(result.balance_line())
