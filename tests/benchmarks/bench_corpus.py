@@ -166,7 +166,7 @@ def make_corpus(root: Path, target_mb: float, planted: int = 600) -> dict:
 
 
 def run_build(input_dir: Path, output: Path, workers: int) -> tuple[float, dict[int, int]]:
-    """`bee corpus build` in a subprocess; returns (seconds, peak RSS per process)."""
+    """`bee corpus build` in a subprocess; returns (seconds, peak RSS per process; key 0 is the driver)."""
     for path in (output, output.with_name(output.name + ".work"), output.with_name(output.name + ".building")):
         shutil.rmtree(path, ignore_errors=True)
     command = [str(REPO / ".venv/bin/bee"), "corpus", "build", "--input", str(input_dir), "--output", str(output),
@@ -179,7 +179,8 @@ def run_build(input_dir: Path, output: Path, workers: int) -> tuple[float, dict[
         try:
             for proc in [process] + process.children(recursive=True):
                 try:
-                    peaks[proc.pid] = max(peaks.get(proc.pid, 0), proc.memory_info().rss)
+                    key = 0 if proc.pid == process.pid else proc.pid
+                    peaks[key] = max(peaks.get(key, 0), proc.memory_info().rss)
                 except psutil.NoSuchProcess:
                     pass
         except psutil.NoSuchProcess:
@@ -325,9 +326,12 @@ def main() -> None:
     parser.add_argument("--mb", type=float, default=60)
     parser.add_argument("--datatrove-python", default=None)
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--only-memory", action="store_true")
     args = parser.parse_args()
     work = Path(args.work)
     corpus = work / "corpus"
+    if args.only_memory:
+        return memory_scaling(work, args.mb)
     info = make_corpus(corpus, args.mb)
     mb = info["bytes"] / (1 << 20)
     print(f"corpus: {mb:.1f} MB ({', '.join(f'{k} {v / (1 << 20):.1f} MB' for k, v in info['by_source'].items())}), "
@@ -336,7 +340,8 @@ def main() -> None:
     summary = json.loads((work / "out" / "bench" / "report.json").read_text())
     print(f"end-to-end build, DirectRunner multi_processing, 2 workers: {seconds:.1f} s = {mb / seconds:.2f} MB/s "
           f"(written {summary['written']}, rejected {summary['rejected']}, balanced {summary['balanced']})")
-    print("  peak RSS per process (MB):", sorted(round(v / 2**20) for v in peaks.values()))
+    print(f"  peak RSS: driver {peaks[0] / 2**20:.0f} MB, workers",
+          sorted(round(v / 2**20) for k, v in peaks.items() if k and v > 50 << 20), "MB")
     for stage, value in stage_times(corpus).items():
         print(f"  stage {stage:20s} {value:6.2f} s/MB (one core) = {1 / value if value else float('inf'):7.2f} MB/s")
     quality = evaluate(work / "out" / "bench", info["pairs"])
@@ -346,11 +351,18 @@ def main() -> None:
         print(f"datatrove MinHash dedupe only (5-grams, 14x8, 2 tasks/workers): {dt_seconds:.1f} s = {mb / dt_seconds:.2f} MB/s; "
               f"ours end-to-end / datatrove dedupe-only = {dt_seconds / seconds:.2f}x")
     if not args.skip_memory:
-        half = work / "corpus-half"
-        make_corpus(half, args.mb / 2)
-        half_seconds, half_peaks = run_build(half, work / "out-half" / "bench", workers=2)
-        print(f"memory as the corpus doubles: max worker RSS {max(half_peaks.values()) / 2**20:.0f} MB at {args.mb / 2:.0f} MB "
-              f"-> {max(peaks.values()) / 2**20:.0f} MB at {args.mb:.0f} MB")
+        memory_scaling(work, args.mb)
+
+
+def memory_scaling(work: Path, mb: float) -> None:
+    """Peak RSS of the driver and of the busiest worker at mb/2 and mb of corpus."""
+    for size in (mb / 2, mb):
+        corpus = work / f"corpus-{size:.0f}"
+        real = make_corpus(corpus, size)["bytes"] / (1 << 20)
+        seconds, peaks = run_build(corpus, work / f"out-{size:.0f}" / "bench", workers=2)
+        workers = [v for k, v in peaks.items() if k]
+        print(f"memory at {real:.0f} MB of corpus: max worker RSS {max(workers) / 2**20:.0f} MB, "
+              f"driver {peaks[0] / 2**20:.0f} MB ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":
