@@ -3,7 +3,7 @@
 Four launches, three of them at once (each costs ~15 s of start-up):
 - uninterrupted: 6 steps, checkpoints at 3 and 6, evaluation at 3 and 6;
 - killed: the same run, SIGKILLed by a fault hook in the middle of saving step 6;
-- non-finite: every loss from step 2 on is NaN, with max_nonfinite_steps=2;
+- non-finite: 2 micro-batches per step, every loss from step 2 on NaN, max_nonfinite_steps=2;
 then `--resume` of the killed run, which must continue from step 3 (the last complete
 checkpoint) and reproduce the uninterrupted run's steps 4-6 exactly.
 """
@@ -28,7 +28,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Laun
     configs = {
         "whole": write_run(roots["whole"]),
         "killed": write_run(roots["killed"]),
-        "nonfinite": write_run(roots["nonfinite"], max_nonfinite_steps=2, eval__interval=100),
+        "nonfinite": write_run(
+            roots["nonfinite"], max_nonfinite_steps=2, eval__interval=100, optimizer__grad_accumulation=2
+        ),
     }
     env = {"whole": {}, "killed": {"BEE_FAULT_KILL_AT": "save:6"}, "nonfinite": {"BEE_FAULT_NAN_FROM_STEP": "2"}}
     with ThreadPoolExecutor(3) as pool:
@@ -102,6 +104,9 @@ def test_non_finite_losses_skip_the_step_and_abort_after_k_in_a_row(runs) -> Non
     assert steps[0]["applied"] and not steps[1]["applied"] and not steps[2]["applied"]
     assert math.isnan(steps[1]["loss"]) and steps[1]["grad_norm"] == math.inf
     assert steps[2]["lr"] == steps[1]["lr"]  # a skipped step does not advance the schedule
+    # gradient accumulation: step 1 trained on this batch and the next one of each rank
+    first_whole = metrics(runs["whole"][0])[0]
+    assert steps[0]["tokens"] > first_whole["tokens"] and steps[0]["loss"] != first_whole["loss"]
 
 
 def test_early_stop_counts_evaluations_without_improvement() -> None:
