@@ -41,8 +41,6 @@ def sample_build_plan(output: Path) -> dict:
                 "dataset_name": "sample_text",
                 "task_name": "lm",
                 "weight": 1.0,
-                # plain-text records {"text": t} become language-modelling samples
-                "transforms": [{"input": "", "<ans>": "$text"}],
             },
             {
                 **common,

@@ -93,7 +93,7 @@ class Mixture:
             entry=entry,
             path=path,
             reader=reader,
-            transform=DatasetTransform(entry.transforms, self.base_dir, entry.identity),
+            transform=DatasetTransform(entry.transforms, self.base_dir, entry.identity, bool(entry.escaped)),
             incontext_p=_incontext_p(entry),
             nlines=reader.nlines,
         )
@@ -116,7 +116,7 @@ class Mixture:
                 else:
                     transform = source.transform
                     if source.entry.transforms != entry.transforms:
-                        transform = DatasetTransform(entry.transforms, self.base_dir, entry.identity)
+                        transform = DatasetTransform(entry.transforms, self.base_dir, entry.identity, bool(entry.escaped))
                     # a copy, so that the current mixture is untouched if a later entry fails
                     source = Source(entry, source.path, source.reader, transform, _incontext_p(entry), source.nlines)
                 sources.append(source)

@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from tokenization import record_to_sample
+
 TransformFn = Callable[[Any], Any]
 
 
@@ -160,7 +162,10 @@ class TransformScript:
 class DatasetTransform:
     """The transforms of one manifest entry; `for_instance` draws what one instance uses."""
 
-    def __init__(self, transforms: str | list[dict[str, Any]], base_dir: str | os.PathLike, name: str) -> None:
+    def __init__(
+        self, transforms: str | list[dict[str, Any]], base_dir: str | os.PathLike, name: str, escaped: bool = False
+    ) -> None:
+        self.escaped = escaped  # the dataset's `<` were escaped at build time
         self.script: TransformScript | None = None
         self.mappings: list[dict[str, Any]] = []
         if isinstance(transforms, str):
@@ -176,17 +181,17 @@ class DatasetTransform:
         """The function applied to the sample and its in-context samples of one instance.
 
         Draws from `rng` only what the reference draws: a seed for a script, an index into
-        a non-empty list of mappings, nothing when there is no transform.
+        a non-empty list of mappings, nothing when there is no transform. Without a transform
+        a record is used as the token shards use it (`tokenization.record_to_sample`): a
+        plain-text record `{"text": t}` becomes `{"input": "", "<ans>": t}`.
         """
         if self.script is not None:
             function = self.script.function()
             seed = int(rng.integers(0, 2**63 - 1))
             return lambda data: function(data, num_incontext, random.Random(seed))
         if not self.mappings:
-            return _identity
+            escaped = self.escaped
+            return lambda data: record_to_sample(data, escaped)
         mapping = self.mappings[int(rng.integers(len(self.mappings)))]
         return lambda data: apply_mapping(data, mapping)
 
-
-def _identity(data: Any) -> Any:
-    return data

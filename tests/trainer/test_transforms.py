@@ -143,6 +143,14 @@ def test_no_transform_passes_records_through_and_draws_nothing():
     assert rng.bit_generator.state == before
 
 
+def test_without_a_transform_plain_text_is_predicted_whole_and_escaped_once():
+    rng = np.random.default_rng(0)
+    built_here = DatasetTransform([], ".", "lm.web", escaped=True).for_instance(rng, 0)
+    assert built_here({"text": "3 << 5"}) == {"input": "", "<ans>": "3 << 5"}
+    from_elsewhere = DatasetTransform([], ".", "lm.web", escaped=False).for_instance(rng, 0)
+    assert from_elsewhere({"text": "3 < 5"}) == {"input": "", "<ans>": "3 << 5"}
+
+
 def test_one_of_several_mappings_is_drawn_per_instance():
     transform = DatasetTransform([{"x": "$title"}, {"x": "$answer"}], ".", "t.d")
     rng = np.random.default_rng(1)
