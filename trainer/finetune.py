@@ -111,8 +111,9 @@ def finetune(run: RunConfig, resume: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainer.pretrain import NonFiniteLossError, parse_args
+    from trainer.pretrain import NonFiniteLossError, exit_on_sigterm, parse_args
 
+    exit_on_sigterm()
     args = parse_args(argv)
     run = load_run_config(args.config, args.set)
     try:

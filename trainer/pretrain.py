@@ -354,7 +354,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def exit_on_sigterm() -> None:
+    """Turn the launcher's SIGTERM (sent to every rank when one fails) into SystemExit, so that
+    `finally` blocks run and the data-loader processes are stopped rather than orphaned."""
+    import signal
+
+    def _exit(signum: int, frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _exit)
+
+
 def main(argv: list[str] | None = None) -> int:
+    exit_on_sigterm()
     args = parse_args(argv)
     run = load_run_config(args.config, args.set)
     try:
