@@ -75,7 +75,11 @@ def repair_text(text: str) -> str:
     Width and quote "fixes" stay off: they would turn Chinese punctuation (，“”) into ASCII,
     and the normal form is applied separately, as configured.
     """
-    if "&" in text or "\x1b" in text or is_bad(text):
+    if "&" in text or "\x1b" in text:
+        return ftfy.fix_text(text, normalization=None, fix_character_width=False, uncurl_quotes=False)
+    if text.isascii():  # mojibake and ligatures are non-ASCII by definition: nothing to do
+        return text
+    if is_bad(text):
         return ftfy.fix_text(text, normalization=None, fix_character_width=False, uncurl_quotes=False)
     return fix_latin_ligatures(text)
 

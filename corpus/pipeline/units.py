@@ -10,7 +10,9 @@ import re
 # Han (with extensions A and compatibility), kana, Hangul syllables, CJK punctuation excluded.
 CJK_CHARS = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\u3040-\u30ff\uac00-\ud7af"
 _CJK = f"[{CJK_CHARS}]"
-_TOKEN = re.compile(f"{_CJK}|[^\\W{CJK_CHARS}]+")
+_WORD = f"[^\\W{CJK_CHARS}]+"
+_TOKEN = re.compile(f"{_CJK}|{_WORD}")
+_WORD_RE = re.compile(_WORD)
 _CJK_RE = re.compile(_CJK)
 _LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
@@ -18,6 +20,11 @@ _LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
 def tokens(text: str) -> list[str]:
     """Words (runs of letters/digits) of non-CJK text and single CJK characters, in order."""
     return _TOKEN.findall(text)
+
+
+def words_of(text: str) -> list[str]:
+    """The non-CJK tokens of `text` (what `tokens` gives minus the CJK characters), in order."""
+    return _WORD_RE.findall(text)
 
 
 def is_cjk(token: str) -> bool:
