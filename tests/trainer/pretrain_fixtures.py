@@ -6,6 +6,7 @@ import json
 import os
 import random
 import signal
+import socket
 import string
 import subprocess
 import uuid
@@ -92,8 +93,16 @@ class Launch:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
-def launch(config: Path, port: int, resume: bool = False, entry: str = "pretrain", **env: str) -> Launch:
+def free_port() -> int:
+    """A TCP port nobody listens on now (other sessions launch DeepSpeed on this machine too)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch(config: Path, resume: bool = False, entry: str = "pretrain", **env: str) -> Launch:
     """Run `deepspeed --num_gpus 2` on CPU for `config` and wait for it."""
+    port = free_port()
     command = deepspeed_command(config, num_gpus=2, resume=resume, master_port=port, entry=entry)
     marker = uuid.uuid4().hex
     out, err = config.parent / f"launch-{port}.out", config.parent / f"launch-{port}.err"

@@ -25,7 +25,7 @@ def test_lora_finetune_saves_only_the_delta(tmp_path) -> None:
         tmp_path, finetune={"init_from": str(pretrained), "method": "lora", "lora_rank": 4},
         max_steps=2, eval__interval=100,
     )  # fmt: skip
-    result = launch(config, 29620, entry="finetune")
+    result = launch(config, entry="finetune")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
     steps = read_metrics(tmp_path / "ckpt" / "logs" / "tiny.metrics.jsonl")

@@ -35,10 +35,10 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Laun
     env = {"whole": {}, "killed": {"BEE_FAULT_KILL_AT": "save:6"}, "nonfinite": {"BEE_FAULT_NAN_FROM_STEP": "2"}}
     with ThreadPoolExecutor(3) as pool:
         futures = {
-            name: pool.submit(launch, configs[name], 29600 + i, **env[name]) for i, name in enumerate(configs)
+            name: pool.submit(launch, configs[name], **env[name]) for name in configs
         }
         results = {name: (configs[name], future.result()) for name, future in futures.items()}
-    results["resumed"] = (configs["killed"], launch(configs["killed"], 29610, resume=True))
+    results["resumed"] = (configs["killed"], launch(configs["killed"], resume=True))
     return results
 
 
