@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 import apache_beam as beam
 import ftfy
 from ftfy.badness import is_bad
+from ftfy.chardata import HTML_ENTITY_RE
 from ftfy.fixes import fix_latin_ligatures
 
 from corpus.pipeline.read import json_text_view
@@ -70,12 +71,13 @@ def html_to_text(text: str) -> str:
 
 def repair_text(text: str) -> str:
     """ftfy's repairs. Most text has nothing to repair: ftfy's own badness test (what its
-    encoding fix starts with) plus a look for HTML entities and terminal escapes picks the
-    texts that need the full, slow pass; the rest only get their Latin ligatures split.
+    encoding fix starts with) plus a look for HTML entities (ftfy's own pattern) and terminal
+    escapes picks the texts that need the full, slow pass; the rest only get their Latin
+    ligatures split.
     Width and quote "fixes" stay off: they would turn Chinese punctuation (，“”) into ASCII,
     and the normal form is applied separately, as configured.
     """
-    if "&" in text or "\x1b" in text:
+    if "\x1b" in text or HTML_ENTITY_RE.search(text):
         return ftfy.fix_text(text, normalization=None, fix_character_width=False, uncurl_quotes=False)
     if text.isascii():  # mojibake and ligatures are non-ASCII by definition: nothing to do
         return text

@@ -165,31 +165,47 @@ def make_corpus(root: Path, target_mb: float, planted: int = 600) -> dict:
     return {"bytes": total, "by_source": sizes, "pairs": pairs}
 
 
-def run_build(input_dir: Path, output: Path, workers: int) -> tuple[float, dict[int, int]]:
-    """`bee corpus build` in a subprocess; returns (seconds, peak RSS per process; key 0 is the driver)."""
-    for path in (output, output.with_name(output.name + ".work"), output.with_name(output.name + ".building")):
-        shutil.rmtree(path, ignore_errors=True)
-    command = [str(REPO / ".venv/bin/bee"), "corpus", "build", "--input", str(input_dir), "--output", str(output),
-               "--dataset-name", "bench", "--task-name", "bench", f"--direct_num_workers={workers}",
-               "--direct_running_mode=" + ("multi_processing" if workers > 1 else "in_memory")]
-    started = time.monotonic()
-    process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def watch(process: psutil.Popen) -> tuple[dict[int, int], dict[int, float]]:
+    """Poll `process` and its descendants until it exits; returns peak RSS and last-seen CPU
+    seconds (user + system) per process, key 0 for `process` itself. Polling misses at most
+    the last 0.2 s of each process, the same for every tool measured."""
     peaks: dict[int, int] = {}
+    cpu: dict[int, float] = {}
     while process.poll() is None:
         try:
             for proc in [process] + process.children(recursive=True):
                 try:
                     key = 0 if proc.pid == process.pid else proc.pid
-                    peaks[key] = max(peaks.get(key, 0), proc.memory_info().rss)
+                    with proc.oneshot():
+                        peaks[key] = max(peaks.get(key, 0), proc.memory_info().rss)
+                        times = proc.cpu_times()
+                    cpu[key] = times.user + times.system
                 except psutil.NoSuchProcess:
                     pass
         except psutil.NoSuchProcess:
             pass
         time.sleep(0.2)
+    return peaks, cpu
+
+
+def run_build(input_dir: Path, output: Path, workers: int) -> tuple[float, dict[int, int], dict[int, float]]:
+    """`bee corpus build` in a subprocess; returns (seconds, peak RSS and CPU seconds per
+    process; key 0 is the driver)."""
+    for path in (output, output.with_name(output.name + ".work"), output.with_name(output.name + ".building")):
+        shutil.rmtree(path, ignore_errors=True)
+    command = [str(REPO / ".venv/bin/bee"), "corpus", "build", "--input", str(input_dir), "--output", str(output),
+               "--dataset-name", "bench", "--task-name", "bench", f"--direct_num_workers={workers}",
+               "--direct_running_mode=" + ("multi_processing" if workers > 1 else "in_memory")]
+    log = output.with_name(output.name + ".log")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    with open(log, "w") as stderr:  # a file, not a pipe, which could fill up and stall the build
+        process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+        peaks, cpu = watch(process)
     seconds = time.monotonic() - started
     if process.returncode != 0:
-        raise RuntimeError(process.stderr.read().decode()[-3000:])
-    return seconds, peaks
+        raise RuntimeError(log.read_text()[-3000:])
+    return seconds, peaks, cpu
 
 
 def stage_times(corpus: Path, sample_mb: float = 4.0) -> dict[str, float]:
@@ -299,8 +315,9 @@ DATATROVE_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def run_datatrove(python: str, corpus: Path, work: Path, tasks: int = 2) -> float:
-    """datatrove MinHash dedupe (FineWeb defaults) over the same samples as JSONL; seconds."""
+def run_datatrove(python: str, corpus: Path, work: Path, tasks: int = 2) -> tuple[float, float]:
+    """datatrove MinHash dedupe (FineWeb defaults) over the same samples as JSONL; returns
+    (seconds, CPU seconds of its processes)."""
     shutil.rmtree(work, ignore_errors=True)
     src = work / "src"
     src.mkdir(parents=True)
@@ -314,10 +331,13 @@ def run_datatrove(python: str, corpus: Path, work: Path, tasks: int = 2) -> floa
                 out.write(json.dumps({"id": f"{index}-{n}", "text": txt_line_to_text(line)}, ensure_ascii=False) + "\n")
     script = work / "dt.py"
     script.write_text(DATATROVE_SCRIPT)
-    result = subprocess.run([python, str(script), str(src), str(work / "run"), str(tasks)], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(result.stderr[-3000:])
-    return float(re.search(r"SECONDS ([\d.]+)", result.stdout).group(1))
+    # output to files, not pipes: datatrove logs a lot, and a full pipe would stall it while polled
+    with open(work / "stdout.txt", "w") as stdout, open(work / "stderr.txt", "w") as stderr:
+        process = psutil.Popen([python, str(script), str(src), str(work / "run"), str(tasks)], stdout=stdout, stderr=stderr)
+        _, cpu = watch(process)
+    if process.returncode != 0:
+        raise RuntimeError((work / "stderr.txt").read_text()[-3000:])
+    return float(re.search(r"SECONDS ([\d.]+)", (work / "stdout.txt").read_text()).group(1)), sum(cpu.values())
 
 
 def main() -> None:
@@ -336,10 +356,11 @@ def main() -> None:
     mb = info["bytes"] / (1 << 20)
     print(f"corpus: {mb:.1f} MB ({', '.join(f'{k} {v / (1 << 20):.1f} MB' for k, v in info['by_source'].items())}), "
           f"{len(info['pairs'])} planted pairs")
-    seconds, peaks = run_build(corpus, work / "out" / "bench", workers=2)
+    seconds, peaks, cpu = run_build(corpus, work / "out" / "bench", workers=2)
     summary = json.loads((work / "out" / "bench" / "report.json").read_text())
     print(f"end-to-end build, DirectRunner multi_processing, 2 workers: {seconds:.1f} s = {mb / seconds:.2f} MB/s "
-          f"(written {summary['written']}, rejected {summary['rejected']}, balanced {summary['balanced']})")
+          f"{sum(cpu.values()):.1f} CPU-s = {sum(cpu.values()) / mb:.2f} CPU-s/MB (written {summary['written']}, rejected {summary['rejected']}, balanced {summary['balanced']})")
+    print(f"  CPU-s: driver {cpu[0]:.1f}, workers", sorted(round(v, 1) for k, v in cpu.items() if k and v > 0.5))
     print(f"  peak RSS: driver {peaks[0] / 2**20:.0f} MB, workers",
           sorted(round(v / 2**20) for k, v in peaks.items() if k and v > 50 << 20), "MB")
     for stage, value in stage_times(corpus).items():
@@ -347,9 +368,10 @@ def main() -> None:
     quality = evaluate(work / "out" / "bench", info["pairs"])
     print("dedupe vs planted pairs (true Jaccard on 5-token shingles, positive >= 0.8):", json.dumps(quality))
     if args.datatrove_python:
-        dt_seconds = run_datatrove(args.datatrove_python, corpus, work / "datatrove")
-        print(f"datatrove MinHash dedupe only (5-grams, 14x8, 2 tasks/workers): {dt_seconds:.1f} s = {mb / dt_seconds:.2f} MB/s; "
-              f"ours end-to-end / datatrove dedupe-only = {dt_seconds / seconds:.2f}x")
+        dt_seconds, dt_cpu = run_datatrove(args.datatrove_python, corpus, work / "datatrove")
+        print(f"datatrove MinHash dedupe only (5-grams, 14x8, 2 tasks/workers): {dt_seconds:.1f} s = {mb / dt_seconds:.2f} MB/s, "
+              f"{dt_cpu:.1f} CPU-s = {dt_cpu / mb:.2f} CPU-s/MB (its CPU includes process start-up and writing the deduplicated JSONL)")
+        print(f"ours end-to-end / datatrove dedupe-only: {dt_seconds / seconds:.2f}x wall, {dt_cpu / sum(cpu.values()):.2f}x per CPU-second")
     if not args.skip_memory:
         memory_scaling(work, args.mb)
 
@@ -359,7 +381,7 @@ def memory_scaling(work: Path, mb: float) -> None:
     for size in (mb / 2, mb):
         corpus = work / f"corpus-{size:.0f}"
         real = make_corpus(corpus, size)["bytes"] / (1 << 20)
-        seconds, peaks = run_build(corpus, work / f"out-{size:.0f}" / "bench", workers=2)
+        seconds, peaks, _ = run_build(corpus, work / f"out-{size:.0f}" / "bench", workers=2)
         workers = [v for k, v in peaks.items() if k]
         print(f"memory at {real:.0f} MB of corpus: max worker RSS {max(workers) / 2**20:.0f} MB, "
               f"driver {peaks[0] / 2**20:.0f} MB ({seconds:.0f} s)")
