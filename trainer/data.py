@@ -35,13 +35,20 @@ def _produce(stream_args: dict[str, Any], state: dict[str, Any] | None, batches:
     """Background process: put ("batch", batch, state) items until `stop` is set, or one ("error", text)."""
     # Ctrl-C is for the trainer, which then closes the loader; the worker must not die first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    trainer = multiprocessing.parent_process()
+
+    def running() -> bool:
+        # A SIGKILLed trainer never sets `stop`: without this check the worker would live on,
+        # holding the launcher's output pipes open.
+        return not stop.is_set() and trainer.is_alive()
+
     try:
         stream = BatchStream(**stream_args)
         if state is not None:
             stream.load_state_dict(state)
-        while not stop.is_set():
+        while running():
             item = ("batch", next(stream), stream.state_dict())
-            while not stop.is_set():
+            while running():
                 try:
                     batches.put(item, timeout=0.1)
                     break

@@ -172,3 +172,43 @@ def test_an_error_in_the_background_process_reaches_the_trainer(manifest, tokeni
 def test_a_loader_state_of_another_version_is_refused(manifest, tokenizer):
     with pytest.raises(ValueError, match="version"):
         MixtureLoader(manifest, tokenizer, 3, 48).load_state_dict({"version": 99})
+
+
+def _gone(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return any(line.startswith("State:") and "Z" in line for line in status)  # exited, not reaped
+    except FileNotFoundError:
+        return True
+
+
+def test_the_background_process_ends_when_the_trainer_is_killed(manifest):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    trainer = (
+        "import os, signal, sys\n"
+        "from tokenization import CPMBeeTokenizer\n"
+        "from trainer.data import MixtureLoader\n"
+        "if __name__ == '__main__':\n"
+        f"    loader = MixtureLoader({str(manifest)!r}, CPMBeeTokenizer({str(TINY_VOCAB)!r}), 3, 48, prefetch=2)\n"
+        "    next(loader)\n"
+        "    print(loader._process.pid, flush=True)\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)  # no close(), no stop flag: as a rank killed by the launcher\n"
+    )
+    script = manifest.parent / "trainer_rank.py"
+    script.write_text(trainer)
+    output = manifest.parent / "trainer_rank.out"
+    with output.open("w") as out:  # a file, not a pipe: an orphaned worker would hold a pipe open
+        killed = subprocess.run([sys.executable, str(script)], stdout=out, stderr=subprocess.STDOUT, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, output.read_text()
+    worker = int(output.read_text().split()[0])
+    deadline = time.monotonic() + 20
+    while not _gone(worker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if not _gone(worker):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the data process outlived its trainer")
