@@ -47,20 +47,23 @@ def _larger_first(edge):
 
 
 class _Round(beam.PTransform):
+    """One large-star and one small-star step: two shuffles. Both steps read a node's
+    neighbours as a set, so duplicate edges are harmless and no Distinct (a shuffle of its
+    own, on a runner that pays per stage) is needed between them; each step emits at most
+    one edge per distinct neighbour, so duplicates never pile up from round to round."""
+
     def expand(self, edges):
         large = (
             edges
             | "BothWays" >> beam.FlatMap(_both_directions)
             | "GroupLarge" >> beam.GroupByKey()
             | "LargeStar" >> beam.FlatMap(_large_star)
-            | "DistinctLarge" >> beam.Distinct()
         )
         return (
             large
             | "Orient" >> beam.Map(_larger_first)
             | "GroupSmall" >> beam.GroupByKey()
             | "SmallStar" >> beam.FlatMap(_small_star)
-            | "DistinctSmall" >> beam.Distinct()
         )
 
 
@@ -90,7 +93,7 @@ class ConnectedComponents(beam.PTransform):
         self.rounds = rounds
 
     def expand(self, edges):
-        edges = edges | "Canonical" >> beam.Map(_larger_first) | "Distinct" >> beam.Distinct()
+        edges = edges | "Canonical" >> beam.Map(_larger_first)  # duplicates are harmless (see _Round)
         for index in range(self.rounds):
             edges = edges | f"Round{index}" >> _Round()
         parents = edges | "ChildToParent" >> beam.Map(lambda e: (e[0], e[1]))

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import filterfalse
 
 import apache_beam as beam
 import numpy as np
@@ -23,7 +24,6 @@ _ELLIPSES = ("...", "…")
 _TERMINAL = (".", "!", "?", "。", "！", "？", '"', "”", "」", "』")
 MIN_LATIN_WORDS_FOR_LENGTH = 10
 # Counts come from runs matched by one C-level regex pass each, never a Python loop per character.
-_SPACE_RUN = re.compile(r"\s+")
 _LETTER_RUN = re.compile(r"[^\W\d_]+")
 _DIGIT_RUN = re.compile(r"\d+")
 _LATIN_LETTER_RUN = re.compile(r"[A-Za-z\u00c0-\u024f]+")
@@ -130,8 +130,8 @@ def text_stats(text: str, config: QualityConfig) -> dict[str, float]:
     # CJK character of the text is a token, so the CJK count is what is left.
     words = words_of(text)
     cjk = count - len(words)
-    latin_words = [w for w in words if not w.isdigit()]
-    non_space = max(1, len(text) - _run_chars(_SPACE_RUN, text))
+    latin_words = list(filterfalse(str.isdigit, words))
+    non_space = max(1, sum(map(len, text.split())))  # str.split and re's \s: the same whitespace
     letters = _run_chars(_LETTER_RUN, text)
     digits = _run_chars(_DIGIT_RUN, text)
     lines = [line for line in map(str.strip, text.split("\n")) if line]
