@@ -132,6 +132,8 @@ def run_demo(output: Path, steps: int, processes: int) -> None:
     _show(f"training: loss {trained['first_loss']:.3f} → {trained['last_loss']:.3f} in {trained['steps']} steps",
           trained["checkpoint_dir"])
     _show("  training metrics, one JSON object per step", trained["metrics"])
+    tensorboard = Path(trained["metrics"]).parent / "tensorboard"
+    _show("  TensorBoard logs (loss per task, lr, grad norm, tokens/s)", tensorboard, f"tensorboard --logdir {tensorboard}")
 
 
 def _show(what: str, where: str | Path, command: str | None = None) -> None:
