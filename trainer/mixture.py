@@ -21,7 +21,8 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from corpus.dataset import DistributedDataset
+from corpus.dataset import DistributedDataset, read_meta
+from corpus.dataset.reader import rank_blocks
 from corpus.manifest import read_manifest
 from schemas import DatasetEntry, MixtureManifest
 from trainer.transforms import DatasetTransform
@@ -143,11 +144,25 @@ class Mixture:
                 sizes.append(source.entry.ntokens)
             else:
                 sizes.append(source.nlines)
+        readable = np.array([self._rank_has_blocks(source) for source in sources], dtype=np.float64)
         weights = np.array([s.entry.weight for s in sources], dtype=np.float64) * np.array(sizes, dtype=np.float64)
+        weights *= readable
         total = weights.sum()
         if not sources or total <= 0:
-            raise ValueError(f"{self.manifest_path}: no dataset has weight x {self.weight_by} > 0; nothing to sample")
+            raise ValueError(
+                f"{self.manifest_path}: no dataset has weight x {self.weight_by} > 0 and a block for rank "
+                f"{self.rank} of {self.world_size}; nothing to sample (small datasets: build them with a smaller block_size)"
+            )
         return weights / total
+
+    def _rank_has_blocks(self, source: Source) -> bool:
+        """A dataset with fewer unmasked blocks than ranks has none for some ranks (a rank reads
+        whole blocks): those ranks leave it out of their draw instead of failing on it."""
+        readable = any(len(rank_blocks(info, self.rank, self.world_size)) for info in read_meta(source.path) if not info.mask)
+        if not readable:
+            log.warning("%s: no block of this dataset falls to rank %d of %d; this rank does not draw it",
+                        source.identity, self.rank, self.world_size)
+        return readable
 
     def refresh(self) -> bool:
         """Re-read the manifest if the file changed. Returns True when the sources changed.

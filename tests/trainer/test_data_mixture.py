@@ -151,3 +151,13 @@ def test_an_edit_naming_a_missing_dataset_changes_nothing(two_datasets, caplog):
     with caplog.at_level(logging.ERROR):
         assert mixture.refresh() is False
     assert mixture.probabilities == pytest.approx({"lm.a": 0.6, "qa.b": 0.4})  # not even the new weight
+
+
+def test_a_rank_without_blocks_of_a_dataset_does_not_draw_it(tmp_path):
+    make_dataset(tmp_path, "small", 3, block_size=1 << 16)  # one block: rank 1 of 2 gets none
+    make_dataset(tmp_path, "large", 300)
+    manifest = tmp_path / "datasets.json"
+    write_manifest(manifest, [{"dataset_name": "small", "task_name": "t", "path": "small"},
+                              {"dataset_name": "large", "task_name": "t", "path": "large"}])
+    assert Mixture(manifest, rank=0, world_size=2).probabilities["t.small"] > 0
+    assert Mixture(manifest, rank=1, world_size=2).probabilities == pytest.approx({"t.small": 0.0, "t.large": 1.0})
