@@ -1,6 +1,9 @@
 """Stage 6, near dedupe: MinHash LSH over the whole build, clustered inside the Beam job.
 
 1. Each signature is cut into `bands` x `rows`; records sharing a band value are candidates.
+   Only positions travel through this shuffle; the signatures are joined back afterwards for
+   the members of buckets with two or more members (few), not sent along with every band
+   value (bands x the whole corpus's signatures).
 2. In each band bucket, a member links to the earliest earlier member whose signature
    agrees on at least `threshold` of its values (estimated Jaccard), when `verify` is on.
 3. Connected components of those links (distributed large-star / small-star, see
@@ -39,6 +42,25 @@ def band_keys(signature: bytes, bands: int, rows: int) -> list[tuple[int, bytes]
 
 def estimated_jaccard(a: bytes, b: bytes) -> float:
     return float(np.mean(signature_values(a) == signature_values(b)))
+
+
+def colliding_members(element):
+    """(band key, positions) -> (position, band key) for each member of a bucket of two or more."""
+    key, positions = element
+    positions = list(positions)
+    if len(positions) > 1:
+        for position in positions:
+            yield (position, key)
+
+
+def signature_to_buckets(element):
+    """(position, {"signature": [signature], "bucket": [band key]}) -> (band key, (position, signature))."""
+    position, groups = element
+    keys = list(groups["bucket"])
+    if keys:
+        signature = next(iter(groups["signature"]))
+        for key in keys:
+            yield (key, (position, signature))
 
 
 class LinkBucketFn(beam.DoFn):
@@ -107,11 +129,18 @@ class MinHashDedupe(beam.PTransform):
     def expand(self, records):
         bands, rows = bands_and_rows(self.config)
         keyed = records | "KeyByPosition" >> beam.Map(lambda r: (r.position, r))
+        signed = records | "Signed" >> beam.Filter(lambda r: r.minhash is not None)
+        colliding = (
+            signed
+            | "Bands" >> beam.FlatMap(lambda r: [(key, r.position) for key in band_keys(r.minhash, bands, rows)])
+            | "GroupBands" >> beam.GroupByKey()
+            | "Colliding" >> beam.FlatMap(colliding_members)
+        )
+        signatures = signed | "KeySignature" >> beam.Map(lambda r: (r.position, r.minhash))
         links = (
-            records
-            | "Bands" >> beam.FlatMap(lambda r: [
-                (key, (r.position, r.minhash)) for key in band_keys(r.minhash, bands, rows)
-            ] if r.minhash is not None else [])
+            {"signature": signatures, "bucket": colliding}
+            | "JoinSignatures" >> beam.CoGroupByKey()
+            | "ToBuckets" >> beam.FlatMap(signature_to_buckets)
             | "GroupBuckets" >> beam.GroupByKey()
             | "LinkBuckets" >> beam.ParDo(LinkBucketFn(self.config))
         )
