@@ -72,11 +72,24 @@ ModelBuilder = Callable[[RunConfig], torch.nn.Module]
 
 
 def build_model(run: RunConfig) -> torch.nn.Module:
-    """A freshly initialised CPMBee for the run (same weights on every rank: seeded)."""
+    """A freshly initialised CPMBee for the run (same weights on every rank: seeded).
+
+    Under ZeRO-3 it is built inside `deepspeed.zero.Init`: each module's weights are
+    initialised whole and partitioned across ranks right away, so no rank ever holds the
+    whole model (a 10B model in fp32 is 40 GB). Call it after the process group is up.
+    """
+    import deepspeed
+
+    from trainer.engine import deepspeed_config, resolve_precision
     from trainer.model import CPMBee
 
+    config = run.model.resolve()
+    partitioned = deepspeed.zero.Init(
+        config_dict_or_path=deepspeed_config(run, resolve_precision(run, config.half)), enabled=run.zero_stage == 3
+    )
     torch.manual_seed(run.seed)
-    return CPMBee(run.model.resolve(), activation_checkpointing=run.model.activation_checkpointing)
+    with partitioned:
+        return CPMBee(config, activation_checkpointing=run.model.activation_checkpointing)
 
 
 def _make_loader(run: RunConfig, manifest: str, tokenizer: Any, rank: int, world_size: int, seed: int) -> Any:
