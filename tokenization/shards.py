@@ -16,14 +16,12 @@ and kept in `<file>.rejects.jsonl` beside the shard (record index, block, error)
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -34,6 +32,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from corpus.atomic_file import write_text_atomically
 from corpus.dataset.blockfile import block_label, iter_file_payloads
+from corpus.dataset.lock import folder_lock
 from corpus.dataset.meta import DatasetCorrupt, read_meta
 from corpus.dataset.progress import progress_bar
 from corpus.dataset.serializer import get_serializer
@@ -147,16 +146,9 @@ def write_shards_manifest(shards_dir: Path, manifest: ShardsManifest) -> None:
     write_text_atomically(shards_dir / SHARDS_MANIFEST, manifest.model_dump_json(indent=2) + "\n")
 
 
-@contextmanager
-def _shards_lock(shards_dir: Path) -> Iterator[None]:
+def _shards_lock(shards_dir: Path):
     # Two runs on one shards folder would race on shards.json; the second waits.
-    shards_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(shards_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+    return folder_lock(shards_dir, LOCK_FILE)
 
 
 def _is_fresh(entry: ShardEntry | None, key: tuple[str, str, str], shards_dir: Path) -> bool:

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from schemas.run_config import RunConfig, load_run_config
+from schemas.run_config import RunConfig
 
 DELTA_FILE = "delta.pt"
 MODEL_FILE = "model.pt"
@@ -111,17 +111,9 @@ def finetune(run: RunConfig, resume: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainer.pretrain import NonFiniteLossError, exit_on_sigterm, parse_args
+    from trainer.pretrain import run_entry_point
 
-    exit_on_sigterm()
-    args = parse_args(argv)
-    run = load_run_config(args.config, args.set)
-    try:
-        finetune(run, resume=args.resume)
-    except NonFiniteLossError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
-        return 3
-    return 0
+    return run_entry_point(finetune, argv)
 
 
 if __name__ == "__main__":

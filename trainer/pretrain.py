@@ -378,16 +378,22 @@ def exit_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, _exit)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_entry_point(job: Callable[..., Any], argv: list[str] | None = None) -> int:
+    """What `trainer/pretrain.py` and `trainer/finetune.py` do as scripts: parse the launcher's
+    arguments, load the run config, run `job(run, resume=...)`; exit code 3 on a non-finite abort."""
     exit_on_sigterm()
     args = parse_args(argv)
     run = load_run_config(args.config, args.set)
     try:
-        train(run, resume=args.resume)
+        job(run, resume=args.resume)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 3
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_entry_point(train, argv)
 
 
 if __name__ == "__main__":

@@ -18,13 +18,18 @@ LOCK_FILE = ".meta.lock"
 
 
 @contextmanager
-def meta_lock(dataset_path: str | os.PathLike) -> Iterator[None]:
-    """Hold the dataset's meta lock (creating the folder if needed) for the `with` body."""
-    directory = Path(dataset_path)
+def folder_lock(directory: str | os.PathLike, lock_name: str) -> Iterator[None]:
+    """Hold the flock on `directory/lock_name` (creating both if needed) for the `with` body."""
+    directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = os.open(directory / lock_name, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def meta_lock(dataset_path: str | os.PathLike):
+    """Hold the dataset's meta lock (creating the folder if needed) for the `with` body."""
+    return folder_lock(dataset_path, LOCK_FILE)
