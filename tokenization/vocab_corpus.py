@@ -23,7 +23,7 @@ from typing import Any
 
 from corpus.dataset import META_FILE, iter_records, read_meta
 from corpus.pipeline.clean import clean_text, clean_value
-from corpus.pipeline.read import COMPRESSIONS, InputFile, ReadFileLines, list_input_files
+from corpus.pipeline.read import InputFile, ReadFileLines, input_kind, list_input_files
 from corpus.pipeline.stage import REJECTED
 from schemas import Record
 from schemas.build_config import CleanConfig, ReadConfig
@@ -82,20 +82,14 @@ def _raw_input_files(path: Path, config: ReadConfig) -> list[InputFile]:
     if path.is_dir():
         files, _ = list_input_files([str(path)], config)
         return files
-    stem, compression = path.name, None
-    for suffix, kind in COMPRESSIONS.items():
-        if stem.endswith(suffix):
-            stem, compression = stem[: -len(suffix)], kind
-    if stem.endswith(tuple(config.txt_suffixes)):
-        fmt = "txt"
-    elif stem.endswith(tuple(config.json_suffixes)):
-        fmt = "json"
-    else:
+    kind = input_kind(path.name, config)
+    if kind is None:
         raise ValueError(
             f"{path}: not a dataset (no {META_FILE}) and not a raw input file "
             f"(expected {', '.join(config.txt_suffixes + config.json_suffixes)}, optionally .gz/.zst)"
         )
     stat = path.stat()
+    fmt, compression = kind
     return [InputFile(path.name, str(path.resolve()), fmt, compression, stat.st_size, stat.st_mtime)]
 
 

@@ -59,6 +59,19 @@ def _relative(url: str, root: str) -> str:
     return url[len(root):]
 
 
+def input_kind(name: str, config: ReadConfig) -> tuple[str, str | None] | None:
+    """(`"txt"` or `"json"`, compression or None) of a file name, or None when it is not read."""
+    stem, compression = name, None
+    for suffix, kind in COMPRESSIONS.items():
+        if stem.endswith(suffix):
+            stem, compression = stem[: -len(suffix)], kind
+    if stem.endswith(tuple(config.txt_suffixes)):
+        return "txt", compression
+    if stem.endswith(tuple(config.json_suffixes)):
+        return "json", compression
+    return None
+
+
 def list_input_files(roots: list[str], config: ReadConfig) -> tuple[list[InputFile], list[str]]:
     """Every readable file under `roots` (recursively), sorted by `source_path`, and the files skipped.
 
@@ -80,17 +93,11 @@ def list_input_files(roots: list[str], config: ReadConfig) -> tuple[list[InputFi
             if config.skip_hidden and any(part.startswith(".") for part in relative.split("/")):
                 continue
             source_path = f"{name}/{relative}" if len(roots) > 1 else relative
-            stem, compression = relative, None
-            for suffix, kind in COMPRESSIONS.items():
-                if stem.endswith(suffix):
-                    stem, compression = stem[: -len(suffix)], kind
-            if stem.endswith(tuple(config.txt_suffixes)):
-                fmt = "txt"
-            elif stem.endswith(tuple(config.json_suffixes)):
-                fmt = "json"
-            else:
+            kind = input_kind(relative, config)
+            if kind is None:
                 skipped.append(source_path)
                 continue
+            fmt, compression = kind
             files.append(InputFile(source_path, meta.path, fmt, compression, meta.size_in_bytes, meta.last_updated_in_seconds))
     files.sort()
     return files, sorted(skipped)
