@@ -137,4 +137,4 @@ def run_demo(output: Path, steps: int, processes: int) -> None:
 
 
 def _show(what: str, where: str | Path, command: str | None = None) -> None:
-    console.print(f"[bold]{what}[/bold]\n    {where}" + (f"\n    $ {command}" if command else ""))
+    console.print(f"[bold]{what}[/bold]\n    {where}" + (f"\n    $ {command}" if command else ""), soft_wrap=True)
