@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from corpus.dataset import build_dataset
+from mixture_files import make_dataset, write_manifest
 from tokenization import CPMBeeTokenizer
 from trainer.data import MixtureLoader
 from trainer.stream import BatchStream
@@ -20,18 +20,6 @@ TINY_VOCAB = Path(__file__).parent / "assets" / "tiny_vocab.txt"
 @pytest.fixture(scope="module")
 def tokenizer() -> CPMBeeTokenizer:
     return CPMBeeTokenizer(TINY_VOCAB)
-
-
-def make_dataset(root: Path, name: str, records: list, block_size: int = 512) -> None:
-    with build_dataset(root / name, "part-0000", block_size=block_size) as writer:
-        for record in records:
-            writer.write(record)
-
-
-def write_manifest(path: Path, entries: list[dict]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries), encoding="utf-8")
-    tmp.replace(path)
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from pathlib import Path
@@ -11,26 +10,18 @@ import numpy as np
 import pytest
 
 from corpus.dataset import build_dataset
+from mixture_files import make_dataset, write_manifest
 from trainer.mixture import Mixture
 
 
-def make_dataset(root: Path, name: str, n: int, block_size: int = 512) -> None:
-    with build_dataset(root / name, "part-0000", block_size=block_size) as writer:
-        for i in range(n):
-            writer.write({"text": f"{name} {i}", "<ans>": "bee"})
-
-
-def write_manifest(path: Path, entries: list[dict]) -> None:
-    # a new file each time (as write_manifest does): a change is visible even within one clock tick
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(entries), encoding="utf-8")
-    tmp.replace(path)
+def make_counted_dataset(root: Path, name: str, n: int, block_size: int = 512) -> None:
+    make_dataset(root, name, [{"text": f"{name} {i}", "<ans>": "bee"} for i in range(n)], block_size)
 
 
 @pytest.fixture
 def two_datasets(tmp_path) -> Path:
-    make_dataset(tmp_path, "a", 300)
-    make_dataset(tmp_path, "b", 100)
+    make_counted_dataset(tmp_path, "a", 300)
+    make_counted_dataset(tmp_path, "b", 100)
     manifest = tmp_path / "datasets.json"
     write_manifest(
         manifest,
@@ -64,7 +55,7 @@ def test_a_mixture_with_nothing_to_sample_is_an_error(two_datasets):
 
 
 def test_paths_are_relative_to_the_manifest_and_transform_scripts_too(tmp_path):
-    make_dataset(tmp_path / "data", "a", 10)
+    make_counted_dataset(tmp_path / "data", "a", 10)
     (tmp_path / "conf").mkdir()
     (tmp_path / "conf" / "t.py").write_text("def transform(data, num_sample, r):\n    return data\n")
     manifest = tmp_path / "conf" / "datasets.json"
@@ -80,7 +71,7 @@ def test_a_changed_manifest_reweights_keeps_readers_opens_new_and_drops_removed(
     first = [reader_a.read() for _ in range(3)]
     assert mixture.refresh() is False  # unchanged file: nothing to do
 
-    make_dataset(tmp_path, "c", 50)
+    make_counted_dataset(tmp_path, "c", 50)
     write_manifest(
         two_datasets,
         [
@@ -154,8 +145,8 @@ def test_an_edit_naming_a_missing_dataset_changes_nothing(two_datasets, caplog):
 
 
 def test_a_rank_without_blocks_of_a_dataset_does_not_draw_it(tmp_path):
-    make_dataset(tmp_path, "small", 3, block_size=1 << 16)  # one block: rank 1 of 2 gets none
-    make_dataset(tmp_path, "large", 300)
+    make_counted_dataset(tmp_path, "small", 3, block_size=1 << 16)  # one block: rank 1 of 2 gets none
+    make_counted_dataset(tmp_path, "large", 300)
     manifest = tmp_path / "datasets.json"
     write_manifest(manifest, [{"dataset_name": "small", "task_name": "t", "path": "small"},
                               {"dataset_name": "large", "task_name": "t", "path": "large"}])
