@@ -17,6 +17,7 @@ from rich.console import Console
 SAMPLE_RAW = Path(__file__).resolve().parents[1] / "corpus" / "sample" / "raw"
 
 console = Console()
+DEMO_MAX_DEPTH = 8  # segment-tree depth buckets of the demo run; its token shards are made for it
 
 
 def sample_build_plan(output: Path) -> dict:
@@ -67,7 +68,7 @@ def sample_run_config(output: Path, manifest: Path, vocab: Path, steps: int) -> 
         "name": "demo",
         "model": {"preset": "tiny"},
         "data": {"manifest": str(manifest), "vocab": str(vocab), "batch_size": 4, "max_length": 128,
-                 "max_depth": 8, "prefetch": 4},
+                 "max_depth": DEMO_MAX_DEPTH, "prefetch": 4},
         "optimizer": {"lr": 3e-3},
         "schedule": {"kind": "cosine", "warmup_steps": max(1, steps // 10)},
         "precision": "fp32",
@@ -114,7 +115,7 @@ def run_demo(output: Path, steps: int, processes: int) -> None:
                   f"{vocab_report.npieces} learned pieces)")
 
     _step(3, total, "token shards (Prefect flow `retokenize`)")
-    retokenized = retokenize(manifest=str(manifest), vocab=str(vocab))
+    retokenized = retokenize(manifest=str(manifest), vocab=str(vocab), max_depth=DEMO_MAX_DEPTH)
 
     _step(4, total, f"pretraining a tiny CPM-Bee for {steps} steps (Prefect flow `pretrain`, deepspeed, CPU)")
     trained = train_tiny_model(output, manifest, vocab, steps, processes)

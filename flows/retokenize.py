@@ -11,11 +11,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from tokenization.retokenize import RetokenizeReport, retokenize_manifest
+from tokenization.shards import DEFAULT_MAX_DEPTH
 
 
 @task(name="retokenize-manifest", retries=2, retry_delay_seconds=10)
-def refresh_token_shards(manifest: str, vocab: str, workers: int) -> RetokenizeReport:
-    return retokenize_manifest(manifest, vocab, workers=workers)
+def refresh_token_shards(manifest: str, vocab: str, workers: int, max_depth: int) -> RetokenizeReport:
+    return retokenize_manifest(manifest, vocab, max_depth=max_depth, workers=workers)
 
 
 def retokenize_summary_markdown(report: RetokenizeReport) -> str:
@@ -41,14 +42,15 @@ def retokenize_summary_markdown(report: RetokenizeReport) -> str:
 
 
 @flow(name="retokenize", log_prints=True)
-def retokenize(manifest: str, vocab: str, workers: int = 1) -> dict:
-    """Re-tokenize the stale shards of every dataset in `manifest` with `vocab`.
+def retokenize(manifest: str, vocab: str, workers: int = 1, max_depth: int = DEFAULT_MAX_DEPTH) -> dict:
+    """Re-tokenize the stale shards of every dataset in `manifest` with `vocab`, for training
+    runs with this `max_depth` (their `data.max_depth`: shards of another depth are not used).
 
     Fails (after writing the artifact) when any dataset could not be tokenized; the datasets
     that succeeded keep their refreshed shards and statistics.
     """
     logger = get_run_logger()
-    report = refresh_token_shards(manifest, vocab, workers)
+    report = refresh_token_shards(manifest, vocab, workers, max_depth)
     create_markdown_artifact(markdown=retokenize_summary_markdown(report), key="retokenize",
                              description=f"re-tokenization of {manifest}")
     logger.info("%d shards redone, %d tokens", report.shards_redone, report.ntokens)

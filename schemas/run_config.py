@@ -54,6 +54,7 @@ class DataSection(_Section):
     max_depth: int = Field(default=16, ge=2, description="Depth buckets of the segment tree (CPM-Bee: 16; its pretraining used 8).")
     weight_by: Literal["lines", "tokens"] = Field(default="lines", description="Sample datasets by weight x nlines (CPM-Bee) or x ntokens.")
     shuffle_answers: bool = Field(default=True, description="Shuffle the fields under <ans> (CPM-Bee does).")
+    token_shards: bool = Field(default=True, description="Read fresh token shards (bee tokenize) of datasets without a transform instead of tokenizing them online.")
     prefetch: int = Field(default=2, ge=1, description="Batches made ahead by the background data process.")
     background: bool = Field(default=True, description="Make batches in a separate process.")
 

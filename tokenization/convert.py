@@ -149,6 +149,19 @@ def _family_token(token: str) -> str:
     return UNK_FAMILY
 
 
+def count_answer_dicts(data: Any) -> int:
+    """How many dicts are under the top-level `<ans>` key: the ones `shuffle_answer` reorders.
+    A sample without any converts the same with and without shuffling."""
+    if not isinstance(data, dict) or not isinstance(data.get(ANSWER_KEY), dict):
+        return 0
+    pending, count = [data[ANSWER_KEY]], 0
+    while pending:
+        node = pending.pop()
+        count += 1
+        pending.extend(value for value in node.values() if isinstance(value, dict))
+    return count
+
+
 def convert_data_to_id(
     tokenizer: CPMBeeTokenizer,
     data: Any,
@@ -158,6 +171,7 @@ def convert_data_to_id(
     *,
     rng: Rng = None,
     require_answer: bool = False,
+    ext_positions: list[tuple[int, int]] | None = None,
 ) -> tuple[
     NDArray[np.int32], NDArray[np.int32], NDArray[np.int8], NDArray[np.int32],
     NDArray[np.int32], int, ExtStates,
@@ -167,7 +181,9 @@ def convert_data_to_id(
     Takes: the tokenizer; data, a str or a dict tree whose leaves are str (text already
     escaped); prev_ext_states from the previous sample of the same packed sequence (not
     modified); shuffle_answer and rng (see the module docstring); max_depth, the depth cap of
-    segment buckets; require_answer, to refuse samples without a top-level `<ans>` key.
+    segment buckets; require_answer, to refuse samples without a top-level `<ans>` key;
+    ext_positions, a list to which (token position, ext id) of every ext token is appended
+    (what a token shard keeps to continue the ext states later, `tokenization.token_rows`).
     Returns: (ids, id_subs, context, segments, segment_rel, num_segments, ext_states):
     per-token int32 ids and sub ids, int8 context flags (1 = given, 0 = predicted), int32
     segment index per token, the flattened num_segments x num_segments int32 bucket matrix,
@@ -219,6 +235,8 @@ def convert_data_to_id(
                         f"{seg.path}: special token {token} has no family token {family} in the vocabulary"
                     )
                 ids.append(family_id)
+                if ext_positions is not None:
+                    ext_positions.append((len(ids) - 1, idx))
                 id_subs.extend([0] * (len(ids) - 1 - len(id_subs)))
                 id_subs.append(sub)
         if not seg.need_predict:

@@ -61,17 +61,19 @@ class RetokenizeReport(BaseModel):
         return sum(d.stats.ntokens for d in self.datasets)
 
 
-def _dataset_folder(manifest_path: Path, entry: DatasetEntry) -> Path:
+def _dataset_folder(manifest_dir: Path, entry: DatasetEntry) -> Path:
     path = Path(entry.path)
-    return path if path.is_absolute() else manifest_path.parent / path
+    return path if path.is_absolute() else manifest_dir / path
 
 
-def _shards_folder(manifest_path: Path, entry: DatasetEntry) -> Path:
+def entry_shards_dir(manifest_dir: Path, entry: DatasetEntry) -> Path:
+    """Where a manifest entry's token shards are: its `token_shards` (relative to the manifest's
+    folder unless absolute), else `<dataset>/token-shards`."""
     recorded = (entry.model_extra or {}).get(TOKEN_SHARDS_KEY)
     if isinstance(recorded, str) and recorded:
         path = Path(recorded)
-        return path if path.is_absolute() else manifest_path.parent / path
-    return _dataset_folder(manifest_path, entry) / DEFAULT_SHARDS_DIR
+        return path if path.is_absolute() else manifest_dir / path
+    return _dataset_folder(manifest_dir, entry) / DEFAULT_SHARDS_DIR
 
 
 def _with_token_stats(entry: DatasetEntry, report: TokenizeReport, shards_dir: str) -> DatasetEntry:
@@ -108,8 +110,8 @@ def retokenize_manifest(
         manifest=str(manifest_path), vocab_path=str(vocab_path), vocab_fingerprint=file_fingerprint(vocab_path)
     )
     for entry in manifest:
-        dataset = _dataset_folder(manifest_path, entry)
-        shards_dir = _shards_folder(manifest_path, entry)
+        dataset = _dataset_folder(manifest_path.parent, entry)
+        shards_dir = entry_shards_dir(manifest_path.parent, entry)
         try:
             result = tokenize_dataset(
                 dataset, vocab_path, shards_dir, max_depth=max_depth, workers=workers, progress=progress

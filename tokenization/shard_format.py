@@ -5,13 +5,17 @@ A row per record that converted, in file order:
 | column | type | what |
 |---|---|---|
 | `record` | int64 | index of the record in its data file (rejected records leave gaps) |
+| `block`, `offset` | int32 | where the record is: block within its data file, byte offset in the block (`DistributedDataset.position()`) |
 | `ids`, `id_subs`, `segments` | list<int32> | `convert_data_to_id`'s ids, id_subs, segments |
 | `context` | list<int8> | 1 = given, 0 = predicted |
 | `segment_rel` | list<int32> | flattened num_segments x num_segments buckets |
 | `num_segments`, `length` | int32 | segments, and tokens (`len(ids)`) |
+| `answer_dicts` | int32 | dicts under `<ans>`: a row with none converts the same whether answers are shuffled or not |
 | `ext_ids`, `ext_tokens`, `ext_subs` | list<int32>, list<string>, list<int32> | the record's ext table and each entry's sub id in its family |
+| `ext_positions`, `ext_at` | list<int32> | the token positions holding an ext token, and its ext id there |
 
-The record's `ExtStates` (what `prev_ext_states` takes) is rebuilt by `ext_states(row)`. The
+The record's `ExtStates` (what `prev_ext_states` takes) is rebuilt by `ext_states(row)`; the
+ext columns let a row continue another sample's ext states (`tokenization.token_rows`). The
 shard's key (file and vocab fingerprints, conversion) is in the schema metadata under `bee.key`,
 so a shard file describes itself. Written under a temporary name and renamed into place.
 """
@@ -35,17 +39,22 @@ KEY_METADATA = b"bee.key"
 BATCH_ROWS = 1024  # records per Arrow record batch
 
 # list<int> columns and the numpy dtype of their values
-_LIST_COLUMNS = {"ids": np.int32, "id_subs": np.int32, "segments": np.int32, "context": np.int8,
-                 "segment_rel": np.int32, "ext_ids": np.int32, "ext_subs": np.int32}  # fmt: skip
+LIST_COLUMNS = {"ids": np.int32, "id_subs": np.int32, "segments": np.int32, "context": np.int8,
+                "segment_rel": np.int32, "ext_ids": np.int32, "ext_subs": np.int32,
+                "ext_positions": np.int32, "ext_at": np.int32}  # fmt: skip
+INT_COLUMNS = {"record": pa.int64(), "block": pa.int32(), "offset": pa.int32(), "num_segments": pa.int32(),
+               "length": pa.int32(), "answer_dicts": pa.int32()}  # fmt: skip
 SCHEMA = pa.schema(
     [
-        pa.field("record", pa.int64()),
-        *(pa.field(name, pa.list_(pa.from_numpy_dtype(kind))) for name, kind in _LIST_COLUMNS.items() if not name.startswith("ext_")),
-        pa.field("num_segments", pa.int32()),
-        pa.field("length", pa.int32()),
+        *(pa.field(name, INT_COLUMNS[name]) for name in ("record", "block", "offset")),
+        *(pa.field(name, pa.list_(pa.from_numpy_dtype(LIST_COLUMNS[name])))
+          for name in ("ids", "id_subs", "segments", "context", "segment_rel")),
+        *(pa.field(name, INT_COLUMNS[name]) for name in ("num_segments", "length", "answer_dicts")),
         pa.field("ext_ids", pa.list_(pa.int32())),
         pa.field("ext_tokens", pa.list_(pa.string())),
         pa.field("ext_subs", pa.list_(pa.int32())),
+        pa.field("ext_positions", pa.list_(pa.int32())),
+        pa.field("ext_at", pa.list_(pa.int32())),
     ]
 )
 
@@ -84,11 +93,19 @@ class ShardWriter:
         self._writer = pa.ipc.new_file(self._sink, self._schema)
         return self
 
-    def add(self, record: int, converted: tuple, ext_states: ExtStates) -> None:
-        """Add one record: its index in the data file and `convert_data_to_id`'s result."""
-        ids, id_subs, context, segments, segment_rel, num_segments, _ = converted
+    def add(
+        self, converted: tuple, *, record: int, block: int, offset: int,
+        ext_positions: list[tuple[int, int]], answer_dicts: int,
+    ) -> None:
+        """Add one record: `convert_data_to_id`'s result, the record's index in the data file, its
+        block within the file and offset in the block, the (position, ext id) of its ext tokens
+        (`convert_data_to_id(..., ext_positions=[])`) and its number of dicts under `<ans>`."""
+        ids, id_subs, context, segments, segment_rel, num_segments, ext_states = converted
         rows = self._rows
         rows["record"].append(record)
+        rows["block"].append(block)
+        rows["offset"].append(offset)
+        rows["answer_dicts"].append(answer_dicts)
         rows["ids"].append(ids)
         rows["id_subs"].append(id_subs)
         rows["segments"].append(segments)
@@ -102,6 +119,8 @@ class ShardWriter:
         rows["ext_ids"].append(np.array(ext_ids, dtype=np.int32))
         rows["ext_tokens"].append([ext_table[idx] for idx in ext_ids])
         rows["ext_subs"].append(np.array([subs[idx] for idx in ext_ids], dtype=np.int32))
+        rows["ext_positions"].append(np.array([position for position, _ in ext_positions], dtype=np.int32))
+        rows["ext_at"].append(np.array([idx for _, idx in ext_positions], dtype=np.int32))
         if len(rows["record"]) >= BATCH_ROWS:
             self._flush()
 
@@ -109,13 +128,9 @@ class ShardWriter:
         rows = self._rows
         if not rows["record"]:
             return
-        columns = {
-            "record": pa.array(rows["record"], type=pa.int64()),
-            "num_segments": pa.array(rows["num_segments"], type=pa.int32()),
-            "length": pa.array(rows["length"], type=pa.int32()),
-            "ext_tokens": pa.array(rows["ext_tokens"], type=pa.list_(pa.string())),
-        }
-        for name, kind in _LIST_COLUMNS.items():
+        columns = {name: pa.array(rows[name], type=kind) for name, kind in INT_COLUMNS.items()}
+        columns["ext_tokens"] = pa.array(rows["ext_tokens"], type=pa.list_(pa.string()))
+        for name, kind in LIST_COLUMNS.items():
             columns[name] = _list_array(rows[name], kind)
         assert self._writer is not None
         self._writer.write_batch(pa.record_batch([columns[name] for name in SCHEMA.names], schema=self._schema))
@@ -160,7 +175,7 @@ def iter_shard_rows(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
             row: dict[str, Any] = {}
             for name, column in columns.items():
                 value = column[i]
-                if name in _LIST_COLUMNS:
+                if name in LIST_COLUMNS:
                     row[name] = value.values.to_numpy(zero_copy_only=False)
                 else:
                     row[name] = value.as_py()

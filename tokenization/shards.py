@@ -31,19 +31,19 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from corpus.atomic_file import write_text_atomically
-from corpus.dataset.blockfile import block_label, iter_file_payloads
+from corpus.dataset.blockfile import block_label, iter_file_records
 from corpus.dataset.lock import folder_lock
 from corpus.dataset.meta import DatasetCorrupt, read_meta
 from corpus.dataset.progress import progress_bar
 from corpus.dataset.serializer import get_serializer
 from schemas import FileInfo, load_file
-from tokenization.convert import SampleError, convert_data_to_id
+from tokenization.convert import SampleError, convert_data_to_id, count_answer_dicts
 from tokenization.shard_format import ShardWriter, read_shard
 from tokenization.token_stats import TokenCounts, TokenStats
 from tokenization.tokenizer import CPMBeeTokenizer, TokenizeError
 from tokenization.vocab import file_fingerprint
 
-SHARDS_FORMAT_VERSION = 1
+SHARDS_FORMAT_VERSION = 2  # 2: rows say where their record is (block, offset) and keep their ext positions
 SHARDS_MANIFEST = "shards.json"
 DEFAULT_SHARDS_DIR = "token-shards"
 LOCK_FILE = ".shards.lock"
@@ -198,29 +198,29 @@ def stale_shards(
     return [info.file_name for info in plan.stale]
 
 
-def fresh_shard_files(
+def fresh_shards(
     dataset: str | os.PathLike,
-    vocab_path: str | os.PathLike,
+    vocab_fingerprint: str,
     shards_dir: str | os.PathLike | None = None,
     max_depth: int = DEFAULT_MAX_DEPTH,
-) -> list[Path] | None:
-    """The shard files of a dataset in meta.bin order when every one is fresh for this vocabulary,
-    else None (the trainer then tokenizes online). Writes nothing.
+) -> dict[str, Path]:
+    """Data file name -> shard file, for the unmasked data files whose shard is fresh for this
+    vocabulary (sha256 of the file) and `max_depth`. Writes nothing; no shards folder gives {}.
+
+    Raises DatasetCorrupt, SchemaError for a broken shards.json.
     """
     dataset = Path(dataset)
     out = shards_dir_of(dataset, shards_dir)
     if not (out / SHARDS_MANIFEST).is_file():
-        return None
-    plan = _plan(dataset, out, read_shards_manifest(out, str(dataset)), file_fingerprint(vocab_path), max_depth)
-    if plan.stale:
-        return None
-    return [out / entry.shard for entry in plan.fresh]
+        return {}
+    plan = _plan(dataset, out, read_shards_manifest(out, str(dataset)), vocab_fingerprint, max_depth)
+    return {entry.file_name: out / entry.shard for entry in plan.fresh}
 
 
-def _iter_file_records(dataset: Path, info: FileInfo) -> Iterator[tuple[int, int, Any]]:
-    """(index in file, global block, record) for every record of one data file."""
+def _iter_file_records(dataset: Path, info: FileInfo) -> Iterator[tuple[int, int, int, Any]]:
+    """(index in file, global block, offset in block, record) for every record of one data file."""
     deserialize = get_serializer("auto").deserialize
-    for index, (global_block, payload) in enumerate(iter_file_payloads(dataset, info)):
+    for index, (global_block, offset, payload) in enumerate(iter_file_records(dataset, info)):
         try:
             record = deserialize(payload)
         except Exception as error:
@@ -228,7 +228,7 @@ def _iter_file_records(dataset: Path, info: FileInfo) -> Iterator[tuple[int, int
                 f"{dataset / info.file_name}: {block_label(info, global_block)}: record {index} does not decode: "
                 f"{type(error).__name__}: {error}"
             ) from None
-        yield index, global_block, record
+        yield index, global_block, offset, record
 
 
 _PROGRESS_EVERY = 256  # records between progress updates
@@ -256,12 +256,14 @@ def tokenize_file(
     rejects: list[str] = []
     key_dict = {"file_name": info.file_name, "file_fingerprint": key[0], "vocab_fingerprint": key[1], "conversion": key[2]}
     with ShardWriter(shards_dir / shard_name, key_dict) as writer:
-        for index, global_block, record in _iter_file_records(dataset, info):
+        for index, global_block, offset, record in _iter_file_records(dataset, info):
             if advance is not None and index % _PROGRESS_EVERY == _PROGRESS_EVERY - 1:
                 advance(_PROGRESS_EVERY)
+            sample = record_to_sample(record, escaped)
+            ext_positions: list[tuple[int, int]] = []
             try:
                 converted = convert_data_to_id(
-                    tokenizer, record_to_sample(record, escaped), shuffle_answer=False, max_depth=max_depth
+                    tokenizer, sample, shuffle_answer=False, max_depth=max_depth, ext_positions=ext_positions
                 )
             except (SampleError, TokenizeError) as error:
                 counts.nrejected += 1
@@ -270,9 +272,11 @@ def tokenize_file(
                     ensure_ascii=False,
                 ))
                 continue
-            ext = converted[6]
-            writer.add(index, converted, ext)
-            counts.add_record(converted[0], ext["ext_table"], tokenizer.unk_id)
+            writer.add(
+                converted, record=index, block=global_block - info.block_begin, offset=offset,
+                ext_positions=ext_positions, answer_dicts=count_answer_dicts(sample),
+            )
+            counts.add_record(converted[0], converted[6]["ext_table"], tokenizer.unk_id)
     if advance is not None:
         advance(info.nlines % _PROGRESS_EVERY)
     rejects_path = shards_dir / rejects_name

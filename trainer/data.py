@@ -66,7 +66,7 @@ class MixtureLoader:
 
     Takes the manifest path, a tokenizer (`tokenization.CPMBeeTokenizer`), rows per batch,
     tokens per row, this rank and world size, and a seed; `max_depth` (segment-tree depth
-    buckets), `weight_by` ("lines" or "tokens"), `shuffle_answers`, `prefetch` (batches made
+    buckets), `weight_by` ("lines" or "tokens"), `shuffle_answers`, `token_shards`, `prefetch` (batches made
     ahead) and `background` (False: in-process, for debugging) are the run config's
     `data` section (`schemas.run_config.DataSection`). Raises (on `next`) the background
     process's error with its traceback.
@@ -85,6 +85,7 @@ class MixtureLoader:
         max_depth: int = 16,
         weight_by: Literal["lines", "tokens"] = "lines",
         shuffle_answers: bool = True,
+        token_shards: bool = True,
         prefetch: int = 2,
         background: bool = True,
     ) -> None:
@@ -99,6 +100,7 @@ class MixtureLoader:
             max_depth=max_depth,
             weight_by=weight_by,
             shuffle_answers=shuffle_answers,
+            token_shards=token_shards,
         )
         self.prefetch = prefetch
         self.background = background
@@ -166,6 +168,12 @@ class MixtureLoader:
                 raise RuntimeError(f"data process failed:\n{item[1]}")
             _, batch, state = item
             return batch, state
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        """The stream's counts as of the last batch handed out: `rejects` ("task.dataset:reason" ->
+        samples skipped) and `samples_read` ("shards" / "online" -> samples), over the whole run."""
+        state = self._state or {}
+        return {"rejects": dict(state.get("rejects", {})), "samples_read": dict(state.get("samples_read", {}))}
 
     # -------------------------------------------------------------- checkpoint state
 

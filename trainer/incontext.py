@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from tokenization import convert_data_to_id
+from tokenization import TokenRow, convert_data_to_id
 
 class SampleRejected(ValueError):
     """A sample that cannot become an instance; `reason` is a snake_case counter name."""
@@ -58,6 +58,8 @@ class Instance:
 
 
 def _convert(tokenizer: Any, data: Any, ext_states: Any, max_depth: int, rng: np.random.Generator | None, where: str):
+    if isinstance(data, TokenRow):  # converted ahead of time (a token shard row)
+        return data.converted(ext_states, tokenizer.vocab_size)
     try:
         return convert_data_to_id(
             tokenizer, data, ext_states, shuffle_answer=rng is not None, max_depth=max_depth, rng=rng
@@ -77,6 +79,8 @@ def build_instance(
     shuffle_rng: np.random.Generator | None = None,
 ) -> Instance:
     """Convert `sample` and as many `incontext` samples as fit in `max_length` tokens.
+
+    A sample may also be a `tokenization.TokenRow` (already converted, from a token shard).
 
     `incontext` is consumed lazily, as the reference reads its in-context samples: the next
     one is taken only while the instance is shorter than `max_length`, and the first one that

@@ -5,8 +5,13 @@ rank's blocks, the entry's transforms and its in-context weights. A dataset is d
 probability proportional to `weight x nlines` (CPM-Bee's rule) or, with
 `weight_by="tokens"`, `weight x ntokens`. As in CPM-Bee, the manifest is re-read when the
 file changes (mtime, size or inode): entries keep their reader (and position) by
-`task_name.dataset_name`, new entries are opened, removed ones dropped; a manifest that
+`task_name.dataset_name` (a changed entry looks for its token shards again), new entries are
+opened, removed ones dropped; a manifest that
 fails to load is reported and the previous one kept. A dataset whose `meta.bin` grows while it is read is re-weighted.
+
+Given the tokenizer's vocabulary fingerprint, a dataset without a transform also opens its
+fresh token shards (`tokenization.DatasetTokenRows`, found as `bee tokenize` / the retokenize
+flow left them): its records then come as rows of ids instead of being tokenized online.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from corpus.dataset import DistributedDataset, read_meta
 from corpus.dataset.reader import rank_blocks
 from corpus.manifest import read_manifest
 from schemas import DatasetEntry, MixtureManifest
+from tokenization import DatasetTokenRows
+from tokenization.retokenize import entry_shards_dir
 from trainer.transforms import DatasetTransform
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,7 @@ class Source:
     transform: DatasetTransform
     incontext_p: NDArray[np.float64]  # probability of drawing 0, 1, 2, ... in-context samples
     nlines: int  # records in the whole dataset (all ranks) when the weights were computed
+    token_rows: DatasetTokenRows | None = None  # fresh token shards, for a dataset without a transform
 
     @property
     def identity(self) -> str:
@@ -70,7 +78,12 @@ class Mixture:
         world_size: int = 1,
         seed: int = 0,
         weight_by: WeightBy = "lines",
+        *,
+        vocab_fingerprint: str | None = None,
+        max_depth: int = 16,
     ) -> None:
+        """`vocab_fingerprint` (the tokenizer's) and `max_depth` select the token shards to use;
+        without a fingerprint every record is tokenized online."""
         if not 0 <= rank < world_size:
             raise ValueError(f"rank {rank} is not in [0, world_size={world_size})")
         if weight_by not in ("lines", "tokens"):
@@ -78,6 +91,7 @@ class Mixture:
         self.manifest_path = Path(manifest_path)
         self.base_dir = self.manifest_path.resolve().parent
         self.rank, self.world_size, self.seed, self.weight_by = rank, world_size, seed, weight_by
+        self.vocab_fingerprint, self.max_depth = vocab_fingerprint, max_depth
         self.sources: list[Source] = []
         self._manifest_signature = _signature(self.manifest_path)
         self._apply(read_manifest(self.manifest_path))
@@ -97,7 +111,24 @@ class Mixture:
             transform=DatasetTransform(entry.transforms, self.base_dir, entry.identity, bool(entry.escaped)),
             incontext_p=_incontext_p(entry),
             nlines=reader.nlines,
+            token_rows=self._token_rows(entry, path),
         )
+
+    def _token_rows(self, entry: DatasetEntry, path: Path) -> DatasetTokenRows | None:
+        if self.vocab_fingerprint is None or entry.transforms:
+            return None
+        try:
+            rows = DatasetTokenRows.open(
+                path, self.vocab_fingerprint, escaped=bool(entry.escaped),
+                shards_dir=entry_shards_dir(self.base_dir, entry), max_depth=self.max_depth,
+            )
+        except (OSError, ValueError) as error:  # a broken shards.json must not stop training
+            log.warning("%s: token shards unusable, tokenizing online: %s", entry.identity, error)
+            return None
+        files = sum(1 for info in read_meta(path) if not info.mask)
+        served = 0 if rows is None else len(rows.shards)
+        log.info("%s: %d of %d data files have fresh token shards", entry.identity, served, files)
+        return rows
 
     def _apply(self, manifest: MixtureManifest) -> None:
         """Make the sources match `manifest`, keeping the readers of entries that stay.
@@ -115,11 +146,13 @@ class Mixture:
                     source = self._open(entry)
                     opened.append(source)
                 else:
-                    transform = source.transform
-                    if source.entry.transforms != entry.transforms:
+                    transform, token_rows = source.transform, source.token_rows
+                    if (source.entry.transforms, source.entry.escaped) != (entry.transforms, entry.escaped):
                         transform = DatasetTransform(entry.transforms, self.base_dir, entry.identity, bool(entry.escaped))
+                    if source.entry != entry:  # e.g. the retokenize flow recorded new shards
+                        token_rows = self._token_rows(entry, source.path)
                     # a copy, so that the current mixture is untouched if a later entry fails
-                    source = Source(entry, source.path, source.reader, transform, _incontext_p(entry), source.nlines)
+                    source = Source(entry, source.path, source.reader, transform, _incontext_p(entry), source.nlines, token_rows)
                 sources.append(source)
             weights = self._weights(sources)
         except BaseException:

@@ -99,7 +99,7 @@ def _make_loader(run: RunConfig, manifest: str, tokenizer: Any, rank: int, world
     return MixtureLoader(
         manifest, tokenizer, data.batch_size, data.max_length, rank, world_size, seed,
         max_depth=data.max_depth, weight_by=data.weight_by, shuffle_answers=data.shuffle_answers,
-        prefetch=data.prefetch, background=data.background,
+        token_shards=data.token_shards, prefetch=data.prefetch, background=data.background,
     )  # fmt: skip
 
 
@@ -329,9 +329,21 @@ class Trainer:
                     saved_at = self.state.step
             if saved_at != self.state.step:
                 self.save()
+            self._report_data()
         finally:
             self.close()
         return TrainResult(self.state, losses, self.last_checkpoint)
+
+    def _report_data(self) -> None:
+        """Where rank 0's samples came from (token shards or tokenized online) and what was skipped."""
+        if self.log is None:
+            return
+        counts = self.loader.counters()
+        self.log.event("data", self.state.step, **counts)
+        read = counts["samples_read"]
+        skipped = ", ".join(f"{key}: {n}" for key, n in sorted(counts["rejects"].items()))
+        print(f"| data (rank 0): {read.get('shards', 0)} samples from token shards, {read.get('online', 0)} "
+              f"tokenized online, {sum(counts['rejects'].values())} skipped ({skipped or 'none'})", flush=True)
 
     def close(self) -> None:
         self.loader.close()

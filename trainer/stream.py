@@ -6,6 +6,10 @@ order: the dataset, the number of in-context samples (by `incontext_weight`), th
 transform's randomness, then reads the sample and, lazily, its in-context samples from the
 same dataset (the reference's `build_instance`). Samples that cannot be used are counted
 by dataset and reason and skipped, never silently lost.
+
+A record of a dataset without a transform whose token shard is fresh comes as its shard row
+(`tokenization.TokenRow`) instead of being tokenized here; the batches are the same either way
+(rows with fields under `<ans>` to shuffle are converted online while answers are shuffled).
 """
 
 from __future__ import annotations
@@ -48,9 +52,13 @@ class BatchStream:
         max_depth: int = 16,
         weight_by: WeightBy = "lines",
         shuffle_answers: bool = True,
+        token_shards: bool = True,
         max_rejects_in_a_row: int = 1000,
     ) -> None:
-        self.mixture = Mixture(manifest_path, rank, world_size, seed, weight_by)
+        self.mixture = Mixture(
+            manifest_path, rank, world_size, seed, weight_by, max_depth=max_depth,
+            vocab_fingerprint=tokenizer.vocab_fingerprint if token_shards else None,
+        )
         # one generator per rank: ranks draw different mixtures, reruns draw the same
         self.rng = np.random.default_rng(np.random.SeedSequence([seed, rank]))
         self.packer = BatchPacker(
@@ -60,6 +68,7 @@ class BatchStream:
         self.batches = 0
         self.rejects: Counter[str] = Counter()  # "task.dataset:reason" -> samples skipped
         self.recent_rejects: deque[str] = deque(maxlen=20)  # messages, for inspection
+        self.samples_read: Counter[str] = Counter()  # "shards" (token shard rows) / "online" (tokenized here) -> samples
 
     def __iter__(self) -> Iterator[PackedBatch]:
         return self
@@ -96,7 +105,15 @@ class BatchStream:
                 yield sample
 
     def _read(self, source: Source, transform: TransformFn, reason: str) -> Any | None:
+        """The next sample of `source`: its token shard row when there is one to use, else the
+        transformed record (None when the transform failed: counted as a reject)."""
         record = source.reader.read()
+        if source.token_rows is not None:
+            row = source.token_rows.row(*source.reader.position())
+            if row is not None and (row.answer_dicts == 0 or self.packer.shuffle_rng is None):
+                self.samples_read["shards"] += 1
+                return row
+        self.samples_read["online"] += 1
         try:
             return transform(record)
         except Exception as error:  # transform scripts are user code: count any failure as a reject
@@ -123,6 +140,7 @@ class BatchStream:
             "readers": self.mixture.state_dict(),
             "packer": self.packer.state_dict(),
             "rejects": dict(self.rejects),
+            "samples_read": dict(self.samples_read),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> list[str]:
@@ -143,6 +161,7 @@ class BatchStream:
         self.packer.load_state_dict(state["packer"])
         self.batches = state["batches"]
         self.rejects = Counter(state["rejects"])
+        self.samples_read = Counter(state.get("samples_read", {}))  # states saved before token shards were read lack it
         missing = self.mixture.load_state_dict(state["readers"])
         if missing:
             log.warning("no saved position for datasets %s: they start from the beginning", missing)

@@ -117,8 +117,8 @@ def iter_block_payloads(
         offset = end
 
 
-def iter_file_payloads(dataset_path: str | os.PathLike, info: FileInfo) -> Iterator[tuple[int, bytes]]:
-    """(global block, payload) for every record of one data file, in file order.
+def iter_file_records(dataset_path: str | os.PathLike, info: FileInfo) -> Iterator[tuple[int, int, bytes]]:
+    """(global block, offset in the block, payload) for every record of one data file, in file order.
 
     Raises FileNotFoundError for a missing file, DatasetCorrupt for a short or broken one.
     """
@@ -128,7 +128,13 @@ def iter_file_payloads(dataset_path: str | os.PathLike, info: FileInfo) -> Itera
     try:
         for global_block in range(info.block_begin, info.block_end):
             block = read_block(fd, path, info, global_block)
-            for _, payload in iter_block_payloads(block, path, info, global_block):
-                yield global_block, payload
+            for offset, payload in iter_block_payloads(block, path, info, global_block):
+                yield global_block, offset, payload
     finally:
         os.close(fd)
+
+
+def iter_file_payloads(dataset_path: str | os.PathLike, info: FileInfo) -> Iterator[tuple[int, bytes]]:
+    """(global block, payload) for every record of one data file, in file order (see `iter_file_records`)."""
+    for global_block, _, payload in iter_file_records(dataset_path, info):
+        yield global_block, payload

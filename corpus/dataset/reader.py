@@ -119,6 +119,7 @@ class DistributedDataset:
         self._block: bytes | None = None
         self._block_len = 0
         self._pos = 0
+        self._record_pos = 0  # offset of the record read() returned last
         self._fd: int | None = None
         self._fd_name: str | None = None
 
@@ -259,7 +260,7 @@ class DistributedDataset:
                     start = pos + 5
                     end = start + _LENGTH.unpack_from(block, pos + 1)[0]
                     if end < self._block_len:
-                        self._pos = end
+                        self._record_pos, self._pos = pos, end
                         if self._pickle_fast_path and block[start] == 0x80:
                             try:
                                 # restricted: this frame is guarded (see below the class)
@@ -282,6 +283,13 @@ class DistributedDataset:
                 assert self._curr_info is not None and self._curr_block is not None
                 raise bad_record(self._path / self._curr_info.file_name, self._curr_info, self._curr_block, pos, block)
             self._open_block(*self._next_block())
+
+    def position(self) -> tuple[FileInfo, int, int]:
+        """Where the record `read()` returned last is: (its data file, block within that file, offset
+        in the block). The key of its row in the dataset's token shards; valid until the next `read()`."""
+        if self._curr_info is None or self._curr_block is None:
+            raise RuntimeError("position(): no record has been read from the current block")
+        return self._curr_info, self._curr_block - self._curr_info.block_begin, self._record_pos
 
     def _decode_refused(self, offset: int, payload: bytes) -> Any:
         """A pickle with a global: plain-data ones (a set in protocol 2) still load."""

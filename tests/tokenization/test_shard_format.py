@@ -1,4 +1,4 @@
-"""The token shard file: whatever records go in come back out, with their ext states and key."""
+"""The token shard file: whatever records go in come back out, with their positions, ext states and key."""
 
 from __future__ import annotations
 
@@ -37,7 +37,10 @@ def converted_records(draw):
         members = token_id_table.setdefault(shard_format.family_of(token), {})
         members[idx] = len(members)
     states = {"ext_table": ext_table, "token_id_table": token_id_table}
-    return (ids, subs, context, segments, rel, num_segments, states), states
+    ext_positions = [(p, draw(st.sampled_from(sorted(ext_table)))) for p in range(n) if ext_table and draw(st.booleans())]
+    where = {"block": draw(st.integers(0, 2**31 - 1)), "offset": draw(st.integers(0, 2**31 - 1)),
+             "ext_positions": ext_positions, "answer_dicts": draw(st.integers(0, 9))}  # fmt: skip
+    return (ids, subs, context, segments, rel, num_segments, states), where
 
 
 @settings(max_examples=40, deadline=None)
@@ -49,15 +52,17 @@ def test_records_round_trip_through_a_shard(records, batch_rows):
         shard_format.BATCH_ROWS = batch_rows  # exercise several record batches
         try:
             with ShardWriter(path, {"file_name": "part"}) as writer:
-                for index, (converted, states) in enumerate(records):
-                    writer.add(index * 2, converted, states)
+                for index, (converted, where) in enumerate(records):
+                    writer.add(converted, record=index * 2, **where)
         finally:
             shard_format.BATCH_ROWS = original
         rows = list(iter_shard_rows(path))
         assert len(rows) == len(records) == read_shard(path).num_rows
-        for index, (row, (converted, states)) in enumerate(zip(rows, records)):
-            ids, subs, context, segments, rel, num_segments, _ = converted
+        for index, (row, (converted, where)) in enumerate(zip(rows, records)):
+            ids, subs, context, segments, rel, num_segments, states = converted
             assert row["record"] == index * 2
+            assert (row["block"], row["offset"], row["answer_dicts"]) == (where["block"], where["offset"], where["answer_dicts"])
+            assert list(zip(row["ext_positions"].tolist(), row["ext_at"].tolist())) == where["ext_positions"]
             for name, expected in [("ids", ids), ("id_subs", subs), ("context", context), ("segments", segments), ("segment_rel", rel)]:
                 assert row[name].dtype == expected.dtype and row[name].tolist() == expected.tolist()
             assert row["num_segments"] == num_segments and row["length"] == len(ids)
@@ -69,6 +74,7 @@ def test_a_failed_write_leaves_no_file(tmp_path):
     path = tmp_path / "part.arrow"
     with pytest.raises(RuntimeError):
         with ShardWriter(path, {}) as writer:
-            writer.add(0, (np.zeros(1, np.int32),) * 5 + (1, {}), {"ext_table": {}, "token_id_table": {}})
+            converted = (np.zeros(1, np.int32),) * 5 + (1, {"ext_table": {}, "token_id_table": {}})
+            writer.add(converted, record=0, block=0, offset=0, ext_positions=[], answer_dicts=0)
             raise RuntimeError("interrupted")
     assert list(tmp_path.iterdir()) == []

@@ -11,16 +11,16 @@ import numpy as np
 import pytest
 
 from corpus.dataset import DatasetCorrupt, build_dataset, mask_dataset, read_meta, write_meta
-from corpus.dataset.blockfile import iter_file_payloads
+from corpus.dataset.blockfile import iter_file_payloads, iter_file_records
 from corpus.dataset.serializer import get_serializer
-from tokenization.convert import convert_data_to_id
+from tokenization.convert import convert_data_to_id, count_answer_dicts
 from tokenization.shard_format import ext_states, iter_shard_rows, shard_key
 from tokenization import shards
 from tokenization.shards import (
     SHARDS_MANIFEST,
     conversion_key,
     data_file_fingerprint,
-    fresh_shard_files,
+    fresh_shards,
     read_shards_manifest,
     record_to_sample,
     stale_shards,
@@ -134,12 +134,37 @@ def test_fresh_shards_are_not_redone(dataset, vocabs):
     assert stale_shards(dataset, vocabs[0]) == []
 
 
-def test_fresh_shard_files_are_listed_only_when_all_are_fresh(dataset, vocabs):
-    assert fresh_shard_files(dataset, vocabs[0]) is None
+def test_fresh_shards_are_listed_by_data_file(dataset, vocabs, tmp_path):
+    fingerprints = [CPMBeeTokenizer(vocab).vocab_fingerprint for vocab in vocabs]
+    assert fresh_shards(dataset, fingerprints[0]) == {}
     tokenize_dataset(dataset, vocabs[0])
     shards = dataset / "token-shards"
-    assert fresh_shard_files(dataset, vocabs[0]) == [shards / "part-0.arrow", shards / "part-1.arrow", shards / "part-2.arrow"]
-    assert fresh_shard_files(dataset, vocabs[1]) is None
+    assert fresh_shards(dataset, fingerprints[0]) == {name: shards / f"{name}.arrow" for name in ("part-0", "part-1", "part-2")}
+    assert fresh_shards(dataset, fingerprints[1]) == {}
+    assert fresh_shards(dataset, fingerprints[0], max_depth=8) == {}
+    _replace_part_1(dataset, [{"text": "changed"}], tmp_path / "other")  # its shard is stale, the others stay fresh
+    assert sorted(fresh_shards(dataset, fingerprints[0])) == ["part-0", "part-2"]
+
+
+def test_rows_say_where_their_record_is_and_what_shuffling_would_change(dataset, vocabs):
+    tokenize_dataset(dataset, vocabs[0])
+    for info in read_meta(dataset):
+        rows = list(iter_shard_rows(dataset / "token-shards" / f"{info.file_name}.arrow"))
+        positions = [(block - info.block_begin, offset) for block, offset, _ in iter_file_records(dataset, info)]
+        assert [(row["block"], row["offset"]) for row in rows] == positions
+        records = _records(dataset, info.file_name)
+        assert [row["answer_dicts"] for row in rows] == [count_answer_dicts(record_to_sample(r, True)) for r in records]
+    assert count_answer_dicts({"<ans>": {"a": "x", "b": {"c": "y"}}}) == 2
+    assert count_answer_dicts({"<ans>": "x", "q": {"a": "b"}}) == 0
+    structured = list(iter_shard_rows(dataset / "token-shards" / "part-0.arrow"))[-1]
+    # every ext token's position (options and spans missing from the small vocab), and its ext id there
+    assert structured["ext_positions"].tolist() == np.flatnonzero(np.isin(structured["ids"], _family_ids(vocabs[0]))).tolist()
+    assert set(structured["ext_at"].tolist()) == set(structured["ext_ids"].tolist())
+
+
+def _family_ids(vocab: Path) -> list[int]:
+    tokenizer = CPMBeeTokenizer(vocab)
+    return [tokenizer.encoder["<option>"], tokenizer.encoder["<unk>"]]
 
 
 def test_a_changed_vocab_makes_every_shard_stale(dataset, vocabs):
@@ -152,16 +177,19 @@ def test_a_changed_vocab_makes_every_shard_stale(dataset, vocabs):
     assert {entry.vocab_fingerprint for entry in manifest.shards} == {manifest.vocab_fingerprint}
 
 
-def test_changed_data_makes_exactly_its_shard_stale(dataset, vocabs, tmp_path):
-    tokenize_dataset(dataset, vocabs[0])
-    # Rebuild part-1 with other records elsewhere and put it in place of the old one.
-    other = tmp_path / "other"
-    _write_file(other, "part-1", [{"text": "a new cat"}] * 3)
-    new_info = read_meta(other)[0]
-    shutil.copyfile(other / "part-1", dataset / "part-1")
+def _replace_part_1(dataset: Path, records: list, scratch: Path) -> None:
+    """Rebuild part-1 with other records elsewhere and put it in place of the old one."""
+    _write_file(scratch, "part-1", records)
+    new_info = read_meta(scratch)[0]
+    shutil.copyfile(scratch / "part-1", dataset / "part-1")
     infos = read_meta(dataset)
     infos[1] = new_info.model_copy(update={"block_begin": infos[1].block_begin, "block_end": infos[1].block_end})
     write_meta(dataset, infos)
+
+
+def test_changed_data_makes_exactly_its_shard_stale(dataset, vocabs, tmp_path):
+    tokenize_dataset(dataset, vocabs[0])
+    _replace_part_1(dataset, [{"text": "a new cat"}] * 3, tmp_path / "other")
     assert stale_shards(dataset, vocabs[0]) == ["part-1"]
     report = tokenize_dataset(dataset, vocabs[0])
     assert report.redone == ["part-1"] and report.fresh == ["part-0", "part-2"]

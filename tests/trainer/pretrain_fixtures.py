@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from corpus.dataset.writer import build_dataset
+from tokenization import tokenize_dataset
 from trainer.launch import deepspeed_command, launch_environment
 
 LAUNCH_TIMEOUT_S = 900  # the first launch on a machine also compiles DeepSpeed's CPU comm op
@@ -55,10 +56,12 @@ def write_manifest(path: Path, datasets: dict[str, tuple[str, Path]]) -> Path:
 
 
 def write_run(root: Path, **overrides: object) -> Path:
-    """A complete tiny run under `root` (vocab, train/eval data, manifests) and its run.yaml."""
+    """A complete tiny run under `root` (vocab, train/eval data, manifests) and its run.yaml.
+    The chat dataset has token shards for the run (read from them), the others not (tokenized online)."""
     vocab = write_vocab(root / "vocab.txt")
     qa = write_dataset(root / "data" / "qa", 200, seed=1)
     chat = write_dataset(root / "data" / "chat", 200, seed=2)
+    tokenize_dataset(chat, vocab, max_depth=8)
     held_out = write_dataset(root / "data" / "held_out", 60, seed=3)
     train = write_manifest(root / "train.json", {"qa": ("qa_task", qa), "chat": ("chat_task", chat)})
     evaluation = write_manifest(root / "eval.json", {"held_out": ("qa_task", held_out)})

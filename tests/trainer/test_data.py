@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from mixture_files import make_dataset, write_manifest
-from tokenization import CPMBeeTokenizer
+from tokenization import CPMBeeTokenizer, tokenize_dataset
 from trainer.data import MixtureLoader
 from trainer.stream import BatchStream
 
@@ -90,6 +90,41 @@ def test_a_dataset_with_no_usable_sample_stops_with_a_clear_error(manifest, toke
     write_manifest(manifest, [{"dataset_name": "long", "task_name": "t", "path": "long"}])
     with pytest.raises(RuntimeError, match=r"t.long: 1000 samples in a row could not be used \(max_length=48\)"):
         next(stream(manifest, tokenizer))
+
+
+@pytest.fixture
+def tokenized_manifest(manifest) -> Path:
+    """The `manifest` fixture plus a dataset without a transform, tokenized into shards: plain text,
+    structured samples with options and spans the vocab lacks, answers with fields, a reject."""
+    folder = manifest.parent
+    text = [{"text": f"bee {i} 蜜蜂 " + "data " * (i % 4)} for i in range(30)]
+    options = [{"question": f"q{i} 哪个", "options": {f"<option_{k}>": f"o{k} 词{k}" for k in range(3)}, "<ans>": f"<option_{i % 3}>"} for i in range(20)]
+    answers = [{"input": "x", "<ans>": {"a": f"a{i}", "b": "b 蜂"}} for i in range(10)]
+    make_dataset(folder, "mixed", [r for group in zip(text, options + answers) for r in group] + [{"<ans>": 7}], block_size=512)
+    tokenize_dataset(folder / "mixed", TINY_VOCAB)
+    entries = json.loads(manifest.read_text())
+    entries.append({"dataset_name": "mixed", "task_name": "lm", "path": "mixed", "weight": 3, "incontext_weight": [0.2, 0.4, 0.4]})
+    write_manifest(manifest, entries)
+    return manifest
+
+
+@pytest.mark.parametrize("shuffle_answers", [False, True])
+def test_token_shards_give_the_same_batches_as_tokenizing_online(tokenized_manifest, tokenizer, shuffle_answers):
+    kwargs = dict(seed=4, shuffle_answers=shuffle_answers)
+    online = stream(tokenized_manifest, tokenizer, token_shards=False, **kwargs)
+    shards = stream(tokenized_manifest, tokenizer, **kwargs)
+    assert_same_batches([next(online) for _ in range(25)], [next(shards) for _ in range(25)])
+    assert online.samples_read["shards"] == 0 and shards.samples_read["shards"] > 50
+    # rows whose answer fields are shuffled, and datasets with a transform, are converted online
+    assert shards.samples_read["online"] > 0
+    assert shards.rejects == online.rejects
+
+
+def test_stale_token_shards_are_not_used(tokenized_manifest, tokenizer):
+    data = stream(tokenized_manifest, tokenizer, max_depth=8)  # the shards were made with max_depth 16
+    for _ in range(5):
+        next(data)
+    assert data.samples_read["shards"] == 0
 
 
 def test_a_resumed_stream_continues_with_exactly_the_next_batches(manifest, tokenizer):

@@ -65,6 +65,9 @@ def test_uninterrupted_run_trains_evaluates_and_checkpoints(runs) -> None:
     store = CheckpointDir(config.parent / "ckpt")
     assert store.latest() == "step-00000006" and store.complete_tags() == ["step-00000003", "step-00000006"]
     assert "| step 6/6 | loss" in result.stdout  # the progress line
+    (data,) = metrics(config, "data")  # chat's records come from its token shards, qa's are tokenized online
+    assert data["samples_read"]["shards"] > 0 and data["samples_read"]["online"] > 0
+    assert "samples from token shards" in result.stdout
 
 
 @pytest.mark.integration

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from collections import Counter
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from dataset_fixtures import write_dataset
+from corpus.dataset.blockfile import iter_file_records
 from corpus.dataset import (
     DistributedDataset,
     SimpleDataset,
@@ -18,6 +20,7 @@ from corpus.dataset import (
     iter_records,
     mask_dataset,
     merge_state_dicts,
+    read_meta,
 )
 
 
@@ -44,6 +47,21 @@ def test_simple_dataset_reads_every_record_once_and_len_is_nlines(small_dataset:
     assert len(dataset) == 30
     assert sorted(record["i"] for record in dataset) == list(range(30))
     assert sorted(record["i"] for record in dataset) == list(range(30))  # iterable again
+
+
+def test_position_names_the_file_block_and_offset_of_the_record_just_read(tmp_path: Path):
+    path = write_dataset(tmp_path / "ds", {"a": [{"i": i} for i in range(20)], "b": [{"i": i} for i in range(20, 45)]}, block_size=128)
+    where = {}
+    for info in read_meta(path):
+        for block, offset, payload in iter_file_records(path, info):
+            where[pickle.loads(payload)["i"]] = (info.file_name, block - info.block_begin, offset)
+    reader = DistributedDataset(path, rank=1, world_size=2, seed=4)
+    with pytest.raises(RuntimeError, match="no record"):
+        reader.position()
+    for _ in range(60):  # more than an epoch: positions stay right across block and epoch ends
+        record = reader.read()
+        info, block, offset = reader.position()
+        assert (info.file_name, block, offset) == where[record["i"]]
 
 
 def test_unshuffled_reading_goes_through_blocks_from_the_last(small_dataset: Path):
