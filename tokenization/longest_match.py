@@ -17,6 +17,8 @@ That is still a Python loop per token, and short texts (one segment of a sample)
 cost. `_longest_match.c` is the same algorithm compiled (a character trie in one hash table),
 about 10x faster again; `build_matcher` uses it when it was built (`pip install -e .` builds it)
 and falls back to `PurePythonMatcher` otherwise. Both give identical results (tests check both).
+The extension also has `CompiledEncoder`, the tokenizer's whole `encode` (special tokens, ext
+ids) over a compiled trie in one call; tokenizer.py uses it with the compiled engine.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ import re
 from typing import Literal, Protocol
 
 try:
+    from tokenization._longest_match import Encoder as CompiledEncoder
     from tokenization._longest_match import Trie as _CompiledTrie
-except ImportError:  # not built: pure Python (correct, slower)
-    _CompiledTrie = None
+except ImportError:  # not built (or an old build): pure Python (correct, slower)
+    _CompiledTrie = CompiledEncoder = None
 
 Engine = Literal["auto", "c", "python"]
 

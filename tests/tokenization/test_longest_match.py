@@ -97,3 +97,19 @@ def test_plain_ids_answers_only_the_simple_case(engine: str) -> None:
     assert matcher.plain_ids("a☃") is None  # unknown span: needs the ext table
     with pytest.raises(TypeError, match="text must be str"):
         matcher.plain_ids(5)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_large_dense_vocab_matches_the_definition(engine: str, segment_by_definition) -> None:
+    """Thousands of tokens over a few characters: deep paths, long probe runs in the compiled
+    engine's hash table and false positives in its filter all occur."""
+    import random
+
+    rnd = random.Random(3)
+    letters = "abcde☃𠀀"
+    vocab = {"".join(rnd.choice(letters) for _ in range(rnd.randint(1, 9))) for _ in range(6000)}
+    pieces = {t: i for i, t in enumerate(sorted(vocab))}
+    matcher = build_matcher(pieces, engine)
+    for _ in range(30):
+        text = "".join(rnd.choice(letters + "xy") for _ in range(rnd.randint(0, 200)))
+        assert _as_items(*matcher.segment(text)) == segment_by_definition(text, pieces)

@@ -178,3 +178,97 @@ def test_escaped_plain_text_matches_the_definition(
     plain = {t: i for t, i in tok.encoder.items() if not (t.startswith("<") and t.endswith(">"))}
     assert [ext.get(i, i) for i in ids] == segment_by_definition(raw, plain)
     assert tok.unescape(tok.escape(raw)) == raw
+
+
+# --- the compiled encode (engine "c") against the pure-Python path ----------------------------
+
+SYNTAX_PIECES = ["<", "<<", ">", "<ans>", "<s>", "<option_3>", "<option_12>", "<foo_bar>", "</n>", "<>", "<>>", "<a<b>"]
+ODD_CHARS = ["😀", "👍🏽", "🧑‍💻", "𠀀", "𪚥", "龘", "䶮", "鿿", " ", "  ", "\n", "\t", "\r\n", "\u3000", "\xa0"]
+
+
+@pytest.fixture(scope="module")
+def both_engines() -> tuple[CPMBeeTokenizer, CPMBeeTokenizer]:
+    from pathlib import Path
+
+    from tokenization.longest_match import compiled_available
+
+    if not compiled_available():
+        pytest.skip("C engine not built")
+    vocab = Path(__file__).parent / "golden" / "vocab.txt"
+    return CPMBeeTokenizer(vocab, engine="c"), CPMBeeTokenizer(vocab, engine="python")
+
+
+def _outcome(tok: CPMBeeTokenizer, text: str, past: dict[int, str]) -> tuple:
+    """What encode gives, as comparable data (ids, ext items in order) or the error."""
+    before = list(past.items())
+    try:
+        ids, ext = tok.encode(text, past)
+    except TokenizeError as e:
+        return ("error", str(e), e.pos)
+    assert list(past.items()) == before, "encode modified past_table"
+    assert ext is not past
+    return ("ok", ids, list(ext.items()))
+
+
+@st.composite
+def syntax_texts(draw: st.DrawFn, tok: CPMBeeTokenizer) -> str:
+    """Raw strings over the vocab's pieces plus special-token syntax (valid and not), emoji,
+    rare CJK and whitespace."""
+    plain = sorted(t for t in tok.encoder if not (t.startswith("<") and t.endswith(">")))
+    pool = st.one_of(
+        st.sampled_from(plain), st.sampled_from([t for t in plain if len(t) == 1]),
+        st.sampled_from(SYNTAX_PIECES), st.sampled_from(ODD_CHARS), st.text(max_size=3),
+    )
+    return "".join(draw(st.lists(pool, max_size=30)))
+
+
+@st.composite
+def past_tables(draw: st.DrawFn, tok: CPMBeeTokenizer) -> dict[int, str]:
+    values = st.sampled_from(["☃", "😀", "<option_3>", "<foo_bar>", "𠀀", "龘", "</n>", "x"])
+    entries = draw(st.lists(values, max_size=5))  # values may repeat, as the reference allows
+    start = tok.vocab_size + draw(st.sampled_from([0, 0, 3]))
+    return {start + i: v for i, v in enumerate(entries)}
+
+
+@settings(max_examples=600, deadline=None)
+@given(data=st.data())
+def test_compiled_encode_equals_python_path(both_engines, data: st.DataObject) -> None:
+    c, py = both_engines
+    text = data.draw(syntax_texts(py))
+    past = data.draw(past_tables(py)) if data.draw(st.booleans()) else {}
+    assert _outcome(c, text, past) == _outcome(py, text, past)
+
+
+def test_compiled_encode_equals_python_path_on_long_texts(both_engines) -> None:
+    """Past the C side's stack buffers: long text, many tokens, many distinct unknown spans
+    (more than its linear search handles) and specials, with and without a past table."""
+    import random
+
+    c, py = both_engines
+    rnd = random.Random(7)
+    plain = sorted(t for t in py.encoder if not (t.startswith("<") and t.endswith(">")))
+    pieces = [py.escape(t) for t in plain] + ["<ans>", "<option_3>", "<<", "<x_1>"] + ODD_CHARS
+    for n in (50, 300, 3000):
+        text = "".join(rnd.choice(pieces) for _ in range(n))
+        for past in ({}, {py.vocab_size: "😀", py.vocab_size + 1: "<x_1>", py.vocab_size + 2: "😀"}):
+            got = _outcome(c, text, past)
+            assert got == _outcome(py, text, past)
+            assert got[0] == "ok" and len(got[1]) > n // 3
+        assert _outcome(c, text + "<", {}) == _outcome(py, text + "<", {})
+
+
+def test_compiled_encode_takes_keywords_any_mapping_and_checks_types(both_engines) -> None:
+    from types import MappingProxyType
+
+    c, py = both_engines
+    v = c.vocab_size
+    past = {v: "☃"}
+    assert c.encode(text="☃<x_1>", past_table=past) == py.encode("☃<x_1>", past) == ([v, v + 1], {v: "☃", v + 1: "<x_1>"})
+    assert c.encode("☃<x_1>", MappingProxyType(past)) == py.encode("☃<x_1>", MappingProxyType(past))
+    assert c.encode("☃", {}) == ([v], {v: "☃"})
+    with pytest.raises(TypeError, match="text must be str"):
+        c.encode(b"bytes")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        c.encode("a", {}, {})  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        c.encode(txt="a")  # type: ignore[call-arg]
