@@ -6,7 +6,9 @@ Texts are encoded the way training encodes them, one segment per call (convert_d
 encodes each key and value of a sample separately), and also as one long text:
 - zh CCPM segments: every key and value of the CCPM sample (../shared/cpm-bee/ccpm_eval.jsonl),
   average 9 chars, many of them `<option_N>`; zh CCPM sentences: its inputs, options, questions.
-- zh essays: the embedded Chinese paragraphs (corpus/sample/raw/txt/zh-essays.txt).
+- zh Debian docs paragraphs: the paragraphs of the Chinese Debian manuals installed as HTML
+  (debian-reference-zh-cn, debian-faq-zh-cn, debian-edu-doc-zh-cn; about 4,000 distinct
+  paragraphs that are mostly Chinese); skipped when none of them is installed.
 - en pydoc: the English pydoc topics that ship with Python, by paragraph and as one text.
 Each figure is the best of --repeat passes with a fresh tokenizer (so the pure-Python engine's
 chunk cache starts empty) and the garbage collector off, as timeit does. The reference runs
@@ -28,14 +30,14 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).parent))
 
 from compare_tokenizer_reference import (  # noqa: E402
-    DEFAULT_CCPM, DEFAULT_REFERENCE, DEFAULT_VOCAB, ccpm_samples, ccpm_texts, english_text, load_reference,
+    DEFAULT_CCPM, DEFAULT_REFERENCE, DEFAULT_VOCAB, ccpm_samples, ccpm_texts, debian_zh_paragraphs, english_text,
+    load_reference,
 )
 
 from tokenization import CPMBeeTokenizer, convert_data_to_id  # noqa: E402
 from tokenization.longest_match import compiled_available  # noqa: E402
 
 REFERENCE_ANCHOR_CHARS_PER_S = 140_000
-ZH_ESSAYS = REPO / "corpus" / "sample" / "raw" / "txt" / "zh-essays.txt"
 
 
 def timed(run: Callable[[], Any]) -> float:
@@ -86,9 +88,11 @@ def main() -> int:
             t for s in samples for t in (s["input"], s["question"], *s["options"].values())
         ]
         corpora["zh CCPM one text"] = ["\n".join(corpora["zh CCPM sentences"])]
-    corpora["zh essays paragraphs"] = [
-        line.replace("<", "<<") for line in ZH_ESSAYS.read_text(encoding="utf-8").splitlines() if line
-    ]
+    debian_zh = debian_zh_paragraphs()
+    if debian_zh:
+        corpora["zh Debian docs paragraphs"] = debian_zh
+    else:
+        print("zh Debian docs paragraphs: skipped (no Chinese Debian manual installed under /usr/share)")
     english = english_text()
     corpora["en pydoc paragraphs"] = [p for p in english.split("\n\n") if p]
     corpora["en pydoc one text"] = [english]
@@ -100,7 +104,7 @@ def main() -> int:
         print(f"reference not found at {args.reference}: printing its anchor instead")
 
     cols = "".join(f"{e + ' chars/s':>16}" for e in engines)
-    print(f"{'text':22}{'calls':>7}{'chars':>10}{cols}{'tokens/s':>12}{'reference':>12}{'speed-up':>10}")
+    print(f"{'text':27}{'calls':>7}{'chars':>10}{cols}{'tokens/s':>12}{'reference':>12}{'speed-up':>10}")
     for name, units in corpora.items():
         chars = sum(map(len, units))
         rates = []
@@ -122,7 +126,7 @@ def main() -> int:
             ref_rate = REFERENCE_ANCHOR_CHARS_PER_S
             ref_label = f"({ref_rate // 1000}k)"
         cells = "".join(f"{r:>16,.0f}" for r in rates)
-        print(f"{name:22}{len(units):>7,}{chars:>10,}{cells}{ntokens * rates[0] / chars:>12,.0f}"
+        print(f"{name:27}{len(units):>7,}{chars:>10,}{cells}{ntokens * rates[0] / chars:>12,.0f}"
               f"{ref_label:>12}{rates[0] / ref_rate:>9.1f}x")
 
     if samples:

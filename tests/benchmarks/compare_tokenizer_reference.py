@@ -5,7 +5,8 @@ line; small stand-ins for `bmtrain`, `jieba` and `pkg_resources` let it import o
 vocabulary is redirected to the file under test. Nothing here is part of the test suite: when
 the reference or the vocabulary is absent the script says so and exits 0.
 
-    # compare on the official vocab: CCPM samples, a benchmark corpus, random strings
+    # compare on the official vocab: CCPM samples, Chinese Debian manuals (when installed),
+    # English pydoc, random strings
     python tests/benchmarks/compare_tokenizer_reference.py \\
         --reference ../scratch/cpm-bee/src --vocab ../shared/cpm-bee/bee.txt \\
         --ccpm ../shared/cpm-bee/ccpm_eval.jsonl --random 20000
@@ -21,8 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import re
 import sys
 import types
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any, Callable
 
@@ -114,6 +117,59 @@ def english_text() -> str:
     import pydoc_data.topics
 
     return "\n".join(pydoc_data.topics.topics.values()).replace("<", "<<")
+
+
+DEBIAN_ZH_HTML = [
+    "/usr/share/debian-reference/*.zh-cn.html",  # debian-reference-zh-cn
+    "/usr/share/doc/debian/FAQ/zh-cn/*.zh-cn.html",  # debian-faq-zh-cn
+    "/usr/share/doc/debian-edu-doc-zh-cn/debian-edu-*-manual.html",  # debian-edu-doc-zh-cn
+]
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff\U00020000-\U0002ffff]")
+
+
+class _BlockText(HTMLParser):
+    """Text of each block element (p, li, td, headings, pre, ...), whitespace collapsed."""
+
+    BLOCKS = {"p", "li", "td", "th", "dt", "dd", "h1", "h2", "h3", "h4", "h5", "pre", "div", "title"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self.blocks: list[str] = []
+
+    def _flush(self) -> None:
+        text = " ".join("".join(self.parts).split())
+        self.parts = []
+        if text:
+            self.blocks.append(text)
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        if tag in self.BLOCKS:
+            self._flush()
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in self.BLOCKS:
+            self._flush()
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def debian_zh_paragraphs() -> list[str]:
+    """Distinct mostly-Chinese paragraphs (>= 10 CJK characters, >= 30% of the non-space ones)
+    of the installed Chinese Debian manuals, escaped; [] when none is installed."""
+    seen: dict[str, None] = {}
+    for pattern in DEBIAN_ZH_HTML:
+        for path in sorted(Path("/").glob(pattern.lstrip("/"))):
+            parser = _BlockText()
+            parser.feed(path.read_text(encoding="utf-8", errors="replace"))
+            parser.close()
+            parser._flush()
+            for block in parser.blocks:
+                n_cjk = len(_CJK.findall(block))
+                if n_cjk >= 10 and n_cjk >= 0.3 * len(block.replace(" ", "")):
+                    seen.setdefault(block.replace("<", "<<"))
+    return list(seen)
 
 
 def random_strings(tok: CPMBeeTokenizer, n: int, seed: int) -> list[str]:
@@ -250,6 +306,11 @@ def compare(args: argparse.Namespace) -> int:
         bad += compare_texts(tok, ref, ["\n".join(ccpm_texts(samples))], "ccpm as one text")
     else:
         print(f"ccpm sample not found at {args.ccpm}: skipped")
+    debian_zh = debian_zh_paragraphs()
+    if debian_zh:
+        bad += compare_texts(tok, ref, debian_zh, "debian zh paragraphs")
+    else:
+        print("debian zh paragraphs: no Chinese Debian manual installed: skipped")
     english = english_text()
     bad += compare_texts(tok, ref, english.split("\n\n"), "english paragraphs")
     bad += compare_texts(tok, ref, [english], "english as one text")
