@@ -1,7 +1,8 @@
 """Completion markers for the per-file stages (read .. fingerprint): each finished input file
 leaves its records, its rejects and a marker in `<work_dir>/prepared/`. A relaunched build
 skips every file whose marker matches the file (name, size, mtime) and the per-file settings,
-and feeds the saved records into the global stages instead of reading the file again.
+and feeds the saved records' fingerprints into the global stages instead of reading the file
+again. Every build's last stage (finish.py) reads the records and rejects from here.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from corpus.pipeline.shards import (
     write_records,
     write_rejects,
 )
-from corpus.pipeline.stage import REJECTED
+from corpus.pipeline.stage import Fingerprint
 
 PREPARED = "prepared"
+DONE = "done"  # output tag: the source_path of each file whose checkpoint is written (as prepare.py's)
 
 
 def prepared_url(work_dir: str, source_path: str, suffix: str) -> str:
@@ -60,18 +62,24 @@ def read_file_units(work_dir: str, source_path: str) -> int:
     return int(marker["units"])
 
 
+def read_checkpoint(work_dir: str, source_path: str) -> tuple[list, list]:
+    """(records, rejects) a finished input file left in its checkpoint."""
+    records = list(read_records(prepared_url(work_dir, source_path, RECORDS_SUFFIX)))
+    return records, list(read_rejects(prepared_url(work_dir, source_path, REJECTS_SUFFIX)))
+
+
 class _ReadFileCheckpointFn(beam.DoFn):
     def __init__(self, work_dir: str):
         self.work_dir = work_dir
 
     def process(self, source_path: str):
-        yield from read_records(prepared_url(self.work_dir, source_path, RECORDS_SUFFIX))
-        for reject in read_rejects(prepared_url(self.work_dir, source_path, REJECTS_SUFFIX)):
-            yield beam.pvalue.TaggedOutput(REJECTED, reject)
+        for record in read_records(prepared_url(self.work_dir, source_path, RECORDS_SUFFIX)):
+            yield Fingerprint.of(record)
+        yield beam.pvalue.TaggedOutput(DONE, source_path)
 
 
 class ReadFileCheckpoints(beam.PTransform):
-    """PCollection[source_path] of finished files -> outputs `kept` (Record) and `rejected` (Reject)."""
+    """PCollection[source_path] of finished files -> outputs `fingerprints` (Fingerprint) and `done` (source_path)."""
 
     def __init__(self, work_dir: str):
         super().__init__()
@@ -81,5 +89,5 @@ class ReadFileCheckpoints(beam.PTransform):
         return (
             source_paths
             | "Spread" >> beam.Reshuffle()
-            | "ReadCheckpoint" >> beam.ParDo(_ReadFileCheckpointFn(self.work_dir)).with_outputs(REJECTED, main="kept")
+            | "ReadCheckpoint" >> beam.ParDo(_ReadFileCheckpointFn(self.work_dir)).with_outputs(DONE, main="fingerprints")
         )

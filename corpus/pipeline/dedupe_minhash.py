@@ -8,7 +8,11 @@
    agrees on at least `threshold` of its values (estimated Jaccard), when `verify` is on.
 3. Connected components of those links (distributed large-star / small-star, see
    components.py) are the duplicate clusters; each keeps its earliest member by input
-   position, the others are rejected as `near_duplicate` with `duplicate_of` set.
+   position, the others get a `near_duplicate` verdict with `duplicate_of` set, the kept
+   one a verdict with its cluster's size.
+
+Only fingerprints travel (position, signature): the records stay in their input file's
+checkpoint until `finish.py` applies the verdicts.
 """
 
 from __future__ import annotations
@@ -20,8 +24,7 @@ from datasketch.lsh import _optimal_param
 
 from corpus.pipeline.components import ConnectedComponents
 from corpus.pipeline.fingerprint import signature_values
-from corpus.pipeline.stage import METRICS_NAMESPACE, REJECTED, StageCounters, reject_record
-from schemas import Record
+from corpus.pipeline.stage import METRICS_NAMESPACE, Verdict, location
 from schemas.build_config import NearDedupeConfig
 
 STAGE = "near_dedupe"
@@ -91,52 +94,30 @@ class LinkBucketFn(beam.DoFn):
                 self.unverified.inc()
 
 
-class ResolveClusterFn(beam.DoFn):
-    """(position, {records, parent, size}) -> the record, rejected when it has a parent."""
-
-    def __init__(self, reject_text_chars: int = 2000):
-        self.reject_text_chars = reject_text_chars
-
-    def setup(self) -> None:
-        self.counters = StageCounters(STAGE)
-
-    def process(self, element):
-        _, groups = element
-        parents = list(groups["parent"])
-        sizes = list(groups["size"])
-        for record in groups["records"]:
-            self.counters.records_in.inc()
-            if parents:
-                root = parents[0]
-                self.counters.dropped("near_duplicate")
-                yield beam.pvalue.TaggedOutput(REJECTED, reject_record(
-                    record, STAGE, "near_duplicate", duplicate_of=f"{root[0]}:{root[1]}",
-                    detail=f"MinHash LSH cluster kept {root[0]}:{root[1]} (piece {root[2]})",
-                    max_chars=self.reject_text_chars))
-            else:
-                self.counters.records_out.inc()
-                yield record.model_copy(update={"cluster_size": sizes[0]}) if sizes else record
+def drop_verdict(label):
+    """(position, root of its cluster) -> the `near_duplicate` verdict naming the root."""
+    position, root = label
+    return Verdict(position, STAGE, "near_duplicate", duplicate_of=location(root),
+                   detail=f"MinHash LSH cluster kept {location(root)} (piece {root[2]})")
 
 
 class MinHashDedupe(beam.PTransform):
-    """PCollection[Record with minhash] -> outputs `kept` (cluster_size set) and `rejected`."""
+    """PCollection[Fingerprint] -> PCollection[Verdict]: drops, and the size of each cluster's kept member."""
 
-    def __init__(self, config: NearDedupeConfig, reject_text_chars: int = 2000):
+    def __init__(self, config: NearDedupeConfig):
         super().__init__()
         self.config = config
-        self.reject_text_chars = reject_text_chars
 
-    def expand(self, records):
+    def expand(self, fingerprints):
         bands, rows = bands_and_rows(self.config)
-        keyed = records | "KeyByPosition" >> beam.Map(lambda r: (r.position, r))
-        signed = records | "Signed" >> beam.Filter(lambda r: r.minhash is not None)
+        signed = fingerprints | "Signed" >> beam.Filter(lambda f: f.minhash is not None)
         colliding = (
             signed
-            | "Bands" >> beam.FlatMap(lambda r: [(key, r.position) for key in band_keys(r.minhash, bands, rows)])
+            | "Bands" >> beam.FlatMap(lambda f: [(key, f.position) for key in band_keys(f.minhash, bands, rows)])
             | "GroupBands" >> beam.GroupByKey()
             | "Colliding" >> beam.FlatMap(colliding_members)
         )
-        signatures = signed | "KeySignature" >> beam.Map(lambda r: (r.position, r.minhash))
+        signatures = signed | "KeySignature" >> beam.Map(lambda f: (f.position, f.minhash))
         links = (
             {"signature": signatures, "bucket": colliding}
             | "JoinSignatures" >> beam.CoGroupByKey()
@@ -145,14 +126,11 @@ class MinHashDedupe(beam.PTransform):
             | "LinkBuckets" >> beam.ParDo(LinkBucketFn(self.config))
         )
         labels = links | "Components" >> ConnectedComponents(self.config.cc_rounds)
+        drops = labels | "Drop" >> beam.Map(drop_verdict)
         sizes = (
             labels
             | "RootOf" >> beam.Map(lambda pair: (pair[1], 1))
             | "CountMembers" >> beam.CombinePerKey(sum)
-            | "WithRoot" >> beam.Map(lambda pair: (pair[0], pair[1] + 1))
+            | "Size" >> beam.MapTuple(lambda root, members: Verdict(root, STAGE, cluster_size=members + 1))
         )
-        return (
-            {"records": keyed, "parent": labels, "size": sizes}
-            | "JoinClusters" >> beam.CoGroupByKey()
-            | "Resolve" >> beam.ParDo(ResolveClusterFn(self.reject_text_chars)).with_outputs(REJECTED, main="kept")
-        )
+        return (drops, sizes) | "Verdicts" >> beam.Flatten()

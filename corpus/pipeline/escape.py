@@ -116,17 +116,3 @@ class EscapeSpecialTokensFn(FilterDoFn):
                                        detail=f"{size}-byte payload, blocks hold {self.max_payload}",
                                        max_chars=self.reject_text_chars)
         return record.model_copy(update={"payload": payload}), None
-
-
-class EscapeSpecialTokens(beam.PTransform):
-    """PCollection[Record] -> outputs `kept` (payload set) and `rejected` (invalid samples)."""
-
-    def __init__(self, config: EscapeConfig, write: WriteConfig | None = None, reject_text_chars: int = 2000):
-        super().__init__()
-        self.config = config
-        self.write = write
-        self.reject_text_chars = reject_text_chars
-
-    def expand(self, records):
-        return records | "Escape" >> beam.ParDo(
-            EscapeSpecialTokensFn(self.config, self.write, self.reject_text_chars)).with_outputs(REJECTED, main="kept")

@@ -2,25 +2,28 @@
 
     input files ─ read → clean → split → quality → fingerprint ─┬─ (checkpoint per file)
     checkpointed files ─────────────────────────────────────────┘
-      → exact dedupe → near dedupe (MinHash LSH) → escape/validate → Parquet shards
-      every stage's rejects ────────────────────────────────────→ rejects shards
+      fingerprints → exact dedupe → near dedupe (MinHash LSH) → verdicts ─┐
+      per input file: checkpointed records and rejects + its verdicts ────┴→ escape/validate
+        → Parquet record and reject shards
+
+Records stay in their file's checkpoint between the per-file stages and the last one; the
+global stages move only fingerprints (position, hash, signature) and verdicts on them.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
 
-from corpus.pipeline.checkpoint import ReadFileCheckpoints
+from corpus.pipeline.checkpoint import DONE, ReadFileCheckpoints
 from corpus.pipeline.clean import CleanTextFn
 from corpus.pipeline.dedupe_exact import ExactDedupe
 from corpus.pipeline.dedupe_minhash import MinHashDedupe
-from corpus.pipeline.escape import EscapeSpecialTokens
+from corpus.pipeline.finish import FinishFiles
 from corpus.pipeline.fingerprint import ComputeFingerprintsFn
 from corpus.pipeline.prepare import PrepareInputFiles
 from corpus.pipeline.quality import QualityFilterFn
 from corpus.pipeline.read import InputFile, ReadFileLines
 from corpus.pipeline.split import SplitLongDocumentsFn
-from corpus.pipeline.write import WriteRecordShards, WriteRejectShards
 from schemas import BuildConfig
 
 
@@ -47,26 +50,21 @@ def build_pipeline(
     paths with a valid checkpoint), write shards under `staging`.
     """
     work_dir = config.resolved_work_dir
-    keep = config.write.reject_text_chars
     fresh = (
         pipeline
         | "InputFiles" >> beam.Create(todo)
         | "Prepare" >> PrepareInputFiles(per_file_stages(config), work_dir, config.prepare_fingerprint())
     )
     resumed = pipeline | "FinishedFiles" >> beam.Create(finished) | "Resume" >> ReadFileCheckpoints(work_dir)
-    records = (fresh.kept, resumed.kept) | "AllRecords" >> beam.Flatten()
-    rejects = [fresh.rejected, resumed.rejected]
+    fingerprints = (fresh.fingerprints, resumed.fingerprints) | "AllFingerprints" >> beam.Flatten()
+    done = (fresh[DONE], resumed[DONE]) | "AllFiles" >> beam.Flatten()
+    verdicts = [pipeline | "NoVerdicts" >> beam.Create([])]
 
     if config.exact_dedupe.enabled:
-        exact = records | "ExactDedupe" >> ExactDedupe(keep)
-        records = exact.kept
-        rejects.append(exact.rejected)
+        exact = fingerprints | "ExactDedupe" >> ExactDedupe()
+        fingerprints = exact.kept
+        verdicts.append(exact.verdicts)
     if config.near_dedupe.enabled:
-        near = records | "NearDedupe" >> MinHashDedupe(config.near_dedupe, keep)
-        records = near.kept
-        rejects.append(near.rejected)
-    escaped = records | "Escape" >> EscapeSpecialTokens(config.escape, config.write, keep)
-    rejects.append(escaped.rejected)
-
-    escaped.kept | "WriteRecords" >> WriteRecordShards(staging)
-    tuple(rejects) | "AllRejects" >> beam.Flatten() | "WriteRejects" >> WriteRejectShards(staging)
+        verdicts.append(fingerprints | "NearDedupe" >> MinHashDedupe(config.near_dedupe))
+    all_verdicts = tuple(verdicts) | "AllVerdicts" >> beam.Flatten()
+    (done, all_verdicts) | "Finish" >> FinishFiles(config, staging)

@@ -3,16 +3,18 @@
 Each stage stays its own DoFn with its own counters; `PrepareInputFiles` runs them one after
 another over one input file inside a single worker call, so that the moment a file is done
 its checkpoint is written (see checkpoint.py) — a build interrupted midway loses at most the
-files in flight, not everything read so far.
+files in flight, not everything read so far. The records and rejects stay in the checkpoint:
+only each record's `Fingerprint` goes on to the global stages, and the file's name once it is
+done (`finish.py` reads the checkpoint back, one file at a time).
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
 
-from corpus.pipeline.checkpoint import write_file_checkpoint
+from corpus.pipeline.checkpoint import DONE, write_file_checkpoint
 from corpus.pipeline.read import FILES, InputFile
-from corpus.pipeline.stage import REJECTED
+from corpus.pipeline.stage import REJECTED, Fingerprint
 
 
 def _run_chain(stages: list[beam.DoFn], element, records: list, rejects: list, units: list) -> None:
@@ -48,13 +50,13 @@ class _PrepareFileFn(beam.DoFn):
         units: list[int] = []
         _run_chain(self.stages, file, records, rejects, units)
         write_file_checkpoint(self.work_dir, file, self.prepare_hash, records, rejects, sum(units))
-        yield from records
-        for reject in rejects:
-            yield beam.pvalue.TaggedOutput(REJECTED, reject)
+        for record in records:
+            yield Fingerprint.of(record)
+        yield beam.pvalue.TaggedOutput(DONE, file.source_path)
 
 
 class PrepareInputFiles(beam.PTransform):
-    """PCollection[InputFile] -> outputs `kept` (fingerprinted Record) and `rejected` (Reject).
+    """PCollection[InputFile] -> outputs `fingerprints` (Fingerprint) and `done` (source_path).
 
     `stages` are DoFns taking one element and yielding records or `rejected` outputs; the
     first takes an `InputFile` (the reader).
@@ -71,5 +73,5 @@ class PrepareInputFiles(beam.PTransform):
             files
             | "SpreadFiles" >> beam.Reshuffle()
             | "PrepareFile" >> beam.ParDo(_PrepareFileFn(self.stages, self.work_dir, self.prepare_hash)).with_outputs(
-                REJECTED, main="kept")
+                DONE, main="fingerprints")
         )

@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from corpus.pipeline.shards import RECORDS_SUFFIX, REJECTS_SUFFIX, join, list_shards, read_records, read_rejects
-from corpus.pipeline.write import ARROW_DIR, REJECTS_DIR
+from corpus.pipeline.finish import ARROW_DIR, REJECTS_DIR
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"

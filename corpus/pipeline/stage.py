@@ -1,8 +1,12 @@
 """What every stage shares: the `rejected` side-output tag, Beam counters named
-`<stage>.in|out|dropped.<reason>`, and the helper that turns a dropped record into a `Reject`.
+`<stage>.in|out|dropped.<reason>`, the helper that turns a dropped record into a `Reject`, and
+what the global stages exchange instead of whole records: a record's `Fingerprint` in, a
+`Verdict` on it out.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -11,6 +15,39 @@ from schemas import Record, Reject
 
 KEPT = "kept"
 REJECTED = "rejected"
+VERDICTS = "verdicts"
+
+Position = tuple[str, int, int]  # (source_path, source_line, piece): `Record.position`
+
+
+class Fingerprint(NamedTuple):
+    """What dedupe needs of a record; sorts by input position first."""
+
+    position: Position
+    content_hash: str | None
+    minhash: bytes | None
+
+    @classmethod
+    def of(cls, record: Record) -> Fingerprint:
+        return cls(record.position, record.content_hash, record.minhash)
+
+
+class Verdict(NamedTuple):
+    """A global stage's decision on one record: drop it (`reason` set: stage, reason, the kept
+    copy's `source_path:source_line`, detail) or, with `reason` None, the size of the
+    near-duplicate cluster it keeps."""
+
+    position: Position
+    stage: str
+    reason: str | None = None
+    duplicate_of: str | None = None
+    detail: str = ""
+    cluster_size: int = 1
+
+
+def location(position: Position) -> str:
+    """`source_path:source_line`, as `Record.location` names a record."""
+    return f"{position[0]}:{position[1]}"
 METRICS_NAMESPACE = "corpus"
 
 

@@ -1,5 +1,5 @@
-"""Stages 5 and 6: exact and MinHash near dedupe, global, keeping the earliest input position
-whatever order the records arrive in."""
+"""Stages 5 and 6: exact and MinHash near dedupe over record fingerprints, global, keeping the
+earliest input position whatever order the records arrive in."""
 
 from __future__ import annotations
 
@@ -12,16 +12,17 @@ from apache_beam.testing.util import assert_that, equal_to
 from corpus.pipeline.dedupe_exact import ExactDedupe
 from corpus.pipeline.dedupe_minhash import MinHashDedupe, bands_and_rows, estimated_jaccard
 from corpus.pipeline.fingerprint import MinHasher, content_hash, shingles
+from corpus.pipeline.stage import Fingerprint, location
 from schemas import Record
 from schemas.build_config import ExactDedupeConfig, NearDedupeConfig
 
 NEAR = NearDedupeConfig()
 
 
-def record(path: str, line: int, text: str) -> Record:
+def record(path: str, line: int, text: str) -> Fingerprint:
     r = Record(source_path=path, source_line=line, kind="text", text=text)
-    return r.model_copy(update={"content_hash": content_hash(r, ExactDedupeConfig()),
-                                "minhash": MinHasher(NEAR).signature(text)})
+    return Fingerprint.of(r.model_copy(update={"content_hash": content_hash(r, ExactDedupeConfig()),
+                                               "minhash": MinHasher(NEAR).signature(text)}))
 
 
 def prose(seed: int, words: int = 120) -> str:
@@ -46,9 +47,10 @@ def test_exact_duplicates_keep_the_earliest_position_across_files():
                record("a.txt", 3, "Something else entirely. " * 10)]
     with TestPipeline() as p:
         out = p | beam.Create(records) | ExactDedupe()
-        assert_that(out.kept | "K" >> beam.Map(lambda r: r.location), equal_to(["a.txt:2", "a.txt:3"]), label="kept")
-        assert_that(out.rejected | "R" >> beam.Map(lambda r: (r.source_path, r.source_line, r.duplicate_of)),
-                    equal_to([("b.txt", 1, "a.txt:2"), ("a.txt", 9, "a.txt:2")]), label="rejected")
+        assert_that(out.kept | "K" >> beam.Map(lambda f: location(f.position)), equal_to(["a.txt:2", "a.txt:3"]), label="kept")
+        assert_that(out.verdicts | "R" >> beam.Map(lambda v: (location(v.position), v.reason, v.duplicate_of)),
+                    equal_to([("b.txt:1", "exact_duplicate", "a.txt:2"), ("a.txt:9", "exact_duplicate", "a.txt:2")]),
+                    label="verdicts")
 
 
 def test_near_duplicates_cluster_globally_and_the_earliest_member_is_kept():
@@ -60,13 +62,12 @@ def test_near_duplicates_cluster_globally_and_the_earliest_member_is_kept():
                record("a.txt", 6, other), record("c.txt", 2, zh_edited), record("c.txt", 1, zh)]
     random.Random(0).shuffle(records)
     with TestPipeline() as p:
-        out = p | beam.Create(records) | MinHashDedupe(NEAR.model_copy(update={"cc_rounds": 3}))
-        assert_that(out.kept | "K" >> beam.Map(lambda r: (r.location, r.cluster_size)),
-                    equal_to([("a.txt:5", 3), ("a.txt:6", 1), ("c.txt:1", 2)]), label="kept")
-        assert_that(out.rejected | "R" >> beam.Map(lambda r: (r.location if hasattr(r, "location") else
-                                                              f"{r.source_path}:{r.source_line}", r.reason, r.duplicate_of)),
-                    equal_to([("z.txt:1", "near_duplicate", "a.txt:5"), ("m.txt:1", "near_duplicate", "a.txt:5"),
-                              ("c.txt:2", "near_duplicate", "c.txt:1")]), label="rejected")
+        verdicts = p | beam.Create(records) | MinHashDedupe(NEAR.model_copy(update={"cc_rounds": 3}))
+        # the kept member of each cluster gets its size; records in no cluster get no verdict
+        assert_that(verdicts | "V" >> beam.Map(lambda v: (location(v.position), v.reason, v.duplicate_of, v.cluster_size)),
+                    equal_to([("a.txt:5", None, None, 3), ("c.txt:1", None, None, 2),
+                              ("z.txt:1", "near_duplicate", "a.txt:5", 1), ("m.txt:1", "near_duplicate", "a.txt:5", 1),
+                              ("c.txt:2", "near_duplicate", "c.txt:1", 1)]))
 
 
 def test_bands_and_rows_derive_from_threshold_when_unset():

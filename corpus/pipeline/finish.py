@@ -1,0 +1,106 @@
+"""Stages 5-8a resolved one input file at a time: apply the dedupe verdicts to the file's
+checkpointed records, escape and validate the survivors (stage 7), write the file's record
+and reject shards (stage 8a).
+
+The global stages only moved fingerprints and verdicts; here each file's records and the
+rejects of its per-file stages come back from its checkpoint, so a worker holds one input
+file at a time whatever the size of the build. Counters are the ones each stage would have
+counted on whole records: `exact_dedupe.*` and `near_dedupe.*` (in, out, dropped), then
+escape's, then `write.arrow` / `write.rejects`.
+
+Shards are sorted by input position and named by the input file, so they are the same
+bytes whatever the runner or worker count. Stage 8b (packing the binary dataset) runs after
+the job, in pack.py.
+"""
+
+from __future__ import annotations
+
+import apache_beam as beam
+
+from corpus.pipeline import dedupe_exact, dedupe_minhash
+from corpus.pipeline.checkpoint import read_checkpoint
+from corpus.pipeline.escape import EscapeSpecialTokensFn
+from corpus.pipeline.shards import RECORDS_SUFFIX, REJECTS_SUFFIX, join, shard_name, write_records, write_rejects
+from corpus.pipeline.stage import StageCounters, Verdict, reject_record
+from schemas import BuildConfig, Record, Reject
+
+STAGE = "write"
+ARROW_DIR = "arrow"
+REJECTS_DIR = "rejects"
+
+
+class _FinishFileFn(beam.DoFn):
+    def __init__(self, config: BuildConfig, output: str):
+        self.config = config
+        self.output = output
+
+    def setup(self) -> None:
+        near = self.config.near_dedupe.enabled
+        self.dedupe = [StageCounters(stage) for stage, enabled in
+                       ((dedupe_exact.STAGE, self.config.exact_dedupe.enabled), (dedupe_minhash.STAGE, near)) if enabled]
+        self.escape = EscapeSpecialTokensFn(self.config.escape, self.config.write, self.config.write.reject_text_chars)
+        self.escape.setup()
+        self.written = StageCounters(f"{STAGE}.{ARROW_DIR}")
+        self.written_rejects = StageCounters(f"{STAGE}.{REJECTS_DIR}")
+
+    def _resolve(self, record: Record, verdict: Verdict | None) -> tuple[Record | None, Reject | None]:
+        """Through the dedupe stages in order: dropped by the stage its verdict names, or kept."""
+        for counters in self.dedupe:
+            counters.records_in.inc()
+            if verdict is not None and verdict.reason is not None and verdict.stage == counters.stage:
+                counters.dropped(verdict.reason)
+                return None, reject_record(record, verdict.stage, verdict.reason, duplicate_of=verdict.duplicate_of,
+                                           detail=verdict.detail, max_chars=self.config.write.reject_text_chars)
+            counters.records_out.inc()
+        if verdict is not None and verdict.reason is None:
+            record = record.model_copy(update={"cluster_size": verdict.cluster_size})
+        return record, None
+
+    def process(self, element):
+        source_path, groups = element
+        if not list(groups["done"]):
+            raise RuntimeError(f"{source_path}: verdicts for a file that was never prepared")
+        verdicts = {verdict.position: verdict for verdict in groups["verdicts"]}
+        records, rejects = read_checkpoint(self.config.resolved_work_dir, source_path)
+        kept: list[Record] = []
+        for record in records:
+            record, reject = self._resolve(record, verdicts.get(record.position))
+            if record is not None:
+                for output in self.escape.process(record):
+                    if isinstance(output, beam.pvalue.TaggedOutput):
+                        reject = output.value
+                    else:
+                        kept.append(output)
+            if reject is not None:
+                rejects.append(reject)
+        name = shard_name(source_path)
+        for items, folder, suffix, write, counters in (
+            (kept, ARROW_DIR, RECORDS_SUFFIX, write_records, self.written),
+            (rejects, REJECTS_DIR, REJECTS_SUFFIX, write_rejects, self.written_rejects),
+        ):
+            if items:
+                url = join(self.output, folder, name + suffix)
+                write(url, items)
+                counters.records_in.inc(len(items))
+                counters.records_out.inc(len(items))
+                yield url
+
+
+class FinishFiles(beam.PTransform):
+    """(PCollection[source_path] of prepared files, PCollection[Verdict]) -> the written shard URLs
+    under `<output>/arrow/` and `<output>/rejects/`."""
+
+    def __init__(self, config: BuildConfig, output: str):
+        super().__init__()
+        self.config = config
+        self.output = output
+
+    def expand(self, inputs):
+        done, verdicts = inputs
+        return (
+            {"done": done | "KeyFile" >> beam.Map(lambda path: (path, None)),
+             "verdicts": verdicts | "ByFile" >> beam.Map(lambda v: (v.position[0], v))}
+            | "GroupByFile" >> beam.CoGroupByKey()
+            | "FinishFile" >> beam.ParDo(_FinishFileFn(self.config, self.output))
+        )
+
