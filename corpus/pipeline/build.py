@@ -25,6 +25,7 @@ from apache_beam.options.pipeline_options import PipelineOptions
 from corpus.manifest import upsert_entry
 from corpus.pipeline.checkpoint import finished_files, read_file_units
 from corpus.pipeline.components import UNCONVERGED_COUNTER
+from corpus.pipeline.local_runner import local_instead_of_direct
 from corpus.pipeline.pack import content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
 from corpus.pipeline.read import list_input_files
@@ -34,7 +35,6 @@ from schemas import BuildConfig, DatasetEntry
 from schemas.manifest import Fingerprints, Provenance
 
 BUILD_STAMP = "build.json"
-DEFAULT_RUNNER = "DirectRunner"  # never Prism: it downloads a binary at start-up
 
 
 class BuildError(RuntimeError):
@@ -71,11 +71,9 @@ def _tool_version() -> str:
 
 
 def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
-    """Beam options from the leftover command-line flags; DirectRunner unless `--runner` is given."""
-    args = list(pipeline_args or [])
-    if not any(arg == "--runner" or arg.startswith("--runner=") for arg in args):
-        args.append(f"--runner={DEFAULT_RUNNER}")
-    return PipelineOptions(args)
+    """Beam options from the leftover command-line flags. Without `--runner`, or with the
+    DirectRunner, the build runs on `LocalRunner` (the DirectRunner's FnApiRunner, never Prism)."""
+    return local_instead_of_direct(PipelineOptions(list(pipeline_args or [])))
 
 
 def _counters(result) -> dict[str, int]:
