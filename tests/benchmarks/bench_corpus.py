@@ -377,8 +377,8 @@ def main() -> None:
 
 
 def memory_scaling(work: Path, mb: float) -> None:
-    """Peak RSS of the driver and of the busiest worker at mb/2 and mb of corpus."""
-    for size in (mb / 2, mb):
+    """Peak RSS of the driver and of the busiest worker at mb/2, mb and 2 x mb of corpus."""
+    for size in (mb / 2, mb, 2 * mb):
         corpus = work / f"corpus-{size:.0f}"
         real = make_corpus(corpus, size)["bytes"] / (1 << 20)
         seconds, peaks, _ = run_build(corpus, work / f"out-{size:.0f}" / "bench", workers=2)
