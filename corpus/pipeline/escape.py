@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import re
 
-import apache_beam as beam
 
 from corpus.dataset.blockfile import max_payload_size
 from corpus.dataset.serializer import get_serializer
-from corpus.pipeline.stage import REJECTED, FilterDoFn, reject_record
+from corpus.pipeline.stage import FilterDoFn, reject_record
 from schemas import Record, Reject
 from schemas.build_config import EscapeConfig, WriteConfig
 

@@ -112,15 +112,3 @@ class ComputeFingerprintsFn(beam.DoFn):
             update["minhash"] = self.hasher.signature(record.text)
         self.counters.records_out.inc()
         yield record.model_copy(update=update)
-
-
-class ComputeFingerprints(beam.PTransform):
-    """PCollection[Record] -> the same records with `content_hash` and `minhash` set."""
-
-    def __init__(self, exact: ExactDedupeConfig, near: NearDedupeConfig):
-        super().__init__()
-        self.exact = exact
-        self.near = near
-
-    def expand(self, records):
-        return records | "Fingerprint" >> beam.ParDo(ComputeFingerprintsFn(self.exact, self.near))

@@ -125,7 +125,6 @@ def text_stats(text: str, config: QualityConfig) -> dict[str, float]:
     toks = tokens(text)
     count = len(toks)
     lengths = np.fromiter(map(len, toks), dtype=np.int64, count=count)
-    total_token_chars = int(lengths.sum())
     # Tokens are CJK characters and words; the words alone are one more regex pass, and every
     # CJK character of the text is a token, so the CJK count is what is left.
     words = words_of(text)

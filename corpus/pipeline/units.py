@@ -14,7 +14,6 @@ _WORD = f"[^\\W{CJK_CHARS}]+"
 _TOKEN = re.compile(f"{_CJK}|{_WORD}")
 _WORD_RE = re.compile(_WORD)
 _CJK_RE = re.compile(_CJK)
-_LATIN_LETTER = re.compile(r"[A-Za-z\u00c0-\u024f]")
 
 
 def tokens(text: str) -> list[str]:
@@ -25,18 +24,6 @@ def tokens(text: str) -> list[str]:
 def words_of(text: str) -> list[str]:
     """The non-CJK tokens of `text` (what `tokens` gives minus the CJK characters), in order."""
     return _WORD_RE.findall(text)
-
-
-def is_cjk(token: str) -> bool:
-    return len(token) == 1 and _CJK_RE.match(token) is not None
-
-
-def count_cjk(text: str) -> int:
-    return len(_CJK_RE.findall(text))
-
-
-def count_latin_letters(text: str) -> int:
-    return len(_LATIN_LETTER.findall(text))
 
 
 def jieba_tokens(text: str) -> list[str]:

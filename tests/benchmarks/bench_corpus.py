@@ -20,7 +20,6 @@ import random
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
 from pathlib import Path
@@ -35,7 +34,7 @@ from corpus.pipeline.read import txt_line_to_text
 from corpus.pipeline.split import split_text
 from corpus.pipeline.escape import escape_text
 from corpus.pipeline.shards import REJECTS_SUFFIX, RECORDS_SUFFIX, list_shards, read_records, read_rejects
-from schemas import BuildConfig, Record
+from schemas import Record
 from schemas.build_config import CleanConfig, ExactDedupeConfig, NearDedupeConfig, QualityConfig
 
 REPO = Path(__file__).resolve().parents[2]
