@@ -1,0 +1,327 @@
+/* Compiled core of corpus/pipeline/text_counts.py: every count the quality filter needs from a
+ * text, in one pass over its code points plus one pass per n-gram size over its tokens.
+ *
+ * Same contract as the pure-Python `python_text_counts` (which is the readable definition and
+ * the oracle in the tests): the character classes are CPython's own (`Py_UNICODE_ISALNUM` is
+ * `re`'s \w without '_', `Py_UNICODE_ISDECIMAL` its \d, `Py_UNICODE_ISSPACE` str.split's
+ * whitespace, `Py_UNICODE_ISDIGIT` str.isdigit), so the counts equal those of the regexes.
+ *
+ * N-grams are compared exactly: level n gives each n-gram a dense id from the pair (id of the
+ * (n-1)-gram at the same position, id of its last token), looked up in a hash table of pairs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define MAX_SIZES 32
+
+static inline int is_cjk(Py_UCS4 c) {
+    /* corpus/pipeline/units.py CJK_CHARS */
+    return (c >= 0x3400 && c <= 0x4dbf) || (c >= 0x4e00 && c <= 0x9fff) || (c >= 0xf900 && c <= 0xfaff) ||
+           (c >= 0x3040 && c <= 0x30ff) || (c >= 0xac00 && c <= 0xd7af);
+}
+
+static inline int is_latin_letter(Py_UCS4 c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= 0xc0 && c <= 0x24f);
+}
+
+/* Character classes, as bits: computed once per character (the table answers ASCII). */
+enum { SPACE = 1, DECIMAL = 2, ALNUM = 4, DIGIT = 8 };
+static unsigned char ascii_classes[128];
+
+static inline unsigned classes_of(Py_UCS4 c) {
+    if (c < 128) return ascii_classes[c];
+    return (Py_UNICODE_ISSPACE(c) ? SPACE : 0) | (Py_UNICODE_ISDECIMAL(c) ? DECIMAL : 0) |
+           (Py_UNICODE_ISALNUM(c) ? ALNUM : 0) | (Py_UNICODE_ISDIGIT(c) ? DIGIT : 0);
+}
+
+static inline uint64_t mix(uint64_t h) {
+    h ^= h >> 31;
+    h *= 0x9E3779B97F4A7C15ULL;
+    return h ^ (h >> 29);
+}
+
+typedef struct {
+    Py_ssize_t *start; /* token i: text[start[i]:start[i] + length[i]] */
+    int64_t *length;
+    uint32_t *ids;      /* the ids of the n-grams starting at each position, current n */
+    uint32_t *occurrences; /* by id: how often that n-gram occurs */
+    uint64_t *keys;     /* hash table: key + 1 (0 = empty) */
+    uint32_t *values;
+    uint64_t mask;
+} Work;
+
+static void work_free(Work *w) {
+    PyMem_Free(w->start);
+    PyMem_Free(w->length);
+    PyMem_Free(w->ids);
+    PyMem_Free(w->occurrences);
+    PyMem_Free(w->keys);
+    PyMem_Free(w->values);
+}
+
+/* The token arrays, for at most `capacity` tokens (the text's length). */
+static int work_alloc_tokens(Work *w, Py_ssize_t capacity) {
+    memset(w, 0, sizeof(Work));
+    w->start = PyMem_Malloc(sizeof(Py_ssize_t) * (capacity + 1));
+    w->length = PyMem_Malloc(sizeof(int64_t) * (capacity + 1));
+    if (!w->start || !w->length) {
+        work_free(w);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+/* The n-gram arrays and the hash table, for `count` tokens. */
+static int work_alloc_ngrams(Work *w, Py_ssize_t count) {
+    size_t slots = 16;
+    while (slots < (size_t)count * 2) slots <<= 1;
+    w->ids = PyMem_Malloc(sizeof(uint32_t) * (count + 1));
+    w->occurrences = PyMem_Malloc(sizeof(uint32_t) * (count + 1));
+    w->keys = PyMem_Malloc(sizeof(uint64_t) * slots);
+    w->values = PyMem_Malloc(sizeof(uint32_t) * slots);
+    w->mask = slots - 1;
+    if (!w->ids || !w->occurrences || !w->keys || !w->values) {
+        work_free(w);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static int tokens_equal(int kind, const void *data, Py_ssize_t a, Py_ssize_t b, int64_t length) {
+    if (kind == PyUnicode_1BYTE_KIND) return memcmp((const Py_UCS1 *)data + a, (const Py_UCS1 *)data + b, length) == 0;
+    if (kind == PyUnicode_2BYTE_KIND) return memcmp((const Py_UCS2 *)data + a, (const Py_UCS2 *)data + b, 2 * length) == 0;
+    return memcmp((const Py_UCS4 *)data + a, (const Py_UCS4 *)data + b, 4 * length) == 0;
+}
+
+/* Level 1: each token's id is that of the first equal token (dense, in order of first sight). */
+static uint32_t assign_token_ids(Work *w, Py_ssize_t count, int kind, const void *data) {
+    uint32_t distinct = 0;
+    uint32_t *first = w->values; /* slot -> token index of the first occurrence */
+    memset(w->keys, 0, sizeof(uint64_t) * (w->mask + 1));
+    for (Py_ssize_t i = 0; i < count; i++) {
+        uint64_t h = 0xcbf29ce484222325ULL;
+        for (int64_t k = 0; k < w->length[i]; k++) h = (h ^ PyUnicode_READ(kind, data, w->start[i] + k)) * 0x100000001b3ULL;
+        h = mix(h) | 1; /* never 0, the empty mark */
+        uint64_t slot = h & w->mask;
+        for (;;) {
+            if (w->keys[slot] == 0) {
+                w->keys[slot] = h;
+                first[slot] = (uint32_t)i;
+                w->ids[i] = distinct++;
+                break;
+            }
+            uint32_t other = first[slot];
+            if (w->keys[slot] == h && w->length[other] == w->length[i] &&
+                tokens_equal(kind, data, w->start[other], w->start[i], w->length[i])) {
+                w->ids[i] = w->ids[other];
+                break;
+            }
+            slot = (slot + 1) & w->mask;
+        }
+    }
+    return distinct;
+}
+
+/* Level n from level n-1: ids[j] <- id of the pair (ids[j], token id at j + n - 1), for the
+ * `grams` positions that start an n-gram. `token_ids` holds level 1. */
+static uint32_t extend_ids(Work *w, const uint32_t *token_ids, Py_ssize_t grams, int n) {
+    uint32_t distinct = 0;
+    memset(w->keys, 0, sizeof(uint64_t) * (w->mask + 1));
+    for (Py_ssize_t j = 0; j < grams; j++) {
+        uint64_t key = (((uint64_t)w->ids[j] << 32) | token_ids[j + n - 1]) + 1;
+        uint64_t slot = mix(key) & w->mask;
+        for (;;) {
+            if (w->keys[slot] == 0) {
+                w->keys[slot] = key;
+                w->values[slot] = distinct;
+                w->ids[j] = distinct++;
+                break;
+            }
+            if (w->keys[slot] == key) {
+                w->ids[j] = w->values[slot];
+                break;
+            }
+            slot = (slot + 1) & w->mask;
+        }
+    }
+    return distinct;
+}
+
+static int read_sizes(PyObject *sequence, long *sizes, Py_ssize_t *count, const char *what) {
+    PyObject *fast = PySequence_Fast(sequence, what);
+    if (!fast) return -1;
+    *count = PySequence_Fast_GET_SIZE(fast);
+    if (*count > MAX_SIZES) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "%s: at most %d sizes", what, MAX_SIZES);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < *count; i++) {
+        sizes[i] = PyLong_AsLong(PySequence_Fast_GET_ITEM(fast, i));
+        if (sizes[i] == -1 && PyErr_Occurred()) {
+            Py_DECREF(fast);
+            return -1;
+        }
+        if (sizes[i] < 1) {
+            Py_DECREF(fast);
+            PyErr_Format(PyExc_ValueError, "%s: n-gram sizes must be >= 1", what);
+            return -1;
+        }
+    }
+    Py_DECREF(fast);
+    return 0;
+}
+
+static PyObject *text_counts(PyObject *module, PyObject *args) {
+    PyObject *text, *top_arg, *duplicate_arg;
+    if (!PyArg_ParseTuple(args, "UOO", &text, &top_arg, &duplicate_arg)) return NULL;
+    long top_sizes[MAX_SIZES], duplicate_sizes[MAX_SIZES];
+    Py_ssize_t top_count, duplicate_count;
+    if (read_sizes(top_arg, top_sizes, &top_count, "top sizes") < 0) return NULL;
+    if (read_sizes(duplicate_arg, duplicate_sizes, &duplicate_count, "duplicate sizes") < 0) return NULL;
+
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text);
+    if (size >= INT32_MAX) {
+        PyErr_SetString(PyExc_ValueError, "text too long for text_counts");
+        return NULL;
+    }
+    Work w;
+    if (work_alloc_tokens(&w, size) < 0) return NULL;
+
+    long long count = 0, cjk = 0, token_chars = 0, latin_words = 0, latin_word_chars = 0;
+    long long non_space = 0, letters = 0, digits = 0, latin_letters = 0;
+    int in_word = 0, word_all_digits = 0;
+    for (Py_ssize_t i = 0; i <= size; i++) {
+        Py_UCS4 c = i < size ? PyUnicode_READ(kind, data, i) : 0;
+        unsigned classes = i < size ? classes_of(c) : 0;
+        int cjk_char = is_cjk(c);
+        int word = ((classes & ALNUM) || c == '_') && !cjk_char && i < size;
+        if (in_word && !word) { /* a word ends */
+            if (!word_all_digits) {
+                latin_words++;
+                latin_word_chars += w.length[count - 1];
+            }
+            in_word = 0;
+        }
+        if (i == size) break;
+        if (!(classes & SPACE)) non_space++;
+        if (classes & DECIMAL) digits++;
+        else if (classes & ALNUM) letters++; /* re's [^\W\d_] */
+        if (is_latin_letter(c)) latin_letters++;
+        if (word) {
+            if (!in_word) {
+                w.start[count] = i;
+                w.length[count] = 0;
+                count++;
+                in_word = 1;
+                word_all_digits = 1;
+            }
+            w.length[count - 1]++;
+            if (!(classes & DIGIT)) word_all_digits = 0;
+        } else if (cjk_char) {
+            w.start[count] = i;
+            w.length[count] = 1;
+            count++;
+            cjk++;
+        }
+    }
+    for (Py_ssize_t i = 0; i < count; i++) token_chars += w.length[i];
+
+    long long top_chars[MAX_SIZES] = {0}, duplicate_chars[MAX_SIZES] = {0};
+    long max_n = 0;
+    for (Py_ssize_t k = 0; k < top_count; k++)
+        if (top_sizes[k] <= count && top_sizes[k] > max_n) max_n = top_sizes[k];
+    for (Py_ssize_t k = 0; k < duplicate_count; k++)
+        if (duplicate_sizes[k] <= count && duplicate_sizes[k] > max_n) max_n = duplicate_sizes[k];
+
+    uint32_t *token_ids = NULL;
+    if (max_n > 0) {
+        if (work_alloc_ngrams(&w, count) < 0) return NULL;
+        token_ids = PyMem_Malloc(sizeof(uint32_t) * count);
+        if (!token_ids) {
+            work_free(&w);
+            return PyErr_NoMemory();
+        }
+    }
+    for (long n = 1; n <= max_n; n++) {
+        Py_ssize_t grams = count - n + 1;
+        uint32_t distinct;
+        if (n == 1) {
+            distinct = assign_token_ids(&w, count, kind, data);
+            memcpy(token_ids, w.ids, sizeof(uint32_t) * count);
+        } else {
+            distinct = extend_ids(&w, token_ids, grams, (int)n);
+        }
+        memset(w.occurrences, 0, sizeof(uint32_t) * distinct);
+        for (Py_ssize_t j = 0; j < grams; j++) w.occurrences[w.ids[j]]++;
+        for (Py_ssize_t k = 0; k < top_count; k++) {
+            if (top_sizes[k] != n) continue;
+            /* all occurrences of the most frequent n-gram; ties: the one that occurs first */
+            uint32_t top = 0;
+            Py_ssize_t first = 0;
+            for (Py_ssize_t j = 0; j < grams; j++)
+                if (w.occurrences[w.ids[j]] > top) {
+                    top = w.occurrences[w.ids[j]];
+                    first = j;
+                }
+            if (top >= 2) {
+                long long chars = 0;
+                for (long t = 0; t < n; t++) chars += w.length[first + t];
+                top_chars[k] = (long long)top * chars;
+            }
+        }
+        for (Py_ssize_t k = 0; k < duplicate_count; k++) {
+            if (duplicate_sizes[k] != n) continue;
+            /* token i is covered when an n-gram seen more than once starts in [i - n + 1, i] */
+            long long chars = 0;
+            Py_ssize_t covered_until = 0;
+            for (Py_ssize_t i = 0; i < count; i++) {
+                if (i < grams && w.occurrences[w.ids[i]] > 1) covered_until = i + n;
+                if (i < covered_until) chars += w.length[i];
+            }
+            duplicate_chars[k] = chars;
+        }
+    }
+    PyMem_Free(token_ids);
+    work_free(&w);
+
+    PyObject *tops = PyTuple_New(top_count), *duplicates = PyTuple_New(duplicate_count);
+    if (!tops || !duplicates) {
+        Py_XDECREF(tops);
+        Py_XDECREF(duplicates);
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < top_count + duplicate_count; k++) {
+        PyObject *value = PyLong_FromLongLong(k < top_count ? top_chars[k] : duplicate_chars[k - top_count]);
+        if (!value) {
+            Py_DECREF(tops);
+            Py_DECREF(duplicates);
+            return NULL;
+        }
+        if (k < top_count) PyTuple_SET_ITEM(tops, k, value);
+        else PyTuple_SET_ITEM(duplicates, k - top_count, value);
+    }
+    return Py_BuildValue("(LLLLLLLLLNN)", count, cjk, token_chars, latin_words, latin_word_chars, non_space, letters,
+                         digits, latin_letters, tops, duplicates);
+}
+
+static PyMethodDef methods[] = {
+    {"text_counts", text_counts, METH_VARARGS,
+     "text_counts(text, top_sizes, duplicate_sizes) -> the fields of corpus.pipeline.text_counts.TextCounts"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_text_counts", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__text_counts(void) {
+    for (Py_UCS4 c = 0; c < 128; c++)
+        ascii_classes[c] = (Py_UNICODE_ISSPACE(c) ? SPACE : 0) | (Py_UNICODE_ISDECIMAL(c) ? DECIMAL : 0) |
+                           (Py_UNICODE_ISALNUM(c) ? ALNUM : 0) | (Py_UNICODE_ISDIGIT(c) ? DIGIT : 0);
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,92 @@
+"""The quality filter's counts: the Python definition agrees with a by-hand count of n-grams, and
+the compiled pass gives exactly the Python definition's integers on any text."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from corpus.pipeline import text_counts as counts_module
+from corpus.pipeline.text_counts import python_text_counts
+from corpus.pipeline.units import tokens
+
+TOP_SIZES = (2, 3, 4)
+DUPLICATE_SIZES = (5, 6, 7, 8, 9, 10)
+compiled = counts_module._compiled_text_counts
+needs_compiled = pytest.mark.skipif(compiled is None, reason="corpus.pipeline._text_counts not built")
+
+# Pieces that hit every character class the counts tell apart: ASCII and Latin-1 letters, '_',
+# ASCII, Arabic-Indic and fullwidth digits, numerics that are alphanumeric but not digits
+# ('½', 'Ⅳ'), superscripts (digits, not decimals), a combining mark, whitespace of several kinds
+# (\x1c is whitespace to str.split), Han, kana (with the katakana middle dot, punctuation
+# inside the CJK range), Hangul, a character outside the BMP, and punctuation.
+PIECES = ["the", "cat", "a", "Ünï", "x_y", "_", "42", "٣٤", "１２", "½", "Ⅳ", "x²", "²", "e\u0301",
+          " ", " ", "\n", "\t", "\x1c", "\u3000", "中", "文", "字", "か", "カ", "・", "한", "𠀀", "😀",
+          ".", "…", "#", "-", "。"]
+texts = st.lists(st.sampled_from(PIECES), max_size=80).map("".join)
+
+
+def by_hand(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The n-gram counts straight from their definition, with tuples of tokens."""
+    toks = tokens(text)
+    tops, duplicates = [], []
+    for n in TOP_SIZES:
+        grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+        counts = Counter(grams)
+        top = max(counts.values(), default=0)
+        first = next((g for g in grams if counts[g] == top), None)
+        tops.append(top * sum(map(len, first)) if top >= 2 else 0)
+    for n in DUPLICATE_SIZES:
+        grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]
+        counts = Counter(grams)
+        covered = {i + k for i, g in enumerate(grams) if counts[g] > 1 for k in range(n)}
+        duplicates.append(sum(len(toks[i]) for i in covered))
+    return tuple(tops), tuple(duplicates)
+
+
+def test_counts_of_a_known_text():
+    text = "the cat the cat the cat 中文中文 42 x_y ½\tend"
+    counts = python_text_counts(text, TOP_SIZES, DUPLICATE_SIZES)
+    # tokens: the cat the cat the cat 中 文 中 文 42 x_y ½ end
+    assert (counts.tokens, counts.cjk_tokens, counts.token_chars) == (14, 4, 31)
+    assert (counts.latin_words, counts.latin_word_chars) == (9, 25)  # "42" is all digits
+    assert counts.non_space == len(text) - text.count(" ") - 1
+    # letters: CJK characters and '½' (numeric, not a decimal) too; Latin: not those
+    assert (counts.letters, counts.digits, counts.latin_letters) == (28, 2, 23)
+    # "the cat" x3 covers 18 characters, "the cat the" x2 18, "the cat the cat" x2 24
+    assert counts.top_ngram_chars == (18, 18, 24)
+    assert counts.duplicate_ngram_chars == (0,) * 6  # no 5-gram occurs twice
+
+    repeated = python_text_counts("a b c d e x a b c d e", TOP_SIZES, DUPLICATE_SIZES)
+    assert repeated.duplicate_ngram_chars == (10, 0, 0, 0, 0, 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=texts)
+def test_python_ngram_counts_equal_the_definition(text: str):
+    counts = python_text_counts(text, TOP_SIZES, DUPLICATE_SIZES)
+    assert (counts.top_ngram_chars, counts.duplicate_ngram_chars) == by_hand(text)
+
+
+@needs_compiled
+@settings(max_examples=1000, deadline=None)
+@given(text=texts)
+def test_compiled_counts_equal_the_python_definition(text: str):
+    expected = python_text_counts(text, TOP_SIZES, DUPLICATE_SIZES)
+    assert counts_module.TextCounts(*compiled(text, TOP_SIZES, DUPLICATE_SIZES)) == expected
+
+
+@needs_compiled
+def test_compiled_counts_take_sizes_in_any_order_and_longer_than_the_text():
+    text = "a b a b a b 中 中 中"
+    for tops, duplicates in [((4, 2), (3,)), ((2, 2), ()), ((), (1, 50)), ((99,), (5, 3))]:
+        assert compiled(text, tops, duplicates) == tuple(python_text_counts(text, tops, duplicates))
+
+
+@needs_compiled
+def test_compiled_counts_reject_sizes_below_one():
+    with pytest.raises(ValueError, match=">= 1"):
+        compiled("a b", (0,), ())
