@@ -239,4 +239,6 @@ def test_plain_data_pickles_of_older_protocols_are_read(tmp_path: Path):
         for record in records:
             writer.write(pickle.dumps(record, protocol=2))
     assert list(iter_records(tmp_path / "ds")) == records
-    assert sorted(map(repr, SimpleDataset(tmp_path / "ds"))) == sorted(map(repr, records))
+    # SimpleDataset's order differs; compare as multisets with == (a set's repr depends on the hash seed)
+    read = list(SimpleDataset(tmp_path / "ds"))
+    assert len(read) == len(records) and all(read.count(record) == 1 for record in records)
