@@ -20,7 +20,7 @@ from pathlib import Path
 
 import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from corpus.manifest import upsert_entry
 from corpus.pipeline.checkpoint import finished_files, read_file_units
@@ -35,6 +35,7 @@ from schemas import BuildConfig, DatasetEntry
 from schemas.manifest import Fingerprints, Provenance
 
 BUILD_STAMP = "build.json"
+WORKER_MEMORY_PLUGIN = "corpus.pipeline.worker_memory"  # imported by each worker at start-up (never here)
 
 
 class BuildError(RuntimeError):
@@ -72,8 +73,13 @@ def _tool_version() -> str:
 
 def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
     """Beam options from the leftover command-line flags. Without `--runner`, or with the
-    DirectRunner, the build runs on `LocalRunner` (the DirectRunner's FnApiRunner, never Prism)."""
-    return local_instead_of_direct(PipelineOptions(list(pipeline_args or [])))
+    DirectRunner, the build runs on `LocalRunner` (the DirectRunner's FnApiRunner, never Prism).
+    Workers of every runner load the `worker_memory` plugin."""
+    options = local_instead_of_direct(PipelineOptions(list(pipeline_args or [])))
+    setup = options.view_as(SetupOptions)
+    if WORKER_MEMORY_PLUGIN not in (setup.beam_plugins or []):
+        setup.beam_plugins = [*(setup.beam_plugins or []), WORKER_MEMORY_PLUGIN]
+    return options
 
 
 def _counters(result) -> dict[str, int]:

@@ -1,4 +1,5 @@
-"""The local runner of corpus builds: Beam's FnApiRunner, started the way the DirectRunner starts it.
+"""The local runner of corpus builds: Beam's FnApiRunner, started the way the DirectRunner starts
+it, with the stage inputs cut into bundles of bounded size.
 
 Beam's DirectRunner first tries PrismRunner, which downloads a Go binary from GitHub at
 start-up (and, offline, fails and falls back after the attempt). A build must never fetch
@@ -6,18 +7,31 @@ anything at run time, so `--runner=DirectRunner` (and no `--runner` at all) runs
 instead: the same FnApiRunner the DirectRunner falls back to for batch pipelines, with the
 same `--direct_num_workers` / `--direct_running_mode` options and the pipeline options passed
 to its workers.
+
+With several workers the FnApiRunner sends each one its whole share of a stage's input as one
+message, so a worker's memory grows with the corpus (and a share over 2 GB fails in gRPC).
+Here a stage's input is cut into bundles of at most MAX_BUNDLE_BYTES (or MAX_BUNDLE_VALUES
+grouped values), `--direct_num_workers` of them in flight, as a cluster runner bundles its
+input.
 """
 
 from __future__ import annotations
 
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+from apache_beam.metrics import monitoring_infos
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
-from apache_beam.portability.api import beam_provision_api_pb2
-from apache_beam.runners.portability.fn_api_runner import fn_runner
+from apache_beam.portability.api import beam_fn_api_pb2, beam_provision_api_pb2
+from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
 
+
 NAME = f"{__name__}.LocalRunner"
 _DIRECT_NAMES = {"direct", "directrunner"}
+MAX_BUNDLE_BYTES = 8 << 20  # an ungrouped input: encoded bytes per bundle
+MAX_BUNDLE_VALUES = 20_000  # a grouped input: values per bundle
 
 
 class LocalRunner(PipelineRunner):
@@ -26,7 +40,7 @@ class LocalRunner(PipelineRunner):
     def run_pipeline(self, pipeline, options: PipelineOptions):
         encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
         provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-        return fn_runner.FnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
+        return _BoundedFnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
 
 
 def local_instead_of_direct(options: PipelineOptions) -> PipelineOptions:
@@ -35,3 +49,52 @@ def local_instead_of_direct(options: PipelineOptions) -> PipelineOptions:
     if standard.runner is None or str(standard.runner).lower() in _DIRECT_NAMES:
         standard.runner = NAME
     return options
+
+
+def bundle_count(buffer, workers: int) -> int:
+    """How many bundles `buffer` (one input of a stage) goes in: at least one per worker."""
+    if isinstance(buffer, execution.ListBuffer) and not buffer.cleared:
+        return max(workers, math.ceil(sum(map(len, buffer)) / MAX_BUNDLE_BYTES))
+    if isinstance(buffer, execution.GroupingBuffer):
+        return max(workers, math.ceil(sum(map(len, buffer._table.values())) / MAX_BUNDLE_VALUES))
+    return workers
+
+
+class BoundedBundleManager(fn_runner.ParallelBundleManager):
+    """ParallelBundleManager that cuts a large input into more bundles than workers and keeps one
+    bundle a worker in flight."""
+
+    def process_bundle(self, inputs, expected_outputs, fired_timers, expected_output_timers, dry_run=False):
+        count = max((bundle_count(buffer, self._num_workers) for buffer in inputs.values()), default=0)
+        if count <= self._num_workers:
+            return super().process_bundle(inputs, expected_outputs, fired_timers, expected_output_timers, dry_run)
+        parts = {name: buffer.partition(count) for name, buffer in inputs.items()}
+        bundles = max(map(len, parts.values()))
+        part_inputs = [{name: part[i] if i < len(part) else [] for name, part in parts.items()} for i in range(bundles)]
+        timers = [fired_timers if i == 0 else {} for i in range(bundles)]  # as ParallelBundleManager: all on the first
+
+        def execute(part_and_timers):
+            part, part_timers = part_and_timers
+            manager = fn_runner.BundleManager(self.bundle_context_manager, self._progress_frequency,
+                                              cache_token_generator=self._cache_token_generator)
+            return manager.process_bundle(part, expected_outputs, part_timers, expected_output_timers, dry_run)
+
+        results, split_results = [], []
+        with ThreadPoolExecutor(self._num_workers) as executor:
+            for result, splits in executor.map(execute, zip(part_inputs, timers)):
+                results.append(result)
+                split_results += splits
+        merged = beam_fn_api_pb2.InstructionResponse(
+            process_bundle=beam_fn_api_pb2.ProcessBundleResponse(monitoring_infos=monitoring_infos.consolidate(
+                info for result in results for info in result.process_bundle.monitoring_infos)),
+            error=next((result.error for result in results if result.error), ""))
+        return merged, split_results
+
+
+class _BoundedFnApiRunner(fn_runner.FnApiRunner):
+    def _get_bundle_manager(self, bundle_context_manager):
+        manager = super()._get_bundle_manager(bundle_context_manager)
+        if type(manager) is not fn_runner.ParallelBundleManager:  # one worker, or a stateful stage
+            return manager
+        return BoundedBundleManager(bundle_context_manager, self._progress_frequency,
+                                    cache_token_generator=fn_runner.FnApiRunner.get_cache_token_generator(static=False))

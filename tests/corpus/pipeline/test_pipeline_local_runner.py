@@ -1,14 +1,18 @@
-"""Builds run locally on Beam's FnApiRunner and never try PrismRunner (which downloads a binary)."""
+"""Builds run locally on Beam's FnApiRunner, never try PrismRunner (which downloads a binary), cut
+large stage inputs into bounded bundles, and their workers load the worker memory settings."""
 
 from __future__ import annotations
 
 import logging
 
 import apache_beam as beam
-from apache_beam.options.pipeline_options import StandardOptions
+from apache_beam.metrics import Metrics
+from apache_beam.metrics.metric import MetricsFilter
+from apache_beam.options.pipeline_options import SetupOptions, StandardOptions
 from apache_beam.testing.util import assert_that, equal_to
 
-from corpus.pipeline.build import pipeline_options
+from corpus.pipeline import local_runner
+from corpus.pipeline.build import WORKER_MEMORY_PLUGIN, pipeline_options
 from corpus.pipeline.local_runner import NAME
 
 
@@ -25,3 +29,69 @@ def test_a_pipeline_runs_with_two_worker_processes_without_trying_prism(caplog):
             out = p | beam.Create(range(20)) | beam.Reshuffle() | beam.Map(lambda x: x * x)
             assert_that(out, equal_to([x * x for x in range(20)]))
     assert "Prism" not in caplog.text and "prism" not in caplog.text
+
+
+def _count_bundles() -> beam.ParDo:
+    """Passes elements through, counting bundles. (Defined in a function so the workers, which
+    cannot import this test module, get it by value.)"""
+
+    class CountBundles(beam.DoFn):
+        def start_bundle(self):
+            Metrics.counter("test", "bundles").inc()
+
+        def process(self, element):
+            yield element
+
+    return beam.ParDo(CountBundles())
+
+
+def _bundles(result) -> int:
+    return result.metrics().query(MetricsFilter().with_name("bundles"))["counters"][0].committed
+
+
+TWO_WORKERS = ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]
+
+
+def test_a_large_grouped_input_is_cut_into_bounded_bundles(monkeypatch):
+    monkeypatch.setattr(local_runner, "MAX_BUNDLE_VALUES", 10)
+    pipeline = beam.Pipeline(options=pipeline_options(TWO_WORKERS))
+    grouped = (pipeline | beam.Create([(k % 50, k) for k in range(200)]) | beam.GroupByKey()
+               | _count_bundles() | beam.MapTuple(lambda key, values: (key, sorted(values))))
+    assert_that(grouped, equal_to([(k, list(range(k, 200, 50))) for k in range(50)]))
+    result = pipeline.run()
+    result.wait_until_finish()
+    assert _bundles(result) >= 20  # 200 values, at most 10 a bundle
+
+
+def test_a_large_ungrouped_input_is_cut_into_bounded_bundles(monkeypatch):
+    monkeypatch.setattr(local_runner, "MAX_BUNDLE_BYTES", 1000)
+    pipeline = beam.Pipeline(options=pipeline_options(TWO_WORKERS))
+    texts = [f"{i:06d}" * 20 for i in range(300)]  # 36 KB
+    flattened = ((pipeline | "A" >> beam.Create(texts[:150]), pipeline | "B" >> beam.Create(texts[150:]))
+                 | beam.Flatten() | _count_bundles())
+    assert_that(flattened, equal_to(texts))
+    result = pipeline.run()
+    result.wait_until_finish()
+    assert _bundles(result) >= 30
+
+
+def test_bundles_stay_one_a_worker_when_the_input_is_small():
+    pipeline = beam.Pipeline(options=pipeline_options(TWO_WORKERS))
+    grouped = pipeline | beam.Create([(k % 5, k) for k in range(20)]) | beam.GroupByKey() | _count_bundles()
+    assert_that(grouped | beam.Keys(), equal_to(list(range(5))))
+    result = pipeline.run()
+    result.wait_until_finish()
+    assert _bundles(result) == 2
+
+
+def test_build_workers_load_the_worker_memory_plugin():
+    def memory_pool(_):
+        import pyarrow as pa
+
+        return pa.default_memory_pool().backend_name
+
+    assert WORKER_MEMORY_PLUGIN in pipeline_options([]).view_as(SetupOptions).beam_plugins
+    assert pipeline_options([f"--beam_plugins={WORKER_MEMORY_PLUGIN}"]).view_as(SetupOptions).beam_plugins == [WORKER_MEMORY_PLUGIN]
+    with beam.Pipeline(options=pipeline_options(TWO_WORKERS)) as p:
+        pools = p | beam.Create(range(4)) | beam.Reshuffle() | beam.Map(memory_pool) | beam.Distinct()
+        assert_that(pools, equal_to(["system"]))
