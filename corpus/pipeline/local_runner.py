@@ -12,13 +12,15 @@ With several workers the FnApiRunner sends each one its whole share of a stage's
 message, so a worker's memory grows with the corpus (and a share over 2 GB fails in gRPC).
 Here a stage's input is cut into bundles of at most MAX_BUNDLE_BYTES (or MAX_BUNDLE_VALUES
 grouped values), `--direct_num_workers` of them in flight, as a cluster runner bundles its
-input.
+input. Its workers start with Arrow's system memory pool (see worker_memory.py).
 """
 
 from __future__ import annotations
 
 import math
+import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 from apache_beam.metrics import monitoring_infos
 from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
@@ -32,6 +34,8 @@ NAME = f"{__name__}.LocalRunner"
 _DIRECT_NAMES = {"direct", "directrunner"}
 MAX_BUNDLE_BYTES = 8 << 20  # an ungrouped input: encoded bytes per bundle
 MAX_BUNDLE_VALUES = 20_000  # a grouped input: values per bundle
+# Read by Arrow's C++ code when a worker loads pyarrow (see worker_memory.py)
+WORKER_ENVIRONMENT = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
 
 
 class LocalRunner(PipelineRunner):
@@ -40,7 +44,20 @@ class LocalRunner(PipelineRunner):
     def run_pipeline(self, pipeline, options: PipelineOptions):
         encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
         provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-        return _BoundedFnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
+        with _worker_environment():  # worker processes start inside run_pipeline and inherit it
+            return _BoundedFnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
+
+
+@contextmanager
+def _worker_environment():
+    """WORKER_ENVIRONMENT in os.environ (where not set already) while the runner starts workers."""
+    added = [name for name in WORKER_ENVIRONMENT if name not in os.environ]
+    os.environ.update({name: WORKER_ENVIRONMENT[name] for name in added})
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def local_instead_of_direct(options: PipelineOptions) -> PipelineOptions:

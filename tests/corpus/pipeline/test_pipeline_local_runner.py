@@ -4,6 +4,7 @@ large stage inputs into bounded bundles, and their workers load the worker memor
 from __future__ import annotations
 
 import logging
+import os
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -84,14 +85,21 @@ def test_bundles_stay_one_a_worker_when_the_input_is_small():
     assert _bundles(result) == 2
 
 
-def test_build_workers_load_the_worker_memory_plugin():
-    def memory_pool(_):
-        import pyarrow as pa
-
-        return pa.default_memory_pool().backend_name
-
+def test_build_workers_load_the_worker_memory_plugin_and_start_with_the_system_arrow_pool(monkeypatch):
+    monkeypatch.delenv("ARROW_DEFAULT_MEMORY_POOL", raising=False)
     assert WORKER_MEMORY_PLUGIN in pipeline_options([]).view_as(SetupOptions).beam_plugins
     assert pipeline_options([f"--beam_plugins={WORKER_MEMORY_PLUGIN}"]).view_as(SetupOptions).beam_plugins == [WORKER_MEMORY_PLUGIN]
+
+    def worker_memory_state(_):
+        import os
+        import sys
+
+        import pyarrow as pa
+
+        return ("corpus.pipeline.worker_memory" in sys.modules, os.environ.get("ARROW_DEFAULT_MEMORY_POOL"),
+                pa.default_memory_pool().backend_name)
+
     with beam.Pipeline(options=pipeline_options(TWO_WORKERS)) as p:
-        pools = p | beam.Create(range(4)) | beam.Reshuffle() | beam.Map(memory_pool) | beam.Distinct()
-        assert_that(pools, equal_to(["system"]))
+        states = p | beam.Create(range(4)) | beam.Reshuffle() | beam.Map(worker_memory_state) | beam.Distinct()
+        assert_that(states, equal_to([(True, "system", "system")]))
+    assert "ARROW_DEFAULT_MEMORY_POOL" not in os.environ  # set for the workers only
