@@ -16,6 +16,11 @@ from datasketch import MinHash
 
 from corpus.pipeline.stage import StageCounters
 from corpus.pipeline.units import jieba_tokens, tokens
+
+try:
+    from corpus.pipeline._text_units import shingle_hashes as _compiled_shingle_hashes
+except ImportError:  # not built (optional extension): the numpy definition runs instead
+    _compiled_shingle_hashes = None
 from schemas import Record
 from schemas.build_config import ExactDedupeConfig, NearDedupeConfig
 
@@ -57,9 +62,16 @@ _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
 def shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
-    """The distinct shingles of `shingles(text)` as 32-bit hashes, computed without building
-    the shingle strings: a CRC-32 per token, then a polynomial over each n-gram (numpy).
-    """
+    """The distinct shingles of `shingles(text)` as 32-bit hashes, ascending; compiled
+    (`_text_units.shingle_hashes`) when built, except for jieba shingles."""
+    if _compiled_shingle_hashes is None or config.shingles == "jieba":
+        return python_shingle_hashes(text, config)
+    return np.frombuffer(_compiled_shingle_hashes(text.lower(), config.ngram), dtype=np.uint32)
+
+
+def python_shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
+    """`shingle_hashes`' definition, without building the shingle strings: a CRC-32 per token,
+    then a polynomial over each n-gram (numpy)."""
     toks = jieba_tokens(text.lower()) if config.shingles == "jieba" else tokens(text.lower())
     if not toks:
         return np.zeros(0, dtype=np.uint32)

@@ -1,7 +1,7 @@
 """The counts behind the quality filter's metrics: tokens, letters, digits, words, and Gopher's
 n-gram repetition, as exact integers (the filter divides them into ratios).
 
-`python_text_counts` is the definition, in regexes and numpy; `_text_counts.c` computes the same
+`python_text_counts` is the definition, in regexes and numpy; `_text_units.c` computes the same
 integers in one pass over the text (tested equal) and is what `text_counts` uses when it is
 built. Without a compiler the package installs without it and the Python path runs.
 """
@@ -17,7 +17,7 @@ import numpy as np
 from corpus.pipeline.units import tokens, words_of
 
 try:
-    from corpus.pipeline._text_counts import text_counts as _compiled_text_counts
+    from corpus.pipeline._text_units import text_counts as _compiled_text_counts
 except ImportError:  # not built (optional extension): the Python definition runs instead
     _compiled_text_counts = None
 

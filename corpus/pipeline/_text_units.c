@@ -1,10 +1,13 @@
-/* Compiled core of corpus/pipeline/text_counts.py: every count the quality filter needs from a
- * text, in one pass over its code points plus one pass per n-gram size over its tokens.
+/* Compiled text units of the corpus pipeline, over the tokens of corpus/pipeline/units.py
+ * (words of non-CJK text, single CJK characters):
+ * - text_counts: every count the quality filter needs, in one pass over the code points plus
+ *   one pass per n-gram size over the tokens. Same contract as the pure-Python
+ *   `text_counts.python_text_counts`, the readable definition and the oracle in the tests.
+ * - shingle_hashes: the MinHash shingles' 32-bit hashes, as `fingerprint.python_shingle_hashes`.
  *
- * Same contract as the pure-Python `python_text_counts` (which is the readable definition and
- * the oracle in the tests): the character classes are CPython's own (`Py_UNICODE_ISALNUM` is
- * `re`'s \w without '_', `Py_UNICODE_ISDECIMAL` its \d, `Py_UNICODE_ISSPACE` str.split's
- * whitespace, `Py_UNICODE_ISDIGIT` str.isdigit), so the counts equal those of the regexes.
+ * The character classes are CPython's own (`Py_UNICODE_ISALNUM` is `re`'s \w without '_',
+ * `Py_UNICODE_ISDECIMAL` its \d, `Py_UNICODE_ISSPACE` str.split's whitespace,
+ * `Py_UNICODE_ISDIGIT` str.isdigit), so the results equal those of the regexes.
  *
  * N-grams are compared exactly: level n gives each n-gram a dense id from the pair (id of the
  * (n-1)-gram at the same position, id of its last token), looked up in a hash table of pairs.
@@ -12,6 +15,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define MAX_SIZES 32
@@ -176,6 +180,30 @@ static int read_sizes(PyObject *sequence, long *sizes, Py_ssize_t *count, const 
     return 0;
 }
 
+/* The tokens of text[0:size] into start/length (room for `size` tokens); returns how many. */
+static Py_ssize_t tokenize(int kind, const void *data, Py_ssize_t size, Py_ssize_t *start, int64_t *length) {
+    Py_ssize_t count = 0;
+    int in_word = 0;
+    for (Py_ssize_t i = 0; i < size; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (is_cjk(c)) {
+            start[count] = i;
+            length[count++] = 1;
+            in_word = 0;
+        } else if ((classes_of(c) & ALNUM) || c == '_') {
+            if (!in_word) {
+                start[count] = i;
+                length[count++] = 0;
+                in_word = 1;
+            }
+            length[count - 1]++;
+        } else {
+            in_word = 0;
+        }
+    }
+    return count;
+}
+
 static PyObject *text_counts(PyObject *module, PyObject *args) {
     PyObject *text, *top_arg, *duplicate_arg;
     if (!PyArg_ParseTuple(args, "UOO", &text, &top_arg, &duplicate_arg)) return NULL;
@@ -194,44 +222,31 @@ static PyObject *text_counts(PyObject *module, PyObject *args) {
     Work w;
     if (work_alloc_tokens(&w, size) < 0) return NULL;
 
-    long long count = 0, cjk = 0, token_chars = 0, latin_words = 0, latin_word_chars = 0;
+    long long cjk = 0, token_chars = 0, latin_words = 0, latin_word_chars = 0;
     long long non_space = 0, letters = 0, digits = 0, latin_letters = 0;
-    int in_word = 0, word_all_digits = 0;
-    for (Py_ssize_t i = 0; i <= size; i++) {
-        Py_UCS4 c = i < size ? PyUnicode_READ(kind, data, i) : 0;
-        unsigned classes = i < size ? classes_of(c) : 0;
-        int cjk_char = is_cjk(c);
-        int word = ((classes & ALNUM) || c == '_') && !cjk_char && i < size;
-        if (in_word && !word) { /* a word ends */
-            if (!word_all_digits) {
-                latin_words++;
-                latin_word_chars += w.length[count - 1];
-            }
-            in_word = 0;
+    Py_ssize_t count = tokenize(kind, data, size, w.start, w.length);
+    for (Py_ssize_t t = 0; t < count; t++) {
+        token_chars += w.length[t];
+        if (is_cjk(PyUnicode_READ(kind, data, w.start[t]))) {
+            cjk++;
+            continue;
         }
-        if (i == size) break;
+        int all_digits = 1; /* str.isdigit: words that are all digits are not Latin words */
+        for (int64_t k = 0; k < w.length[t] && all_digits; k++)
+            all_digits = (classes_of(PyUnicode_READ(kind, data, w.start[t] + k)) & DIGIT) != 0;
+        if (!all_digits) {
+            latin_words++;
+            latin_word_chars += w.length[t];
+        }
+    }
+    for (Py_ssize_t i = 0; i < size; i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        unsigned classes = classes_of(c);
         if (!(classes & SPACE)) non_space++;
         if (classes & DECIMAL) digits++;
         else if (classes & ALNUM) letters++; /* re's [^\W\d_] */
         if (is_latin_letter(c)) latin_letters++;
-        if (word) {
-            if (!in_word) {
-                w.start[count] = i;
-                w.length[count] = 0;
-                count++;
-                in_word = 1;
-                word_all_digits = 1;
-            }
-            w.length[count - 1]++;
-            if (!(classes & DIGIT)) word_all_digits = 0;
-        } else if (cjk_char) {
-            w.start[count] = i;
-            w.length[count] = 1;
-            count++;
-            cjk++;
-        }
     }
-    for (Py_ssize_t i = 0; i < count; i++) token_chars += w.length[i];
 
     long long top_chars[MAX_SIZES] = {0}, duplicate_chars[MAX_SIZES] = {0};
     long max_n = 0;
@@ -307,19 +322,108 @@ static PyObject *text_counts(PyObject *module, PyObject *args) {
         if (k < top_count) PyTuple_SET_ITEM(tops, k, value);
         else PyTuple_SET_ITEM(duplicates, k - top_count, value);
     }
-    return Py_BuildValue("(LLLLLLLLLNN)", count, cjk, token_chars, latin_words, latin_word_chars, non_space, letters,
+    return Py_BuildValue("(nLLLLLLLLNN)", count, cjk, token_chars, latin_words, latin_word_chars, non_space, letters,
                          digits, latin_letters, tops, duplicates);
+}
+
+/* CRC-32 (zlib's: reflected 0xEDB88320, initial and final xor 0xFFFFFFFF) of the UTF-8 bytes. */
+static uint32_t crc_table[256];
+
+static inline uint32_t crc_byte(uint32_t crc, unsigned char byte) {
+    return crc_table[(crc ^ byte) & 0xff] ^ (crc >> 8);
+}
+
+static uint32_t crc32_utf8(int kind, const void *data, Py_ssize_t start, int64_t length) {
+    uint32_t crc = 0xFFFFFFFFu;
+    for (int64_t k = 0; k < length; k++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, start + k);
+        if (c < 0x80) {
+            crc = crc_byte(crc, (unsigned char)c);
+        } else if (c < 0x800) {
+            crc = crc_byte(crc, (unsigned char)(0xC0 | (c >> 6)));
+            crc = crc_byte(crc, (unsigned char)(0x80 | (c & 0x3F)));
+        } else if (c < 0x10000) {
+            crc = crc_byte(crc, (unsigned char)(0xE0 | (c >> 12)));
+            crc = crc_byte(crc, (unsigned char)(0x80 | ((c >> 6) & 0x3F)));
+            crc = crc_byte(crc, (unsigned char)(0x80 | (c & 0x3F)));
+        } else {
+            crc = crc_byte(crc, (unsigned char)(0xF0 | (c >> 18)));
+            crc = crc_byte(crc, (unsigned char)(0x80 | ((c >> 12) & 0x3F)));
+            crc = crc_byte(crc, (unsigned char)(0x80 | ((c >> 6) & 0x3F)));
+            crc = crc_byte(crc, (unsigned char)(0x80 | (c & 0x3F)));
+        }
+    }
+    return crc ^ 0xFFFFFFFFu;
+}
+
+static int compare_u32(const void *a, const void *b) {
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* shingle_hashes(text, n) -> bytes: the distinct 32-bit hashes of the token n-grams of `text`
+ * (one n-gram of all tokens when there are fewer than n), ascending, native-endian uint32. */
+static PyObject *shingle_hashes(PyObject *module, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "Un", &text, &n)) return NULL;
+    if (n < 1) {
+        PyErr_SetString(PyExc_ValueError, "shingle n-gram size must be >= 1");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text);
+    Work w;
+    if (work_alloc_tokens(&w, size) < 0) return NULL;
+    Py_ssize_t count = tokenize(kind, data, size, w.start, w.length);
+    if (count == 0) {
+        work_free(&w);
+        return PyBytes_FromStringAndSize(NULL, 0);
+    }
+    uint64_t *token_hashes = PyMem_Malloc(sizeof(uint64_t) * count);
+    uint32_t *values = PyMem_Malloc(sizeof(uint32_t) * count);
+    if (!token_hashes || !values) {
+        PyMem_Free(token_hashes);
+        PyMem_Free(values);
+        work_free(&w);
+        return PyErr_NoMemory();
+    }
+    for (Py_ssize_t t = 0; t < count; t++) token_hashes[t] = crc32_utf8(kind, data, w.start[t], w.length[t]);
+    work_free(&w);
+    Py_ssize_t m = n < count ? n : count, grams = count - m + 1;
+    for (Py_ssize_t j = 0; j < grams; j++) {
+        uint64_t g = 0; /* a polynomial over the n-gram's token hashes; uint64 wraps */
+        for (Py_ssize_t o = 0; o < m; o++) g = g * 1000003ULL + token_hashes[j + o];
+        g = (g ^ (g >> 31)) * 0x9E3779B97F4A7C15ULL;
+        values[j] = (uint32_t)(g >> 32);
+    }
+    PyMem_Free(token_hashes);
+    qsort(values, grams, sizeof(uint32_t), compare_u32);
+    Py_ssize_t distinct = 0;
+    for (Py_ssize_t j = 0; j < grams; j++)
+        if (distinct == 0 || values[j] != values[distinct - 1]) values[distinct++] = values[j];
+    PyObject *result = PyBytes_FromStringAndSize((const char *)values, distinct * sizeof(uint32_t));
+    PyMem_Free(values);
+    return result;
 }
 
 static PyMethodDef methods[] = {
     {"text_counts", text_counts, METH_VARARGS,
      "text_counts(text, top_sizes, duplicate_sizes) -> the fields of corpus.pipeline.text_counts.TextCounts"},
+    {"shingle_hashes", shingle_hashes, METH_VARARGS,
+     "shingle_hashes(text, n) -> bytes: distinct 32-bit n-gram hashes, ascending (see fingerprint.py)"},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_text_counts", NULL, -1, methods};
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_text_units", NULL, -1, methods};
 
-PyMODINIT_FUNC PyInit__text_counts(void) {
+PyMODINIT_FUNC PyInit__text_units(void) {
+    for (uint32_t b = 0; b < 256; b++) {
+        uint32_t crc = b;
+        for (int k = 0; k < 8; k++) crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1)));
+        crc_table[b] = crc;
+    }
     for (Py_UCS4 c = 0; c < 128; c++)
         ascii_classes[c] = (Py_UNICODE_ISSPACE(c) ? SPACE : 0) | (Py_UNICODE_ISDECIMAL(c) ? DECIMAL : 0) |
                            (Py_UNICODE_ISALNUM(c) ? ALNUM : 0) | (Py_UNICODE_ISDIGIT(c) ? DIGIT : 0);

@@ -1,5 +1,6 @@
-"""The quality filter's counts: the Python definition agrees with a by-hand count of n-grams, and
-the compiled pass gives exactly the Python definition's integers on any text."""
+"""The compiled text units (`_text_units.c`) against their Python definitions: the quality
+filter's counts (whose n-gram part is checked against a by-hand count too) and the MinHash
+shingle hashes give exactly the same values on any text."""
 
 from __future__ import annotations
 
@@ -9,14 +10,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import numpy as np
+
+from corpus.pipeline import fingerprint
 from corpus.pipeline import text_counts as counts_module
 from corpus.pipeline.text_counts import python_text_counts
 from corpus.pipeline.units import tokens
+from schemas.build_config import NearDedupeConfig
 
 TOP_SIZES = (2, 3, 4)
 DUPLICATE_SIZES = (5, 6, 7, 8, 9, 10)
 compiled = counts_module._compiled_text_counts
-needs_compiled = pytest.mark.skipif(compiled is None, reason="corpus.pipeline._text_counts not built")
+needs_compiled = pytest.mark.skipif(compiled is None or fingerprint._compiled_shingle_hashes is None,
+                                    reason="corpus.pipeline._text_units not built")
 
 # Pieces that hit every character class the counts tell apart: ASCII and Latin-1 letters, '_',
 # ASCII, Arabic-Indic and fullwidth digits, numerics that are alphanumeric but not digits
@@ -25,7 +31,7 @@ needs_compiled = pytest.mark.skipif(compiled is None, reason="corpus.pipeline._t
 # inside the CJK range), Hangul, a character outside the BMP, and punctuation.
 PIECES = ["the", "cat", "a", "Ünï", "x_y", "_", "42", "٣٤", "１２", "½", "Ⅳ", "x²", "²", "e\u0301",
           " ", " ", "\n", "\t", "\x1c", "\u3000", "中", "文", "字", "か", "カ", "・", "한", "𠀀", "😀",
-          ".", "…", "#", "-", "。"]
+          ".", "…", "#", "-", "。", "İ", "ẞ", "ΣΑΣ", "Straße"]  # the last ones change length when lower-cased
 texts = st.lists(st.sampled_from(PIECES), max_size=80).map("".join)
 
 
@@ -90,3 +96,20 @@ def test_compiled_counts_take_sizes_in_any_order_and_longer_than_the_text():
 def test_compiled_counts_reject_sizes_below_one():
     with pytest.raises(ValueError, match=">= 1"):
         compiled("a b", (0,), ())
+
+
+@needs_compiled
+@settings(max_examples=1000, deadline=None)
+@given(text=texts, n=st.integers(1, 7))
+def test_compiled_shingle_hashes_equal_the_python_definition(text: str, n: int):
+    config = NearDedupeConfig(ngram=n)
+    compiled_hashes = fingerprint.shingle_hashes(text, config)
+    assert compiled_hashes.dtype == np.uint32
+    assert compiled_hashes.tolist() == fingerprint.python_shingle_hashes(text, config).tolist()
+
+
+@needs_compiled
+def test_compiled_shingle_hashes_of_a_text_without_tokens_are_empty():
+    assert fingerprint.shingle_hashes(" ,.!", NearDedupeConfig()).tolist() == []
+    with pytest.raises(ValueError, match=">= 1"):
+        fingerprint._compiled_shingle_hashes("a b", 0)
