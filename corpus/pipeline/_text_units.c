@@ -4,6 +4,7 @@
  *   one pass per n-gram size over the tokens. Same contract as the pure-Python
  *   `text_counts.python_text_counts`, the readable definition and the oracle in the tests.
  * - shingle_hashes: the MinHash shingles' 32-bit hashes, as `fingerprint.python_shingle_hashes`.
+ * - tidy_whitespace: the clean stage's whitespace rules, as `clean.python_tidy_whitespace`.
  *
  * The character classes are CPython's own (`Py_UNICODE_ISALNUM` is `re`'s \w without '_',
  * `Py_UNICODE_ISDECIMAL` its \d, `Py_UNICODE_ISSPACE` str.split's whitespace,
@@ -408,9 +409,52 @@ static PyObject *shingle_hashes(PyObject *module, PyObject *args) {
     return result;
 }
 
+static inline int is_tidy_space(Py_UCS4 c) { return c == ' ' || c == '\t' || c == 0xa0 || c == 0x3000; }
+
+/* tidy_whitespace(text) -> str, as `clean.python_tidy_whitespace` before its strip(): runs of
+ * [ \t\u00a0\u3000] become one space, a space next to a newline goes, runs of three or more
+ * newlines become two. One pass: a space run is held back until the next other character, so
+ * it is dropped when a newline comes first or came just before. */
+static PyObject *tidy_whitespace(PyObject *module, PyObject *args) {
+    PyObject *text;
+    if (!PyArg_ParseTuple(args, "U", &text)) return NULL;
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text);
+    Py_UCS4 *out = PyMem_Malloc(sizeof(Py_UCS4) * (size + 1));
+    if (!out) return PyErr_NoMemory();
+    Py_ssize_t length = 0, newlines = 0;
+    int space = 0;
+    for (Py_ssize_t i = 0; i <= size; i++) {
+        Py_UCS4 c = i < size ? PyUnicode_READ(kind, data, i) : 0;
+        if (i < size && is_tidy_space(c)) {
+            space = 1;
+            continue;
+        }
+        if (i < size && c == '\n') {
+            space = 0;
+            newlines++;
+            continue;
+        }
+        if (newlines) {
+            for (Py_ssize_t k = 0; k < newlines && k < 2; k++) out[length++] = '\n';
+            newlines = 0;
+            space = 0;
+        } else if (space) {
+            out[length++] = ' ';
+            space = 0;
+        }
+        if (i < size) out[length++] = c;
+    }
+    PyObject *result = PyUnicode_FromKindAndData(PyUnicode_4BYTE_KIND, out, length);
+    PyMem_Free(out);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"text_counts", text_counts, METH_VARARGS,
      "text_counts(text, top_sizes, duplicate_sizes) -> the fields of corpus.pipeline.text_counts.TextCounts"},
+    {"tidy_whitespace", tidy_whitespace, METH_VARARGS, "tidy_whitespace(text) -> str (see clean.py)"},
     {"shingle_hashes", shingle_hashes, METH_VARARGS,
      "shingle_hashes(text, n) -> bytes: distinct 32-bit n-gram hashes, ascending (see fingerprint.py)"},
     {NULL, NULL, 0, NULL},

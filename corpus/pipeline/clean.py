@@ -20,6 +20,11 @@ from corpus.pipeline.stage import REJECTED, FilterDoFn, reject_record
 from schemas import Record, Reject
 from schemas.build_config import CleanConfig
 
+try:
+    from corpus.pipeline._text_units import tidy_whitespace as _compiled_tidy_whitespace
+except ImportError:  # not built (optional extension): the regexes run instead
+    _compiled_tidy_whitespace = None
+
 STAGE = "clean"
 
 # Cc and Cf characters other than newline and tab (zero-width joiners in emoji are Cf but
@@ -97,11 +102,25 @@ def clean_text(text: str, config: CleanConfig) -> str:
     if config.remove_control_chars:
         text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     if config.tidy_whitespace:
-        text = _SPACE_RUN.sub(" ", text)
-        text = _TRAILING_SPACE.sub("\n", text)
-        text = _LEADING_SPACE.sub("\n", text)
-        text = _BLANK_LINES.sub("\n\n", text).strip()
+        text = tidy_whitespace(text)
     return text
+
+
+def tidy_whitespace(text: str) -> str:
+    """Runs of spaces, tabs, no-break and ideographic spaces become one space; spaces at line
+    ends and starts go; at most one blank line in a row; no whitespace around the text.
+    Compiled (`_text_units.tidy_whitespace`) when built."""
+    if _compiled_tidy_whitespace is None:
+        return python_tidy_whitespace(text)
+    return _compiled_tidy_whitespace(text).strip()
+
+
+def python_tidy_whitespace(text: str) -> str:
+    """`tidy_whitespace`'s definition."""
+    text = _SPACE_RUN.sub(" ", text)
+    text = _TRAILING_SPACE.sub("\n", text)
+    text = _LEADING_SPACE.sub("\n", text)
+    return _BLANK_LINES.sub("\n\n", text).strip()
 
 
 def clean_value(value, config: CleanConfig):

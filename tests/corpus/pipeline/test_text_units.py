@@ -1,6 +1,7 @@
 """The compiled text units (`_text_units.c`) against their Python definitions: the quality
-filter's counts (whose n-gram part is checked against a by-hand count too) and the MinHash
-shingle hashes give exactly the same values on any text."""
+filter's counts (whose n-gram part is checked against a by-hand count too), the MinHash
+shingle hashes and the clean stage's whitespace tidying give exactly the same results on any
+text."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 import numpy as np
 
-from corpus.pipeline import fingerprint
+from corpus.pipeline import clean, fingerprint
 from corpus.pipeline import text_counts as counts_module
 from corpus.pipeline.text_counts import python_text_counts
 from corpus.pipeline.units import tokens
@@ -113,3 +114,18 @@ def test_compiled_shingle_hashes_of_a_text_without_tokens_are_empty():
     assert fingerprint.shingle_hashes(" ,.!", NearDedupeConfig()).tolist() == []
     with pytest.raises(ValueError, match=">= 1"):
         fingerprint._compiled_shingle_hashes("a b", 0)
+
+
+whitespace_texts = st.lists(st.sampled_from([" ", "  ", "\t", "\u00a0", "\u3000", "\n", "\n\n", "\r", "\u2003", "\x0b",
+                                             "a", "中", "𠀀", ".", "word"]), max_size=60).map("".join)
+
+
+@pytest.mark.skipif(clean._compiled_tidy_whitespace is None, reason="corpus.pipeline._text_units not built")
+@settings(max_examples=2000, deadline=None)
+@given(text=whitespace_texts)
+def test_compiled_whitespace_tidying_equals_the_regex_definition(text: str):
+    assert clean.tidy_whitespace(text) == clean.python_tidy_whitespace(text)
+
+
+def test_whitespace_tidying_rules():
+    assert clean.tidy_whitespace("  a \t\u3000b \n  c\n\n\n\n d\u00a0\n") == "a b\nc\n\nd"
