@@ -164,32 +164,55 @@ def make_corpus(root: Path, target_mb: float, planted: int = 600) -> dict:
     return {"bytes": total, "by_source": sizes, "pairs": pairs}
 
 
-def watch(process: psutil.Popen) -> tuple[dict[int, int], dict[int, float]]:
+def watch(process: psutil.Popen, phase=None) -> tuple[dict[int, int], dict[int, float], dict[str, int]]:
     """Poll `process` and its descendants until it exits; returns peak RSS and last-seen CPU
-    seconds (user + system) per process, key 0 for `process` itself. Polling misses at most
-    the last 0.2 s of each process, the same for every tool measured."""
+    seconds (user + system) per process, key 0 for `process` itself, and, when `phase` (a
+    function naming the build's current phase) is given, the busiest worker's peak RSS in each
+    phase. Polling misses at most the last 0.2 s of each process, the same for every tool measured."""
     peaks: dict[int, int] = {}
     cpu: dict[int, float] = {}
+    phase_peaks: dict[str, int] = {}
     while process.poll() is None:
+        label = phase() if phase else None
         try:
             for proc in [process] + process.children(recursive=True):
                 try:
                     key = 0 if proc.pid == process.pid else proc.pid
                     with proc.oneshot():
-                        peaks[key] = max(peaks.get(key, 0), proc.memory_info().rss)
+                        rss = proc.memory_info().rss
                         times = proc.cpu_times()
+                    peaks[key] = max(peaks.get(key, 0), rss)
                     cpu[key] = times.user + times.system
+                    if label and key:
+                        phase_peaks[label] = max(phase_peaks.get(label, 0), rss)
                 except psutil.NoSuchProcess:
                     pass
         except psutil.NoSuchProcess:
             pass
         time.sleep(0.2)
-    return peaks, cpu
+    return peaks, cpu, phase_peaks
 
 
-def run_build(input_dir: Path, output: Path, workers: int) -> tuple[float, dict[int, int], dict[int, float]]:
+def build_phase(input_dir: Path, output: Path):
+    """A function naming the phase a build of `input_dir` into `output` is in, from the files it
+    has written: "per-file" until every input file has its checkpoint marker, then "dedupe"
+    (the global stages: exact dedupe, MinHash LSH, connected components) until the first
+    record shard appears, then "finish" (verdicts applied, shards written)."""
+    inputs = sum(1 for path in input_dir.rglob("*") if path.is_file())
+    prepared = output.with_name(output.name + ".work") / "prepared"
+    shards = output.with_name(output.name + ".building") / "arrow"
+
+    def phase() -> str:
+        if len(list(prepared.glob("*.done.json"))) < inputs:
+            return "per-file"
+        return "finish" if shards.exists() and any(shards.iterdir()) else "dedupe"
+
+    return phase
+
+
+def run_build(input_dir: Path, output: Path, workers: int) -> tuple[float, dict[int, int], dict[int, float], dict[str, int]]:
     """`bee corpus build` in a subprocess; returns (seconds, peak RSS and CPU seconds per
-    process; key 0 is the driver)."""
+    process (key 0 is the driver), the busiest worker's peak RSS per phase)."""
     for path in (output, output.with_name(output.name + ".work"), output.with_name(output.name + ".building")):
         shutil.rmtree(path, ignore_errors=True)
     command = [str(REPO / ".venv/bin/bee"), "corpus", "build", "--input", str(input_dir), "--output", str(output),
@@ -200,11 +223,11 @@ def run_build(input_dir: Path, output: Path, workers: int) -> tuple[float, dict[
     started = time.monotonic()
     with open(log, "w") as stderr:  # a file, not a pipe, which could fill up and stall the build
         process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
-        peaks, cpu = watch(process)
+        peaks, cpu, phase_peaks = watch(process, build_phase(input_dir, output))
     seconds = time.monotonic() - started
     if process.returncode != 0:
         raise RuntimeError(log.read_text()[-3000:])
-    return seconds, peaks, cpu
+    return seconds, peaks, cpu, phase_peaks
 
 
 def stage_times(corpus: Path, sample_mb: float = 4.0) -> dict[str, float]:
@@ -333,7 +356,7 @@ def run_datatrove(python: str, corpus: Path, work: Path, tasks: int = 2) -> tupl
     # output to files, not pipes: datatrove logs a lot, and a full pipe would stall it while polled
     with open(work / "stdout.txt", "w") as stdout, open(work / "stderr.txt", "w") as stderr:
         process = psutil.Popen([python, str(script), str(src), str(work / "run"), str(tasks)], stdout=stdout, stderr=stderr)
-        _, cpu = watch(process)
+        _, cpu, _ = watch(process)
     if process.returncode != 0:
         raise RuntimeError((work / "stderr.txt").read_text()[-3000:])
     return float(re.search(r"SECONDS ([\d.]+)", (work / "stdout.txt").read_text()).group(1)), sum(cpu.values())
@@ -355,7 +378,7 @@ def main() -> None:
     mb = info["bytes"] / (1 << 20)
     print(f"corpus: {mb:.1f} MB ({', '.join(f'{k} {v / (1 << 20):.1f} MB' for k, v in info['by_source'].items())}), "
           f"{len(info['pairs'])} planted pairs")
-    seconds, peaks, cpu = run_build(corpus, work / "out" / "bench", workers=2)
+    seconds, peaks, cpu, _ = run_build(corpus, work / "out" / "bench", workers=2)
     summary = json.loads((work / "out" / "bench" / "report.json").read_text())
     print(f"end-to-end build, DirectRunner multi_processing, 2 workers: {seconds:.1f} s = {mb / seconds:.2f} MB/s "
           f"{sum(cpu.values()):.1f} CPU-s = {sum(cpu.values()) / mb:.2f} CPU-s/MB (written {summary['written']}, rejected {summary['rejected']}, balanced {summary['balanced']})")
@@ -376,13 +399,15 @@ def main() -> None:
 
 
 def memory_scaling(work: Path, mb: float) -> None:
-    """Peak RSS of the driver and of the busiest worker at mb/2, mb and 2 x mb of corpus."""
+    """Peak RSS of the driver and of the busiest worker at mb/2, mb and 2 x mb of corpus, and the
+    busiest worker's peak in each phase of the build."""
     for size in (mb / 2, mb, 2 * mb):
         corpus = work / f"corpus-{size:.0f}"
         real = make_corpus(corpus, size)["bytes"] / (1 << 20)
-        seconds, peaks, _ = run_build(corpus, work / f"out-{size:.0f}" / "bench", workers=2)
+        seconds, peaks, _, phases = run_build(corpus, work / f"out-{size:.0f}" / "bench", workers=2)
         workers = [v for k, v in peaks.items() if k]
-        print(f"memory at {real:.0f} MB of corpus: max worker RSS {max(workers) / 2**20:.0f} MB, "
+        by_phase = ", ".join(f"{name} {phases[name] / 2**20:.0f}" for name in ("per-file", "dedupe", "finish") if name in phases)
+        print(f"memory at {real:.0f} MB of corpus: max worker RSS {max(workers) / 2**20:.0f} MB ({by_phase}), "
               f"driver {peaks[0] / 2**20:.0f} MB ({seconds:.0f} s)")
 
 
