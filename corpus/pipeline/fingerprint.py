@@ -16,13 +16,13 @@ from datasketch import MinHash
 
 from corpus.pipeline.stage import StageCounters
 from corpus.pipeline.units import jieba_tokens, tokens
+from schemas import Record
+from schemas.build_config import ExactDedupeConfig, NearDedupeConfig
 
 try:
     from corpus.pipeline._text_units import shingle_hashes as _compiled_shingle_hashes
 except ImportError:  # not built (optional extension): the numpy definition runs instead
     _compiled_shingle_hashes = None
-from schemas import Record
-from schemas.build_config import ExactDedupeConfig, NearDedupeConfig
 
 STAGE = "fingerprint"
 MINHASH_SCHEME = "affine32"  # datasketch 2.x: 32-bit values

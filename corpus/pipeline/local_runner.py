@@ -13,6 +13,9 @@ message, so a worker's memory grows with the corpus (and a share over 2 GB fails
 Here a stage's input is cut into bundles of at most MAX_BUNDLE_BYTES (or MAX_BUNDLE_VALUES
 grouped values), `--direct_num_workers` of them in flight, as a cluster runner bundles its
 input. Its workers start with Arrow's system memory pool (see worker_memory.py).
+
+The bundling reaches into the FnApiRunner's bundle managers and buffers of the pinned Beam
+version; tests/corpus/pipeline/test_pipeline_local_runner.py fails if they change.
 """
 
 from __future__ import annotations
