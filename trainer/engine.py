@@ -44,7 +44,19 @@ def init_distributed() -> tuple[int, int]:
         deepspeed.init_distributed(dist_backend="nccl" if on_gpu() else "gloo")
     if on_gpu():
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    else:
+        dist.barrier()  # every rank has mapped every other rank's all-reduce segment
+        shm_allreduce_segment(dist.get_rank()).unlink(missing_ok=True)
     return dist.get_rank(), dist.get_world_size()
+
+
+def shm_allreduce_segment(rank: int) -> Path:
+    """The /dev/shm segment (66 MB) DeepSpeed's CPU accelerator creates for `rank`'s all-reduce
+    when all ranks are on one machine. DeepSpeed never unlinks it, so each run would leave one
+    per rank behind in memory; once every rank has mapped them the names can go (the mappings
+    stay valid)."""
+    master = f"{os.environ.get('MASTER_ADDR', '')}_{os.environ.get('MASTER_PORT', '')}"
+    return Path("/dev/shm") / f"deepspeed_allreduce_buffer_{os.getuid()}_{master}_{rank}"
 
 
 def resolve_precision(run: RunConfig, model_half: bool) -> Precision:

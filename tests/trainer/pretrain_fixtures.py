@@ -92,8 +92,9 @@ class Launch:
     """A finished launch: its exit code and output (read from files: a SIGKILLed rank's
     children may outlive it holding pipes open)."""
 
-    def __init__(self, returncode: int, stdout: str, stderr: str) -> None:
+    def __init__(self, returncode: int, stdout: str, stderr: str, shm_left: list[str]) -> None:
         self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+        self.shm_left = shm_left  # DeepSpeed all-reduce segments of this launch left in /dev/shm
 
 
 def free_port() -> int:
@@ -115,7 +116,8 @@ def launch(config: Path, resume: bool = False, entry: str = "pretrain", **env: s
             stdout=stdout, stderr=stderr, timeout=LAUNCH_TIMEOUT_S,
         )  # fmt: skip
     kill_leftovers(marker)
-    return Launch(code, out.read_text(), err.read_text())
+    shm_left = sorted(path.name for path in Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+    return Launch(code, out.read_text(), err.read_text(), shm_left)
 
 
 def kill_leftovers(marker: str) -> None:
