@@ -1,7 +1,7 @@
 /* Compiled text units of the corpus pipeline, over the tokens of corpus/pipeline/units.py
  * (words of non-CJK text, single CJK characters):
- * - text_counts: every count the quality filter needs, in one pass over the code points plus
- *   one pass per n-gram size over the tokens. Same contract as the pure-Python
+ * - text_counts: every count the quality filter needs: a pass over the code points, one over
+ *   the tokens, and one per n-gram size. Same contract as the pure-Python
  *   `text_counts.python_text_counts`, the readable definition and the oracle in the tests.
  * - shingle_hashes: the MinHash shingles' 32-bit hashes, as `fingerprint.python_shingle_hashes`.
  * - tidy_whitespace: the clean stage's whitespace rules, as `clean.python_tidy_whitespace`.
@@ -31,7 +31,7 @@ static inline int is_latin_letter(Py_UCS4 c) {
     return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= 0xc0 && c <= 0x24f);
 }
 
-/* Character classes, as bits: computed once per character (the table answers ASCII). */
+/* Character classes, as bits (a table answers ASCII). */
 enum { SPACE = 1, DECIMAL = 2, ALNUM = 4, DIGIT = 8 };
 static unsigned char ascii_classes[128];
 

@@ -2,8 +2,8 @@
 n-gram repetition, as exact integers (the filter divides them into ratios).
 
 `python_text_counts` is the definition, in regexes and numpy; `_text_units.c` computes the same
-integers in one pass over the text (tested equal) and is what `text_counts` uses when it is
-built. Without a compiler the package installs without it and the Python path runs.
+integers in C, with no Python object per token (tested equal), and is what `text_counts` uses
+when it is built. Without a compiler the package installs without it and the Python path runs.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ class TextCounts(NamedTuple):
 
 
 def text_counts(text: str, top_sizes: tuple[int, ...], duplicate_sizes: tuple[int, ...]) -> TextCounts:
+    """The counts of `text`, with n-gram repetition for the given top and duplicate sizes."""
     if _compiled_text_counts is None:
         return python_text_counts(text, top_sizes, duplicate_sizes)
     return TextCounts(*_compiled_text_counts(text, top_sizes, duplicate_sizes))
