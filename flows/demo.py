@@ -81,10 +81,11 @@ def sample_run_config(output: Path, manifest: Path, vocab: Path, steps: int) -> 
 
 def train_tiny_model(output: Path, manifest: Path, vocab: Path, steps: int, processes: int) -> dict:
     from flows.pretrain import pretrain
+    from trainer.checkpoint import LATEST_FILE
 
     run_config = write_yaml(output / "run.yaml", sample_run_config(output, manifest, vocab, steps))
     checkpoints = output / "checkpoints"
-    resume = (checkpoints / "latest").exists()
+    resume = (checkpoints / LATEST_FILE).exists()
     return pretrain(run_config=str(run_config), num_gpus=processes, resume=resume, cpu=True)
 
 

@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-# The work is imported inside each command: `bee` loads every command group at start, and
-# pyarrow, tokenizers and Beam would slow down every other `bee` command (git textconv included).
+# The work is imported inside each command: pyarrow, tokenizers and Beam would slow down the
+# start of `bee tokenize --help` and of every command of this group.
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2

@@ -35,7 +35,7 @@ def load_pretrained_state(init_from: str) -> dict[str, torch.Tensor]:
     """Weights to start from: a `.pt`/`.bin` state dict, or a checkpoint folder of this trainer
     (its root, whose `latest` is used, or one `step-N` folder), consolidated from ZeRO partitions.
     Raises FileNotFoundError / CheckpointError naming the path."""
-    from trainer.checkpoint import CheckpointDir, CheckpointError
+    from trainer.checkpoint import COMPLETE_FILE, LATEST_FILE, CheckpointDir, CheckpointError
 
     path = Path(init_from)
     if path.is_file():
@@ -45,11 +45,11 @@ def load_pretrained_state(init_from: str) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"finetune.init_from: {path} does not exist")
     from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
 
-    if (path / "latest").is_file():
+    if (path / LATEST_FILE).is_file():
         root, tag = path, CheckpointDir(path).latest()
     else:
         root, tag = path.parent, path.name
-    if tag is None or not (root / tag / "COMPLETE").is_file():
+    if tag is None or not (root / tag / COMPLETE_FILE).is_file():
         raise CheckpointError(f"finetune.init_from: {path} is not a complete checkpoint of this trainer")
     return dict(get_fp32_state_dict_from_zero_checkpoint(str(root), tag=tag))
 

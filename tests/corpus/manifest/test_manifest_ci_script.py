@@ -29,7 +29,7 @@ def repo(tmp_path):
 
 
 def run_script(repo, out):
-    # The manifest group alone: `bee` itself starts every command group (seconds).
+    # The manifest group alone, without `bee`'s own start-up.
     env = {**git_env(repo.parent), "BEE_MANIFEST": f"{sys.executable} -m corpus.manifest.cli",
            "PYTHONPATH": str(REPO_ROOT)}
     return subprocess.run(["bash", str(SCRIPT), "main", "pr", str(out)], cwd=repo / "mix", env=env,
