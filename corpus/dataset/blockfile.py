@@ -25,7 +25,7 @@ HEADER_SIZE = 5  # magic + uint32 length
 # the next magic) inside the block: `offset + 2 + 4 + len(payload) <= block_size`.
 RECORD_OVERHEAD = HEADER_SIZE + 1
 
-_LENGTH = struct.Struct("<I")
+RECORD_LENGTH = struct.Struct("<I")  # the uint32 after the magic byte
 
 
 def max_payload_size(block_size: int) -> int:
@@ -73,7 +73,7 @@ def bad_record(path: Path | str, info: FileInfo, global_block: int, offset: int,
         return DatasetCorrupt(f"{where}: bad magic 0x{magic:02x} at offset {offset} (expected 0x1f or 0x00)")
     if offset + HEADER_SIZE > len(block):
         return DatasetCorrupt(f"{where}: record header at offset {offset} runs past the end of the block")
-    (length,) = _LENGTH.unpack_from(block, offset + 1)
+    (length,) = RECORD_LENGTH.unpack_from(block, offset + 1)
     return DatasetCorrupt(
         f"{where}: record at offset {offset} claims {length} payload bytes, "
         f"which run past the end of the block ({len(block)} bytes)"
@@ -91,7 +91,7 @@ def next_record(block: bytes, offset: int) -> tuple[int, int] | None:
         return None
     if magic != RECORD_MAGIC or offset + HEADER_SIZE >= len(block):
         raise ValueError
-    (length,) = _LENGTH.unpack_from(block, offset + 1)
+    (length,) = RECORD_LENGTH.unpack_from(block, offset + 1)
     end = offset + HEADER_SIZE + length
     if end >= len(block):
         raise ValueError

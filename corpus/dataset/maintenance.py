@@ -87,7 +87,7 @@ def merge_dataset(dst: str | os.PathLike, src: str | os.PathLike) -> list[str]:
     _require_dataset(dst)
     src_infos = read_meta(src)
     with meta_lock(dst):
-        dst_infos = renumber(read_meta(dst))
+        dst_infos = read_meta(dst)  # contiguous from 0, as read_meta requires
         taken = {info.file_name for info in dst_infos}
         added: list[FileInfo] = []
         copied: list[Path] = []

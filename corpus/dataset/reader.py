@@ -28,7 +28,6 @@ import io
 import os
 import pickle
 import random
-import struct
 import warnings
 from collections.abc import Iterator
 from json import loads as _json_loads
@@ -38,6 +37,7 @@ from typing import Any
 from schemas import FileInfo
 
 from corpus.dataset.blockfile import (
+    RECORD_LENGTH,
     bad_record,
     block_label,
     check_file_size,
@@ -58,7 +58,6 @@ from corpus.dataset.serializer import (
 )
 
 STATE_VERSION = 1
-_LENGTH = struct.Struct("<I")
 
 
 def rank_blocks(info: FileInfo, rank: int, world_size: int) -> range:
@@ -258,7 +257,7 @@ class DistributedDataset:
                 magic = block[pos]
                 if magic == 0x1F and pos + 5 < self._block_len:
                     start = pos + 5
-                    end = start + _LENGTH.unpack_from(block, pos + 1)[0]
+                    end = start + RECORD_LENGTH.unpack_from(block, pos + 1)[0]
                     if end < self._block_len:
                         self._record_pos, self._pos = pos, end
                         if self._pickle_fast_path and block[start] == 0x80:

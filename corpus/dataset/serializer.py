@@ -29,7 +29,7 @@ import sys
 from typing import Any, Protocol
 
 PICKLE_PROTOCOL = 4  # the default of Python 3.8-3.13 and so of CPM-Bee's tools
-PICKLE_FIRST_BYTE = 0x80  # the PROTO opcode
+PICKLE_PREFIX = b"\x80"  # the PROTO opcode
 
 
 class UnsafePickle(pickle.UnpicklingError):
@@ -180,7 +180,7 @@ class AutoSerializer:
         return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
 
     def deserialize(self, data: bytes) -> Any:
-        if data[:1] == b"\x80":
+        if data[:1] == PICKLE_PREFIX:
             return restricted_loads(data)
         return json.loads(data.decode("utf-8"))
 
@@ -205,7 +205,7 @@ def get_serializer(serializer: str | Serializer | None, default: str = "auto") -
 
 def payload_kind(payload: bytes) -> str:
     """`pickle` or `json`, from the first byte of a payload."""
-    return "pickle" if payload[:1] == b"\x80" else "json"
+    return "pickle" if payload[:1] == PICKLE_PREFIX else "json"
 
 
 def serializer_name(serializer: Serializer) -> str | None:

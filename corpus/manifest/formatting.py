@@ -10,6 +10,11 @@ ABSENT = "—"
 _FINGERPRINT_CHARS = 12  # enough to tell two builds apart at a glance; JSON output keeps all
 
 
+def percent_number(share: float | None) -> float | None:
+    """A share (0..1) as a number of percent, for JSON; None stays None."""
+    return None if share is None else share * 100
+
+
 def percent(share: float | None) -> str:
     """A share (0..1) as `12.34%`; None -> `unknown`."""
     return UNKNOWN if share is None else f"{share * 100:.2f}%"

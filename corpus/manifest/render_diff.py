@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from corpus.manifest.diff import DatasetDiff, ManifestDiff, StatDelta
-from corpus.manifest.formatting import ABSENT, count, count_change, datasets, field_change_text, percent, points
+from corpus.manifest.formatting import ABSENT, count, count_change, datasets, field_change_text, percent, percent_number, points
 
 _STATUS_MARK = {"added": "+ added", "removed": "- removed", "changed": "~ changed", "unchanged": "unchanged"}
 _STATUS_STYLE = {"added": "green", "removed": "red", "changed": "yellow", "unchanged": "dim"}
@@ -76,7 +76,7 @@ def _stat_cell(stat: StatDelta | None, status: str) -> str:
     return count_change(stat.old, stat.new)
 
 
-def _columns(diff: ManifestDiff, rows: list[DatasetDiff]) -> list[str]:
+def _columns(rows: list[DatasetDiff]) -> list[str]:
     """Columns with something to say: token shares and byte/token counts only when present."""
     columns = ["dataset", "status", "share", "Δ share"]
     if any(d.token_share_old is not None or d.token_share_new is not None for d in rows):
@@ -110,7 +110,7 @@ def render_terminal(diff: ManifestDiff, console: Console) -> None:
     console.print(f"[bold]{diff.old_label}[/bold] → [bold]{diff.new_label}[/bold]", highlight=False)
     rows = shown_datasets(diff)
     if rows:
-        columns = _columns(diff, rows)
+        columns = _columns(rows)
         table = Table(show_lines=False)
         for column in columns:
             table.add_column(column, overflow="fold", no_wrap=column in ("status", "Δ share"))
@@ -132,7 +132,7 @@ def render_markdown(diff: ManifestDiff) -> str:
     out = [f"### Mixture manifest: `{diff.old_label}` → `{diff.new_label}`", "", f"**{summary_line(diff)}**", ""]
     rows = shown_datasets(diff)
     if rows:
-        columns = _columns(diff, rows)
+        columns = _columns(rows)
         out.append("| " + " | ".join(columns) + " |")
         out.append("|" + "|".join("---" if c in ("dataset", "status", "changes") else "---:" for c in columns) + "|")
         for dataset in rows:
@@ -159,10 +159,6 @@ def _stat_json(stat: StatDelta, source_old: str | None, source_new: str | None) 
     return data
 
 
-def _pct(value: float | None) -> float | None:
-    return None if value is None else value * 100
-
-
 def diff_to_json_data(diff: ManifestDiff) -> dict[str, Any]:
     """The whole diff as plain data: shares in percent, changes in percentage points."""
     return {
@@ -185,12 +181,12 @@ def diff_to_json_data(diff: ManifestDiff) -> dict[str, Any]:
             {
                 "identity": d.identity,
                 "status": d.status,
-                "share_old_pct": _pct(d.share_old),
-                "share_new_pct": _pct(d.share_new),
-                "share_delta_pp": _pct(d.share_delta),
-                "token_share_old_pct": _pct(d.token_share_old),
-                "token_share_new_pct": _pct(d.token_share_new),
-                "token_share_delta_pp": _pct(d.token_share_delta),
+                "share_old_pct": percent_number(d.share_old),
+                "share_new_pct": percent_number(d.share_new),
+                "share_delta_pp": percent_number(d.share_delta),
+                "token_share_old_pct": percent_number(d.token_share_old),
+                "token_share_new_pct": percent_number(d.token_share_new),
+                "token_share_delta_pp": percent_number(d.token_share_delta),
                 **{s.field: _stat_json(s, d.nlines_source_old, d.nlines_source_new) for s in d.stats},
                 "changes": [{"field": c.field, "old": c.old, "new": c.new} for c in d.changes],
                 "same_weights_different_data": d.same_weights_different_data,

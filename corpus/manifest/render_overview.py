@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from corpus.manifest.formatting import count, datasets, percent, short_fingerprint, value_text
+from corpus.manifest.formatting import count, datasets, percent, percent_number, short_fingerprint, value_text
 from corpus.manifest.overview import DatasetRow, ManifestOverview
 
 _COLUMNS = ("dataset", "weight", "share", "token share", "lines", "bytes", "tokens", "content", "vocab")
@@ -60,7 +60,6 @@ def render_overview_markdown(view: ManifestOverview, title: str) -> str:
 
 def overview_to_json_data(view: ManifestOverview) -> dict[str, Any]:
     """Plain data: shares in percent, counts, fingerprints in full, settings."""
-    pct = lambda share: None if share is None else share * 100  # noqa: E731
     return {
         "shares_unknown": view.shares_unknown,
         "token_shares_unknown": view.token_shares_unknown,
@@ -68,8 +67,8 @@ def overview_to_json_data(view: ManifestOverview) -> dict[str, Any]:
         "datasets": [
             {
                 "identity": row.identity,
-                "share_pct": pct(row.share),
-                "token_share_pct": pct(row.token_share),
+                "share_pct": percent_number(row.share),
+                "token_share_pct": percent_number(row.token_share),
                 "nlines": row.lines.nlines,
                 "nlines_source": row.lines.source,
                 "nbytes": row.nbytes,

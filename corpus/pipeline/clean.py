@@ -16,7 +16,7 @@ from ftfy.chardata import HTML_ENTITY_RE
 from ftfy.fixes import fix_latin_ligatures
 
 from corpus.pipeline.read import json_text_view
-from corpus.pipeline.stage import REJECTED, FilterDoFn, reject_record
+from corpus.pipeline.stage import KEPT, REJECTED, FilterDoFn, reject_record
 from schemas import Record, Reject
 from schemas.build_config import CleanConfig
 
@@ -159,4 +159,4 @@ class CleanText(beam.PTransform):
         self.config = config
 
     def expand(self, records):
-        return records | "Clean" >> beam.ParDo(CleanTextFn(self.config)).with_outputs(REJECTED, main="kept")
+        return records | "Clean" >> beam.ParDo(CleanTextFn(self.config)).with_outputs(REJECTED, main=KEPT)

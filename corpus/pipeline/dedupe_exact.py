@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from corpus.pipeline.stage import VERDICTS, Verdict, location
+from corpus.pipeline.stage import KEPT, VERDICTS, Verdict, location
 
 STAGE = "exact_dedupe"
 
@@ -35,5 +35,5 @@ class ExactDedupe(beam.PTransform):
             fingerprints
             | "KeyByHash" >> beam.Map(lambda f: (f.content_hash, f))
             | "GroupByHash" >> beam.GroupByKey()
-            | "KeepEarliest" >> beam.FlatMap(keep_earliest).with_outputs(VERDICTS, main="kept")
+            | "KeepEarliest" >> beam.FlatMap(keep_earliest).with_outputs(VERDICTS, main=KEPT)
         )

@@ -47,10 +47,15 @@ def content_hash(record: Record, config: ExactDedupeConfig) -> str:
     return hashlib.blake2b(normalise_for_hash(record, config).encode("utf-8"), digest_size=16).hexdigest()
 
 
+def shingle_tokens(text: str, config: NearDedupeConfig) -> list[str]:
+    """The tokens shingles are made of: of the lower-cased text, cut by jieba if configured."""
+    return jieba_tokens(text.lower()) if config.shingles == "jieba" else tokens(text.lower())
+
+
 def shingles(text: str, config: NearDedupeConfig) -> set[bytes]:
     """Token n-grams of the lower-cased text: word n-grams for Latin, character n-grams for CJK.
     (The readable definition; signatures use the same n-grams, hashed, via `shingle_hashes`.)"""
-    toks = jieba_tokens(text.lower()) if config.shingles == "jieba" else tokens(text.lower())
+    toks = shingle_tokens(text, config)
     n = config.ngram
     if len(toks) <= n:
         return {"\x1f".join(toks).encode()} if toks else set()
@@ -72,7 +77,7 @@ def shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
 def python_shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
     """`shingle_hashes`' definition, without building the shingle strings: a CRC-32 per token,
     then a polynomial over each n-gram (numpy)."""
-    toks = jieba_tokens(text.lower()) if config.shingles == "jieba" else tokens(text.lower())
+    toks = shingle_tokens(text, config)
     if not toks:
         return np.zeros(0, dtype=np.uint32)
     token_hashes = np.fromiter((zlib.crc32(t.encode()) for t in toks), dtype=np.uint64, count=len(toks))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 
-from corpus.pipeline.stage import REJECTED, FilterDoFn, reject_record
+from corpus.pipeline.stage import KEPT, REJECTED, FilterDoFn, reject_record
 from corpus.pipeline.text_counts import text_counts
 from corpus.pipeline.units import tokens
 from schemas import Record, Reject
@@ -152,4 +152,4 @@ class QualityFilter(beam.PTransform):
 
     def expand(self, records):
         return records | "Filter" >> beam.ParDo(
-            QualityFilterFn(self.config, self.reject_text_chars)).with_outputs(REJECTED, main="kept")
+            QualityFilterFn(self.config, self.reject_text_chars)).with_outputs(REJECTED, main=KEPT)

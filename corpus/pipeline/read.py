@@ -21,7 +21,7 @@ import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from corpus.pipeline.stage import REJECTED, StageCounters
+from corpus.pipeline.stage import KEPT, REJECTED, StageCounters
 from schemas import Record, Reject
 from schemas.build_config import ReadConfig
 
@@ -295,5 +295,5 @@ class ReadInputFiles(beam.PTransform):
             files
             | "SpreadFiles" >> beam.Reshuffle()
             | "ReadLines" >> beam.ParDo(ReadFileLines(self.config, self.reject_text_chars)).with_outputs(
-                REJECTED, FILES, main="kept")
+                REJECTED, FILES, main=KEPT)
         )

@@ -46,13 +46,6 @@ def join(*parts: str) -> str:
     return FileSystems.join(*parts)
 
 
-def ensure_dir(url: str) -> None:
-    try:
-        FileSystems.mkdirs(url)
-    except IOError:
-        pass  # exists already (object stores have no folders at all)
-
-
 def write_bytes_atomic(url: str, data: bytes) -> None:
     """Write under a temporary name, then rename over `url`: readers never see half a file."""
     tmp = url + ".tmp"

@@ -12,7 +12,7 @@ import re
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from corpus.pipeline.stage import METRICS_NAMESPACE, REJECTED, StageCounters, reject_record
+from corpus.pipeline.stage import KEPT, METRICS_NAMESPACE, REJECTED, StageCounters, reject_record
 from schemas import Record
 from schemas.build_config import SplitConfig
 
@@ -132,4 +132,4 @@ class SplitLongDocuments(beam.PTransform):
 
     def expand(self, records):
         return records | "Split" >> beam.ParDo(
-            SplitLongDocumentsFn(self.config, self.reject_text_chars)).with_outputs(REJECTED, main="kept")
+            SplitLongDocumentsFn(self.config, self.reject_text_chars)).with_outputs(REJECTED, main=KEPT)
