@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from corpus.manifest import read_manifest, upsert_entry
+from corpus.manifest.lines import resolve_dataset_path
 from schemas import DatasetEntry, Fingerprints
 from tokenization.shards import DEFAULT_MAX_DEPTH, DEFAULT_SHARDS_DIR, TokenizeReport, tokenize_dataset
 from tokenization.token_stats import TokenStats
@@ -61,19 +62,13 @@ class RetokenizeReport(BaseModel):
         return sum(d.stats.ntokens for d in self.datasets)
 
 
-def _dataset_folder(manifest_dir: Path, entry: DatasetEntry) -> Path:
-    path = Path(entry.path)
-    return path if path.is_absolute() else manifest_dir / path
-
-
 def entry_shards_dir(manifest_dir: Path, entry: DatasetEntry) -> Path:
     """Where a manifest entry's token shards are: its `token_shards` (relative to the manifest's
     folder unless absolute), else `<dataset>/token-shards`."""
     recorded = (entry.model_extra or {}).get(TOKEN_SHARDS_KEY)
     if isinstance(recorded, str) and recorded:
-        path = Path(recorded)
-        return path if path.is_absolute() else manifest_dir / path
-    return _dataset_folder(manifest_dir, entry) / DEFAULT_SHARDS_DIR
+        return resolve_dataset_path(recorded, manifest_dir)
+    return resolve_dataset_path(entry.path, manifest_dir) / DEFAULT_SHARDS_DIR
 
 
 def _with_token_stats(entry: DatasetEntry, report: TokenizeReport, shards_dir: str) -> DatasetEntry:
@@ -110,7 +105,7 @@ def retokenize_manifest(
         manifest=str(manifest_path), vocab_path=str(vocab_path), vocab_fingerprint=file_fingerprint(vocab_path)
     )
     for entry in manifest:
-        dataset = _dataset_folder(manifest_path.parent, entry)
+        dataset = resolve_dataset_path(entry.path, manifest_path.parent)
         shards_dir = entry_shards_dir(manifest_path.parent, entry)
         try:
             result = tokenize_dataset(

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from corpus.atomic_file import write_bytes_atomically
+
 LATEST_FILE = "latest"
 COMPLETE_FILE = "COMPLETE"
 TMP_PREFIX = ".tmp-"
@@ -52,16 +54,6 @@ def tag_step(tag: str) -> int:
     if match is None:
         raise ValueError(f"not a checkpoint tag: {tag!r} (expected step-NNNNNNNN)")
     return int(match.group(1))
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temp file in the same folder, fsynced, then os.replace."""
-    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -102,7 +94,7 @@ class CheckpointDir:
         to `<tag>`, point `latest` at it and prune old checkpoints. Returns the final folder."""
         tmp = self.root / self.tmp_name(tag)
         final = self.root / tag
-        write_atomic(tmp / COMPLETE_FILE, tag.encode())
+        write_bytes_atomically(tmp / COMPLETE_FILE, tag.encode())
         if final.exists():  # a stale save of the same step (latest was moved back by hand)
             old = self.root / (TMP_PREFIX + "old-" + tag)
             shutil.rmtree(old, ignore_errors=True)
@@ -110,7 +102,7 @@ class CheckpointDir:
             shutil.rmtree(old)
         os.rename(tmp, final)
         _fsync_dir(self.root)
-        write_atomic(self.root / LATEST_FILE, (tag + "\n").encode())
+        write_bytes_atomically(self.root / LATEST_FILE, (tag + "\n").encode())
         self.prune()
         return final
 
@@ -183,7 +175,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 def save_trainer_state(folder: Path, rank: int, state: dict[str, Any]) -> None:
     """Write this rank's trainer state (picklable dict) atomically into a checkpoint folder."""
-    write_atomic(trainer_state_file(folder, rank), pickle.dumps(state, protocol=4))
+    write_bytes_atomically(trainer_state_file(folder, rank), pickle.dumps(state, protocol=4))
 
 
 def load_trainer_state(folder: Path, rank: int, world_size: int) -> dict[str, Any]:

@@ -74,7 +74,7 @@ def export_weights(engine: Any, run: RunConfig, rank: int) -> Path:
     the whole model in cpm_live layout. Returns the file's path."""
     import deepspeed
 
-    from trainer.checkpoint import write_atomic
+    from corpus.atomic_file import write_bytes_atomically
     from trainer.lora import lora_state_dict
     from trainer.model import to_cpm_live_state_dict
 
@@ -91,7 +91,7 @@ def export_weights(engine: Any, run: RunConfig, rank: int) -> Path:
             payload = {"lora": payload, "rank": f.lora_rank, "alpha": f.lora_alpha, "targets": f.lora_targets}
         buffer = io.BytesIO()
         torch.save(payload, buffer)
-        write_atomic(path, buffer.getvalue())
+        write_bytes_atomically(path, buffer.getvalue())
         print(f"| wrote {'LoRA delta' if delta else 'model'} to {path}", flush=True)
     return path
 

@@ -26,9 +26,11 @@ from typing import Any, Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from corpus.atomic_file import file_signature
 from corpus.dataset import DistributedDataset, read_meta
 from corpus.dataset.reader import rank_blocks
 from corpus.manifest import read_manifest
+from corpus.manifest.lines import resolve_dataset_path
 from schemas import DatasetEntry, MixtureManifest
 from tokenization import DatasetTokenRows
 from tokenization.retokenize import entry_shards_dir
@@ -54,13 +56,6 @@ class Source:
     @property
     def identity(self) -> str:
         return self.entry.identity
-
-
-def _signature(path: Path) -> tuple[int, int, int]:
-    """What tells a changed file: mtime (ns), size and inode (an atomic replace changes it), as
-    mtimes alone can repeat when two edits fall in one tick of the file system's clock."""
-    stat = path.stat()
-    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 def _incontext_p(entry: DatasetEntry) -> NDArray[np.float64]:
@@ -93,14 +88,13 @@ class Mixture:
         self.rank, self.world_size, self.seed, self.weight_by = rank, world_size, seed, weight_by
         self.vocab_fingerprint, self.max_depth = vocab_fingerprint, max_depth
         self.sources: list[Source] = []
-        self._manifest_signature = _signature(self.manifest_path)
+        self._manifest_signature = file_signature(self.manifest_path)
         self._apply(read_manifest(self.manifest_path))
 
     # -------------------------------------------------------------- opening and reloading
 
     def _open(self, entry: DatasetEntry) -> Source:
-        path = Path(entry.path)
-        path = path if path.is_absolute() else self.base_dir / path
+        path = resolve_dataset_path(entry.path, self.base_dir)
         # each dataset shuffles its blocks with its own seed, the same on every rank
         reader_seed = int(np.random.SeedSequence([self.seed, zlib.crc32(entry.identity.encode())]).generate_state(1)[0])
         reader = DistributedDataset(str(path), self.rank, self.world_size, shuffle=True, seed=reader_seed)
@@ -204,7 +198,7 @@ class Mixture:
         so a half-edited file never stops training; it is tried again at its next change.
         """
         try:
-            signature = _signature(self.manifest_path)
+            signature = file_signature(self.manifest_path)
         except OSError as error:
             log.error("manifest %s unreadable, keeping the current mixture: %s", self.manifest_path, error)
             return False

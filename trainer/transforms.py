@@ -29,6 +29,8 @@ from typing import Any
 
 import numpy as np
 
+from corpus.atomic_file import file_signature
+from corpus.manifest.lines import resolve_dataset_path
 from tokenization import record_to_sample
 
 TransformFn = Callable[[Any], Any]
@@ -135,8 +137,7 @@ class TransformScript:
     def function(self) -> Callable[[Any, int, random.Random], Any]:
         """The script's `transform`, reloaded if the file changed. Raises TransformScriptError."""
         try:
-            stat = self.path.stat()
-            signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+            signature = file_signature(self.path)
             if self._function is not None and signature == self._signature:
                 return self._function
             source = self.path.read_bytes()
@@ -169,8 +170,7 @@ class DatasetTransform:
         self.script: TransformScript | None = None
         self.mappings: list[dict[str, Any]] = []
         if isinstance(transforms, str):
-            path = Path(transforms)
-            self.script = TransformScript(path if path.is_absolute() else Path(base_dir) / path, name)
+            self.script = TransformScript(resolve_dataset_path(transforms, base_dir), name)
             self.script.function()  # fail at load time, not in the middle of training
         else:
             for mapping in transforms:

@@ -36,6 +36,7 @@ from typing import Any
 
 from schemas import FileInfo
 
+from corpus.atomic_file import file_signature
 from corpus.dataset.blockfile import (
     RECORD_LENGTH,
     bad_record,
@@ -139,8 +140,7 @@ class DistributedDataset:
     def _update_states(self) -> None:
         """Follow meta.bin: appended files join this epoch, masked files leave it."""
         path = meta_path(self._path)
-        stat = os.stat(path)
-        signature = (stat.st_mtime_ns, stat.st_size, stat.st_ino)
+        signature = file_signature(path)
         if signature == self._meta_signature:
             return
         infos = read_meta(self._path)
