@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import subprocess
 from collections import deque
-from pathlib import Path
 
 from prefect import flow, get_run_logger
-
-from schemas import load_run_config
 
 
 @flow(name="pretrain", log_prints=True)
@@ -30,14 +27,12 @@ def pretrain(
     training loss and where checkpoints and metrics are. Raises RuntimeError with the end of
     the launcher's log when training fails.
     """
-    from trainer.launch import deepspeed_command, free_local_port, launch_environment
-    from trainer.metrics import read_metrics
+    from trainer.launch import free_local_port, launch_environment, prepare_launch
+    from trainer.metrics import metrics_path, read_metrics, run_log_dir
 
     logger = get_run_logger()
-    run = load_run_config(run_config, list(overrides or []))  # fails here, before any process starts
-    master_port = None if hostfile else free_local_port()
-    command = deepspeed_command(run_config, num_gpus, hostfile, resume, list(overrides or []),
-                                master_port=master_port)
+    run, command = prepare_launch(run_config, num_gpus, hostfile, resume, list(overrides or []),
+                                  master_port=None if hostfile else free_local_port())
     logger.info("starting: %s", " ".join(command))
     tail: deque[str] = deque(maxlen=40)
     with subprocess.Popen(command, env=launch_environment(cpu), stdout=subprocess.PIPE,
@@ -49,12 +44,11 @@ def pretrain(
     if launcher.returncode != 0:
         raise RuntimeError(f"deepspeed exited with {launcher.returncode}:\n" + "\n".join(tail))
 
-    log_dir = Path(run.log_dir or Path(run.checkpoint.dir) / "logs")
-    metrics_path = log_dir / f"{run.name}.metrics.jsonl"
-    losses = [record["loss"] for record in read_metrics(metrics_path)]
+    metrics = metrics_path(run_log_dir(run), run.name)
+    losses = [record["loss"] for record in read_metrics(metrics)]
     return {
         "checkpoint_dir": run.checkpoint.dir,
-        "metrics": str(metrics_path),
+        "metrics": str(metrics),
         "steps": len(losses),
         "first_loss": losses[0] if losses else float("nan"),
         "last_loss": losses[-1] if losses else float("nan"),

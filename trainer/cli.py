@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from schemas import SchemaError, load_run_config
+from schemas import SchemaError
 
 app = typer.Typer(
     name="train",
@@ -36,17 +36,13 @@ PrintOpt = Annotated[bool, typer.Option("--print-command", help="Print the deeps
 
 def _launch(entry: str, config: Path, gpus: int | None, hostfile: Path | None, resume: bool,
             overrides: list[str], cpu: bool, print_command: bool) -> None:  # fmt: skip
-    from trainer.launch import deepspeed_command, launch_environment
+    from trainer.launch import launch_environment, prepare_launch
 
     try:
-        run = load_run_config(config, overrides)  # a bad config fails here, before any process starts
+        _, command = prepare_launch(config, gpus, hostfile, resume, overrides, entry=entry)
     except SchemaError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
-    if entry == "finetune" and run.finetune is None:
-        typer.echo(f"error: {config}: fine-tuning needs a `finetune:` section (init_from, method)", err=True)
-        raise typer.Exit(2)
-    command = deepspeed_command(config, gpus, hostfile, resume, overrides, entry=entry)
     if print_command:
         typer.echo(shlex.join(command))
         return

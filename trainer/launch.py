@@ -1,6 +1,6 @@
 """The `deepspeed` launcher command for a training run, and the environment it runs in.
 
-`bee train` and the tests start training through these, so that there is one way to launch:
+`bee train`, the pretrain flow and the tests start training through these, so that there is one way to launch:
 
     deepspeed [--hostfile H] --num_gpus N [--master_port P] trainer/pretrain.py --config run.yaml [--resume] [--set k=v]
 """
@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 
 import torch
+
+from schemas import RunConfig, SchemaError, load_run_config
 
 TRAINER_DIR = Path(__file__).resolve().parent
 ENTRY_POINTS = {"pretrain": TRAINER_DIR / "pretrain.py", "finetune": TRAINER_DIR / "finetune.py"}
@@ -49,6 +51,27 @@ def deepspeed_command(
     for override in overrides:
         command += ["--set", override]
     return command
+
+
+def prepare_launch(
+    config: str | os.PathLike,
+    num_gpus: int | None = None,
+    hostfile: str | os.PathLike | None = None,
+    resume: bool = False,
+    overrides: list[str] = (),
+    *,
+    entry: str = "pretrain",
+    master_port: int | None = None,
+) -> tuple[RunConfig, list[str]]:
+    """The run config, validated before any process starts, and the `deepspeed_command` for it.
+    Raises SchemaError for a config that does not match its schema, or that fine-tunes without a
+    `finetune:` section."""
+    run = load_run_config(config, list(overrides))
+    if entry == "finetune" and run.finetune is None:
+        raise SchemaError(str(config), ["fine-tuning needs a `finetune:` section (init_from, method)"])
+    command = deepspeed_command(config, num_gpus, hostfile, resume, list(overrides), entry=entry,
+                                master_port=master_port)
+    return run, command
 
 
 def free_local_port() -> int:

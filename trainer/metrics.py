@@ -24,6 +24,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from schemas import RunConfig
 from trainer.packing import IGNORE_INDEX
 
 
@@ -121,13 +122,23 @@ class StepRecord:
         return line
 
 
+def run_log_dir(run: RunConfig) -> Path:
+    """Where a run logs: its `log_dir`, else `<checkpoint dir>/logs`."""
+    return Path(run.log_dir or Path(run.checkpoint.dir) / "logs")
+
+
+def metrics_path(log_dir: str | Path, run_name: str) -> Path:
+    """The run's metrics file, one JSON object a line."""
+    return Path(log_dir) / f"{run_name}.metrics.jsonl"
+
+
 class MetricsLog:
     """Rank 0's metrics sinks: JSONL file, TensorBoard (if installed), progress lines on stdout."""
 
     def __init__(self, log_dir: str | Path, run_name: str, max_steps: int, log_interval: int = 1) -> None:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.path = self.log_dir / f"{run_name}.metrics.jsonl"
+        self.path = metrics_path(self.log_dir, run_name)
         self.max_steps = max_steps
         self.log_interval = log_interval
         self._file = open(self.path, "a", encoding="utf-8")

@@ -112,7 +112,7 @@ class Trainer:
 
         from tokenization.tokenizer import CPMBeeTokenizer
         from trainer.checkpoint import CheckpointDir
-        from trainer.metrics import MetricsLog
+        from trainer.metrics import MetricsLog, run_log_dir
 
         self.run = run
         self.dist = dist
@@ -138,8 +138,7 @@ class Trainer:
         self.store = CheckpointDir(run.checkpoint.dir, run.checkpoint.keep_last)
         self.state = LoopState()
         self.last_checkpoint: str | None = None
-        log_dir = run.log_dir or str(Path(run.checkpoint.dir) / "logs")
-        self.log = MetricsLog(log_dir, run.name, run.max_steps, run.log_interval) if self.rank == 0 else None
+        self.log = MetricsLog(run_log_dir(run), run.name, run.max_steps, run.log_interval) if self.rank == 0 else None
 
     # ---------------------------------------------------------------- checkpoints
 
