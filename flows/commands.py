@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+DEFAULT_RETOKENIZE_CRON = "0 3 * * *"  # nightly, 03:00 UTC (infra/prefect.yaml declares the same)
+
 flows_app = typer.Typer(help="Prefect deployments: corpus-build, retokenize (scheduled), pretrain.", no_args_is_help=True)
 
 
@@ -18,7 +20,7 @@ def flows_group() -> None:
 def serve_command(
     manifest: str = typer.Option(..., help="Manifest the scheduled re-tokenization refreshes."),
     vocab: str = typer.Option(..., help="Vocabulary the scheduled re-tokenization uses."),
-    cron: str = typer.Option("0 3 * * *", help="Schedule of the re-tokenization (cron, UTC)."),
+    cron: str = typer.Option(DEFAULT_RETOKENIZE_CRON, help="Schedule of the re-tokenization (cron, UTC)."),
 ) -> None:
     """Register the deployments with the server in PREFECT_API_URL and run their flow runs.
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from prefect import serve
 
+from flows.commands import DEFAULT_RETOKENIZE_CRON
 from flows.corpus_build import corpus_build
 from flows.pretrain import pretrain
 from flows.retokenize import retokenize
 
-DEFAULT_RETOKENIZE_CRON = "0 3 * * *"  # nightly, 03:00 UTC
 
 
 def build_deployments(manifest: str, vocab: str, cron: str = DEFAULT_RETOKENIZE_CRON) -> list:
@@ -39,6 +39,6 @@ def build_deployments(manifest: str, vocab: str, cron: str = DEFAULT_RETOKENIZE_
     ]
 
 
-def serve_deployments(manifest: str, vocab: str, cron: str = DEFAULT_RETOKENIZE_CRON, limit: int | None = None) -> None:
+def serve_deployments(manifest: str, vocab: str, cron: str = DEFAULT_RETOKENIZE_CRON) -> None:
     """Register the deployments and run their flow runs until interrupted."""
-    serve(*build_deployments(manifest, vocab, cron), limit=limit)
+    serve(*build_deployments(manifest, vocab, cron))

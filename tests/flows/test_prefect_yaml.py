@@ -5,6 +5,7 @@ from pathlib import Path
 
 import yaml
 
+from flows.commands import DEFAULT_RETOKENIZE_CRON
 from flows.serve import build_deployments
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -29,4 +30,5 @@ def test_served_and_declared_deployments_agree():
     assert set(served) == set(declared)
     assert declared["retokenize"]["schedules"][0]["cron"] == "0 3 * * *"
     assert served["retokenize"].schedules[0].schedule.cron == "0 3 * * *"
+    assert DEFAULT_RETOKENIZE_CRON == declared["retokenize"]["schedules"][0]["cron"]  # `bee flows serve`'s default
     assert set(declared["retokenize"]["parameters"]) == {"manifest", "vocab"}

@@ -6,7 +6,6 @@ import json
 import os
 import random
 import signal
-import socket
 import string
 import subprocess
 import uuid
@@ -16,7 +15,7 @@ import yaml
 
 from corpus.dataset.writer import build_dataset
 from tokenization import tokenize_dataset
-from trainer.launch import deepspeed_command, launch_environment
+from trainer.launch import deepspeed_command, free_local_port, launch_environment
 
 LAUNCH_TIMEOUT_S = 900  # the first launch on a machine also compiles DeepSpeed's CPU comm op
 
@@ -97,16 +96,9 @@ class Launch:
         self.shm_left = shm_left  # DeepSpeed all-reduce segments of this launch left in /dev/shm
 
 
-def free_port() -> int:
-    """A TCP port nobody listens on now (other sessions launch DeepSpeed on this machine too)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def launch(config: Path, resume: bool = False, entry: str = "pretrain", **env: str) -> Launch:
     """Run `deepspeed --num_gpus 2` on CPU for `config` and wait for it."""
-    port = free_port()
+    port = free_local_port()  # other sessions launch DeepSpeed on this machine too
     command = deepspeed_command(config, num_gpus=2, resume=resume, master_port=port, entry=entry)
     marker = uuid.uuid4().hex
     out, err = config.parent / f"launch-{port}.out", config.parent / f"launch-{port}.err"
