@@ -64,11 +64,16 @@ def parse_text(text: str, source: str) -> object:
         raise SchemaError(source, [f"invalid YAML: {error}"]) from None
 
 
-def load_file(model: type[M], path: str | Path) -> M:
-    """Read a JSON or YAML file and validate it against `model`."""
+def parse_file(path: str | Path) -> object:
+    """Read and parse a JSON or YAML file; raises SchemaError naming the file."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise SchemaError(str(path), [f"cannot read: {error.strerror}"]) from None
-    return validate_data(model, parse_text(text, str(path)), str(path))
+    return parse_text(text, str(path))
+
+
+def load_file(model: type[M], path: str | Path) -> M:
+    """Read a JSON or YAML file and validate it against `model`."""
+    return validate_data(model, parse_file(path), str(path))

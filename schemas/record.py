@@ -40,11 +40,6 @@ class Record(BaseModel):
         """Sort key of input order; the earliest position wins every tie."""
         return (self.source_path, self.source_line, self.piece)
 
-    @property
-    def location(self) -> str:
-        """`source_path:source_line`, as rejects' `duplicate_of` names a record."""
-        return f"{self.source_path}:{self.source_line}"
-
 
 class Reject(BaseModel):
     """A dropped record or an unreadable input: where, which stage, why, and the evidence."""

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.loading import SchemaError, load_file, parse_text, validate_data
+from schemas.loading import SchemaError, load_file, parse_file, parse_text, validate_data
 from schemas.model_config import ModelConfig, preset
 
 
@@ -172,11 +172,7 @@ def load_run_config(path: str | Path, overrides: list[str] = ()) -> RunConfig:
     against the current directory. Raises SchemaError naming the file and field at fault.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as error:
-        raise SchemaError(str(path), [f"cannot read: {error.strerror}"]) from None
-    data = parse_text(text, str(path)) or {}
+    data = parse_file(path) or {}
     if not isinstance(data, dict):
         raise SchemaError(str(path), ["(top level): expected a mapping of sections"])
     _absolutize(data, path.resolve().parent)

@@ -31,6 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from tokenization.tokenizer import CPMBeeTokenizer, TokenizeError
+from tokenization.vocab import is_special
 
 ANSWER_KEY = "<ans>"
 ROOT_TOKEN = "<root>"
@@ -144,7 +145,7 @@ def _segment_rel(segments: list[_Segment], max_depth: int) -> NDArray[np.int32]:
 
 
 def _family_token(token: str) -> str:
-    if token.startswith("<") and token.endswith(">"):
+    if is_special(token):
         return "<{}>".format(token[1:-1].split("_", maxsplit=1)[0])
     return UNK_FAMILY
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -184,8 +184,13 @@ def iter_shard_rows(path: str | os.PathLike) -> Iterator[dict[str, Any]]:
 
 def ext_states(row: dict[str, Any]) -> ExtStates:
     """The `ExtStates` a row's conversion ended with (pass as `prev_ext_states` to continue)."""
-    ext_table = {int(idx): token for idx, token in zip(row["ext_ids"], row["ext_tokens"])}
+    return ext_states_of(row["ext_ids"], row["ext_tokens"], row["ext_subs"])
+
+
+def ext_states_of(ext_ids: Sequence[int], ext_tokens: Sequence[str], ext_subs: Sequence[int]) -> ExtStates:
+    """The `ExtStates` of a conversion's ext tokens (ids, tokens and sub-ids, in parallel)."""
+    ext_table = {int(idx): token for idx, token in zip(ext_ids, ext_tokens)}
     token_id_table: dict[str, dict[int, int]] = {}
-    for idx, token, sub in zip(row["ext_ids"], row["ext_tokens"], row["ext_subs"]):
+    for idx, token, sub in zip(ext_ids, ext_tokens, ext_subs):
         token_id_table.setdefault(family_of(token), {})[int(idx)] = int(sub)
     return {"ext_table": ext_table, "token_id_table": token_id_table}

@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from corpus.dataset.meta import read_meta
 from schemas import FileInfo
 from tokenization.convert import ExtStates
-from tokenization.shard_format import LIST_COLUMNS, family_of, read_shard
+from tokenization.shard_format import LIST_COLUMNS, ext_states_of, family_of, read_shard
 from tokenization.shards import DEFAULT_MAX_DEPTH, data_file_fingerprint, fresh_shards
 
 log = logging.getLogger(__name__)
@@ -63,11 +63,7 @@ class TokenRow:
 
     def ext_states(self) -> ExtStates:
         """The ext states of the record converted alone."""
-        ext_table = dict(zip(self.ext_ids.tolist(), self.ext_tokens))
-        token_id_table: dict[str, dict[int, int]] = {}
-        for idx, token, sub in zip(self.ext_ids.tolist(), self.ext_tokens, self.ext_subs.tolist()):
-            token_id_table.setdefault(family_of(token), {})[idx] = sub
-        return {"ext_table": ext_table, "token_id_table": token_id_table}
+        return ext_states_of(self.ext_ids.tolist(), self.ext_tokens, self.ext_subs.tolist())
 
     def converted(self, prev_ext_states: ExtStates | None, vocab_size: int) -> Converted:
         """`convert_data_to_id(tokenizer, sample, prev_ext_states, shuffle_answer=False)` of the record.

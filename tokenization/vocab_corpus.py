@@ -27,6 +27,7 @@ from corpus.pipeline.read import InputFile, ReadFileLines, input_kind, list_inpu
 from corpus.pipeline.stage import REJECTED
 from schemas import Record
 from schemas.build_config import CleanConfig, ReadConfig
+from tokenization.vocab import is_special
 
 # `<<` (a literal `<`) or a special token `<name>` of CPM-Bee's text syntax.
 _SYNTAX = re.compile(r"<<|<[^<>\s]+>")
@@ -48,10 +49,6 @@ def plain_from_syntax(text: str) -> str:
     return _SYNTAX.sub(lambda m: "<" if m.group() == "<<" else "", text)
 
 
-def _is_special(token: str) -> bool:
-    return token.startswith("<") and token.endswith(">")
-
-
 def sample_texts(sample: Any, in_syntax: bool) -> Iterator[str]:
     """The texts of one record: a `{"text": t}` record or a str gives `t`; a structured sample
     gives its non-special keys and its string leaves (lists are walked). `in_syntax` says the
@@ -71,7 +68,7 @@ def sample_texts(sample: Any, in_syntax: bool) -> Iterator[str]:
         elif isinstance(node, dict):
             for key, value in reversed(list(node.items())):
                 stack.append(value)
-                if isinstance(key, str) and not _is_special(key):
+                if isinstance(key, str) and not is_special(key):
                     stack.append(key)
         elif isinstance(node, (list, tuple)):
             stack.extend(reversed(node))

@@ -46,7 +46,7 @@ class Verdict(NamedTuple):
 
 
 def location(position: Position) -> str:
-    """`source_path:source_line`, as `Record.location` names a record."""
+    """`source_path:source_line`, as rejects' `duplicate_of` names a record."""
     return f"{position[0]}:{position[1]}"
 METRICS_NAMESPACE = "corpus"
 
