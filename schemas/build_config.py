@@ -174,11 +174,13 @@ class BuildConfig(BaseModel):
         return hashlib.sha256(self.model_dump_json(exclude={"output", "work_dir", "manifest"}).encode()).hexdigest()
 
     def prepare_fingerprint(self) -> str:
-        """sha256 of the settings of the per-file stages (read .. MinHash signature).
+        """sha256 of the settings of the per-file stages (read .. MinHash signature), and of how
+        much text their rejects keep (they are checkpointed too).
 
         A checkpointed input file is reused only when this and the file itself are unchanged.
         """
         parts = [self.read, self.clean, self.split, self.quality, self.exact_dedupe]
         signature = self.near_dedupe.model_dump(include={"num_perm", "ngram", "shingles", "seed", "enabled"})
         text = "|".join(part.model_dump_json() for part in parts) + repr(sorted(signature.items()))
+        text += f"|reject_text_chars={self.write.reject_text_chars}"
         return hashlib.sha256(text.encode()).hexdigest()

@@ -137,8 +137,9 @@ def clean_value(value, config: CleanConfig):
 class CleanTextFn(FilterDoFn):
     stage = STAGE
 
-    def __init__(self, config: CleanConfig):
+    def __init__(self, config: CleanConfig, reject_text_chars: int = 2000):
         self.config = config
+        self.reject_text_chars = reject_text_chars
 
     def process_record(self, record: Record) -> tuple[Record | None, Reject | None]:
         if record.kind == "json":
@@ -147,16 +148,19 @@ class CleanTextFn(FilterDoFn):
             return cleaned, None  # an all-empty json sample is judged by escape/validate
         text = clean_text(record.text, self.config)
         if not text:
-            return None, reject_record(record, STAGE, "empty_after_clean", detail="nothing left after cleaning")
+            return None, reject_record(record, STAGE, "empty_after_clean", detail="nothing left after cleaning",
+                                       max_chars=self.reject_text_chars)
         return record.model_copy(update={"text": text}), None
 
 
 class CleanText(beam.PTransform):
     """PCollection[Record] -> outputs `kept` (cleaned Record) and `rejected` (Reject)."""
 
-    def __init__(self, config: CleanConfig):
+    def __init__(self, config: CleanConfig, reject_text_chars: int = 2000):
         super().__init__()
         self.config = config
+        self.reject_text_chars = reject_text_chars
 
     def expand(self, records):
-        return records | "Clean" >> beam.ParDo(CleanTextFn(self.config)).with_outputs(REJECTED, main=KEPT)
+        clean = CleanTextFn(self.config, self.reject_text_chars)
+        return records | "Clean" >> beam.ParDo(clean).with_outputs(REJECTED, main=KEPT)

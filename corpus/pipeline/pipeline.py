@@ -32,7 +32,7 @@ def per_file_stages(config: BuildConfig) -> list[beam.DoFn]:
     keep = config.write.reject_text_chars
     return [
         ReadFileLines(config.read, keep),
-        CleanTextFn(config.clean),
+        CleanTextFn(config.clean, keep),
         SplitLongDocumentsFn(config.split, keep),
         QualityFilterFn(config.quality, keep),
         ComputeFingerprintsFn(config.exact_dedupe, config.near_dedupe),

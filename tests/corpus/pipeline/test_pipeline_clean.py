@@ -6,8 +6,8 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from corpus.pipeline.clean import CleanText, clean_text, clean_value
-from schemas import Record
+from corpus.pipeline.clean import CleanText, CleanTextFn, clean_text, clean_value
+from schemas import BuildConfig, Record
 from schemas.build_config import CleanConfig
 
 
@@ -48,3 +48,15 @@ def test_clean_stage_rejects_text_left_empty():
         assert_that(out.kept | "K" >> beam.Map(lambda r: r.text), equal_to(["ok"]), label="kept")
         assert_that(out.rejected | "R" >> beam.Map(lambda r: (r.source_line, r.stage, r.reason)),
                     equal_to([(2, "clean", "empty_after_clean")]), label="rejected")
+
+
+def test_clean_rejects_keep_the_configured_amount_of_text():
+    record = Record(source_path="a.txt", source_line=1, kind="text", text="\u200b" * 50)
+    _, reject = CleanTextFn(CleanConfig(), reject_text_chars=5).process_record(record)
+    assert reject.reason == "empty_after_clean" and reject.text == "\u200b" * 5
+
+
+def test_checkpoints_are_not_reused_when_rejects_would_keep_another_amount_of_text():
+    config = BuildConfig(input=["in"], output="out", dataset_name="d", task_name="t")
+    shorter = config.model_copy(update={"write": config.write.model_copy(update={"reject_text_chars": 100})})
+    assert config.prepare_fingerprint() != shorter.prepare_fingerprint()
