@@ -29,7 +29,7 @@ from corpus.pipeline.local_runner import local_instead_of_direct
 from corpus.pipeline.pack import content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
 from corpus.pipeline.read import list_input_files
-from corpus.pipeline.report import collect_stats, write_report
+from corpus.pipeline.report import StatsCollector, write_report
 from corpus.pipeline.stage import METRICS_NAMESPACE
 from schemas import BuildConfig, DatasetEntry
 from schemas.manifest import Fingerprints, Provenance
@@ -158,8 +158,10 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
                          f"({counters[UNCONVERGED_COUNTER]} nodes unresolved): raise near_dedupe.cc_rounds")
 
     units_in = sum(read_file_units(work_dir, f.source_path) for f in files)
-    packed = pack_dataset(str(staging), config.dataset_name, config.write, {"build_config_hash": config_hash})
-    stats = collect_stats(str(staging), units_in)
+    collector = StatsCollector(units_in)
+    packed = pack_dataset(str(staging), config.dataset_name, config.write, {"build_config_hash": config_hash},
+                          on_record=collector.add_record)
+    stats = collector.finish(str(staging))
     log(stats.balance_line())
     if not stats.balanced:
         raise BuildError(f"{stats.balance_line()}: records were lost; the output in {staging} was not published")

@@ -6,6 +6,7 @@ Beam job; it holds one shard's batch at a time, never the corpus.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from corpus.dataset import build_dataset
 from corpus.dataset.writer import check_file_name
 from corpus.pipeline.shards import RECORDS_SUFFIX, join, list_shards, read_records
 from corpus.pipeline.finish import ARROW_DIR
+from schemas import Record
 from schemas.build_config import WriteConfig
 
 DATASET_DIR = "data"
@@ -34,8 +36,10 @@ def data_file_name(dataset_name: str) -> str:
         return "data"
 
 
-def pack_dataset(staging: str, dataset_name: str, config: WriteConfig, extra_meta: dict) -> PackResult:
-    """Write `<staging>/data/` from `<staging>/arrow/*.parquet`; returns its path and counts."""
+def pack_dataset(staging: str, dataset_name: str, config: WriteConfig, extra_meta: dict,
+                 on_record: Callable[[Record], None] = lambda record: None) -> PackResult:
+    """Write `<staging>/data/` from `<staging>/arrow/*.parquet`, calling `on_record` with each
+    record packed; returns the dataset's path and counts."""
     path = Path(staging) / DATASET_DIR
     builder = build_dataset(path, data_file_name(dataset_name), block_size=config.block_size,
                             serializer=config.serializer, extra_meta={"escaped": True, **extra_meta})
@@ -43,6 +47,7 @@ def pack_dataset(staging: str, dataset_name: str, config: WriteConfig, extra_met
         for _, url in list_shards(join(staging, ARROW_DIR), RECORDS_SUFFIX):
             for record in read_records(url):
                 writer.write(record.payload)
+                on_record(record)
     return PackResult(path, writer.nlines, writer.nbytes)
 
 

@@ -12,8 +12,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from corpus.pipeline.shards import RECORDS_SUFFIX, REJECTS_SUFFIX, join, list_shards, read_records, read_rejects
-from corpus.pipeline.finish import ARROW_DIR, REJECTS_DIR
+from corpus.pipeline.shards import REJECTS_SUFFIX, join, list_shards, read_rejects
+from corpus.pipeline.finish import REJECTS_DIR
+from schemas import Record
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -57,46 +58,53 @@ class BuildStats:
                 f"written {self.written} + rejected {self.rejected}")
 
 
-def collect_stats(staging: str, units_in: int) -> BuildStats:
-    """Stream the `arrow/` and `rejects/` shards under `staging` once and count."""
-    stats = BuildStats(units_in=units_in)
-    before: Counter = Counter()
-    after: Counter = Counter()
-    clusters: Counter = Counter()
-    rejects: dict[str, Counter] = defaultdict(Counter)
-    scores: dict[str, list[float]] = defaultdict(list)
-    thresholds: dict[str, float] = {}
-    for _, url in list_shards(join(staging, ARROW_DIR), RECORDS_SUFFIX):
-        for record in read_records(url):
-            stats.written += 1
-            stats.written_chars += len(record.text)
-            stats.extra_pieces += record.piece > 0
-            if record.piece == 0:
-                before[length_bucket(record.raw_chars)] += 1
-            after[length_bucket(len(record.text))] += 1
-            if record.cluster_size > 1:
-                clusters[str(record.cluster_size)] += 1
-    for _, url in list_shards(join(staging, REJECTS_DIR), REJECTS_SUFFIX):
-        for reject in read_rejects(url):
-            stats.rejected += 1
-            stats.extra_pieces += reject.piece > 0
-            if reject.piece == 0 and reject.raw_chars is not None:
-                before[length_bucket(reject.raw_chars)] += 1
-            rejects[reject.stage][reject.reason] += 1
-            if reject.score is not None:
-                scores[reject.reason].append(reject.score)
-                if reject.threshold is not None:
-                    thresholds[reject.reason] = reject.threshold
-    stats.rejects = {stage: dict(sorted(reasons.items())) for stage, reasons in sorted(rejects.items())}
-    for reason, values in sorted(scores.items()):
-        values.sort()
-        stats.scores[reason] = {"min": values[0], "median": values[len(values) // 2], "max": values[-1]}
-        if reason in thresholds:
-            stats.scores[reason]["threshold"] = thresholds[reason]
-    stats.length_before = dict(sorted(before.items(), key=lambda kv: _bucket_order(kv[0])))
-    stats.length_after = dict(sorted(after.items(), key=lambda kv: _bucket_order(kv[0])))
-    stats.cluster_sizes = dict(sorted(clusters.items(), key=lambda kv: int(kv[0])))
-    return stats
+class StatsCollector:
+    """`BuildStats` in one pass over the output: `add_record` for each written record (packing
+    reads them anyway and calls it), then `finish` reads the `rejects/` shards."""
+
+    def __init__(self, units_in: int):
+        self.stats = BuildStats(units_in=units_in)
+        self.before: Counter = Counter()
+        self.after: Counter = Counter()
+        self.clusters: Counter = Counter()
+
+    def add_record(self, record: Record) -> None:
+        stats = self.stats
+        stats.written += 1
+        stats.written_chars += len(record.text)
+        stats.extra_pieces += record.piece > 0
+        if record.piece == 0:
+            self.before[length_bucket(record.raw_chars)] += 1
+        self.after[length_bucket(len(record.text))] += 1
+        if record.cluster_size > 1:
+            self.clusters[str(record.cluster_size)] += 1
+
+    def finish(self, staging: str) -> BuildStats:
+        stats = self.stats
+        rejects: dict[str, Counter] = defaultdict(Counter)
+        scores: dict[str, list[float]] = defaultdict(list)
+        thresholds: dict[str, float] = {}
+        for _, url in list_shards(join(staging, REJECTS_DIR), REJECTS_SUFFIX):
+            for reject in read_rejects(url):
+                stats.rejected += 1
+                stats.extra_pieces += reject.piece > 0
+                if reject.piece == 0 and reject.raw_chars is not None:
+                    self.before[length_bucket(reject.raw_chars)] += 1
+                rejects[reject.stage][reject.reason] += 1
+                if reject.score is not None:
+                    scores[reject.reason].append(reject.score)
+                    if reject.threshold is not None:
+                        thresholds[reject.reason] = reject.threshold
+        stats.rejects = {stage: dict(sorted(reasons.items())) for stage, reasons in sorted(rejects.items())}
+        for reason, values in sorted(scores.items()):
+            values.sort()
+            stats.scores[reason] = {"min": values[0], "median": values[len(values) // 2], "max": values[-1]}
+            if reason in thresholds:
+                stats.scores[reason]["threshold"] = thresholds[reason]
+        stats.length_before = dict(sorted(self.before.items(), key=lambda kv: _bucket_order(kv[0])))
+        stats.length_after = dict(sorted(self.after.items(), key=lambda kv: _bucket_order(kv[0])))
+        stats.cluster_sizes = dict(sorted(self.clusters.items(), key=lambda kv: int(kv[0])))
+        return stats
 
 
 def svg_bar_chart(title: str, counts: dict[str, int], width: int = 640, bar_height: int = 18) -> str:
