@@ -27,7 +27,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from corpus.atomic_file import file_signature
-from corpus.dataset import DistributedDataset, read_meta
+from corpus.dataset import DistributedDataset
 from corpus.dataset.reader import rank_blocks
 from corpus.manifest import read_manifest
 from corpus.manifest.lines import resolve_dataset_path
@@ -105,10 +105,10 @@ class Mixture:
             transform=DatasetTransform(entry.transforms, self.base_dir, entry.identity, bool(entry.escaped)),
             incontext_p=_incontext_p(entry),
             nlines=reader.nlines,
-            token_rows=self._token_rows(entry, path),
+            token_rows=self._token_rows(entry, path, reader),
         )
 
-    def _token_rows(self, entry: DatasetEntry, path: Path) -> DatasetTokenRows | None:
+    def _token_rows(self, entry: DatasetEntry, path: Path, reader: DistributedDataset) -> DatasetTokenRows | None:
         if self.vocab_fingerprint is None or entry.transforms:
             return None
         try:
@@ -119,7 +119,7 @@ class Mixture:
         except (OSError, ValueError) as error:  # a broken shards.json must not stop training
             log.warning("%s: token shards unusable, tokenizing online: %s", entry.identity, error)
             return None
-        files = sum(1 for info in read_meta(path) if not info.mask)
+        files = sum(1 for info in reader.files if not info.mask)
         served = 0 if rows is None else len(rows.shards)
         log.info("%s: %d of %d data files have fresh token shards", entry.identity, served, files)
         return rows
@@ -144,7 +144,7 @@ class Mixture:
                     if (source.entry.transforms, source.entry.escaped) != (entry.transforms, entry.escaped):
                         transform = DatasetTransform(entry.transforms, self.base_dir, entry.identity, bool(entry.escaped))
                     if source.entry != entry:  # e.g. the retokenize flow recorded new shards
-                        token_rows = self._token_rows(entry, source.path)
+                        token_rows = self._token_rows(entry, source.path, source.reader)
                     # a copy, so that the current mixture is untouched if a later entry fails
                     source = Source(entry, source.path, source.reader, transform, _incontext_p(entry), source.nlines, token_rows)
                 sources.append(source)
@@ -185,7 +185,7 @@ class Mixture:
     def _rank_has_blocks(self, source: Source) -> bool:
         """A dataset with fewer unmasked blocks than ranks has none for some ranks (a rank reads
         whole blocks): those ranks leave it out of their draw instead of failing on it."""
-        readable = any(len(rank_blocks(info, self.rank, self.world_size)) for info in read_meta(source.path) if not info.mask)
+        readable = any(len(rank_blocks(info, self.rank, self.world_size)) for info in source.reader.files if not info.mask)
         if not readable:
             log.warning("%s: no block of this dataset falls to rank %d of %d; this rank does not draw it",
                         source.identity, self.rank, self.world_size)

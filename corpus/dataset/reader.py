@@ -315,6 +315,11 @@ class DistributedDataset:
             pass
 
     @property
+    def files(self) -> list[FileInfo]:
+        """The meta.bin lines this reader follows, as it last read them (masked ones included)."""
+        return list(self._files)
+
+    @property
     def nbytes(self) -> int:
         """Sum of `nbytes` over the dataset's files (masked ones included, as CPM-Bee)."""
         return sum(info.nbytes for info in self._files)
