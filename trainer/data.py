@@ -25,6 +25,7 @@ import time
 import traceback
 from typing import Any, Literal
 
+from schemas.run_config import DataSection
 from trainer.packing import PackedBatch
 from trainer.stream import BatchStream
 
@@ -112,6 +113,17 @@ class MixtureLoader:
         self.batches = 0
         self.wait_seconds = 0.0  # total time next() waited for data
         self.last_wait_seconds = 0.0
+
+    @classmethod
+    def from_config(cls, data: DataSection, manifest_path: str | os.PathLike, tokenizer: Any, rank: int,
+                    world_size: int, seed: int) -> MixtureLoader:
+        """The loader a run config's `data` section describes, for `manifest_path` (its training
+        or its evaluation manifest)."""
+        return cls(
+            manifest_path, tokenizer, data.batch_size, data.max_length, rank, world_size, seed,
+            max_depth=data.max_depth, weight_by=data.weight_by, shuffle_answers=data.shuffle_answers,
+            token_shards=data.token_shards, prefetch=data.prefetch, background=data.background,
+        )  # fmt: skip
 
     # -------------------------------------------------------------- iteration
 

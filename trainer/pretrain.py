@@ -92,17 +92,6 @@ def build_model(run: RunConfig) -> torch.nn.Module:
         return CPMBee(config, activation_checkpointing=run.model.activation_checkpointing)
 
 
-def _make_loader(run: RunConfig, manifest: str, tokenizer: Any, rank: int, world_size: int, seed: int) -> Any:
-    from trainer.data import MixtureLoader
-
-    data = run.data
-    return MixtureLoader(
-        manifest, tokenizer, data.batch_size, data.max_length, rank, world_size, seed,
-        max_depth=data.max_depth, weight_by=data.weight_by, shuffle_answers=data.shuffle_answers,
-        token_shards=data.token_shards, prefetch=data.prefetch, background=data.background,
-    )  # fmt: skip
-
-
 class Trainer:
     """One run's components, wired: engine, loaders, checkpoint folder, metrics log."""
 
@@ -112,6 +101,7 @@ class Trainer:
 
         from tokenization.tokenizer import CPMBeeTokenizer
         from trainer.checkpoint import CheckpointDir
+        from trainer.data import MixtureLoader
         from trainer.metrics import MetricsLog, run_log_dir
 
         self.run = run
@@ -130,10 +120,11 @@ class Trainer:
         self.device = self.engine.device
         # dropout differs per rank and continues across resumes (the RNG is checkpointed)
         torch.manual_seed(run.seed * 1000 + self.rank + 1)
-        self.loader = _make_loader(run, run.data.manifest, self.tokenizer, self.rank, self.world_size, run.seed)
+        self.loader = MixtureLoader.from_config(run.data, run.data.manifest, self.tokenizer, self.rank, self.world_size, run.seed)
         self.eval_loader = None
         if run.data.eval_manifest is not None:
-            self.eval_loader = _make_loader(run, run.data.eval_manifest, self.tokenizer, self.rank, self.world_size, run.seed)
+            self.eval_loader = MixtureLoader.from_config(run.data, run.data.eval_manifest, self.tokenizer, self.rank,
+                                                         self.world_size, run.seed)
             self._eval_start = self.eval_loader.state_dict()  # every evaluation replays these batches
         self.store = CheckpointDir(run.checkpoint.dir, run.checkpoint.keep_last)
         self.state = LoopState()

@@ -82,8 +82,7 @@ def plain(config_path: Path) -> dict[str, float]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=run.optimizer.lr, betas=run.optimizer.betas,
                                   weight_decay=run.optimizer.weight_decay)  # fmt: skip
     data = run.data
-    loader = MixtureLoader(data.manifest, CPMBeeTokenizer(data.vocab), data.batch_size, data.max_length, 0, 1,
-                           run.seed, max_depth=data.max_depth)  # fmt: skip
+    loader = MixtureLoader.from_config(data, data.manifest, CPMBeeTokenizer(data.vocab), 0, 1, run.seed)
     rates, steps, waits = [], [], []
     device = torch.device("cpu")
     try:
