@@ -9,6 +9,8 @@ from pathlib import Path
 from corpus.dataset import write_meta
 from schemas import FileInfo
 
+REPO_ROOT = Path(__file__).resolve().parents[3]
+
 # CPM-Bee's own src/datasets.json shape: no stats fields, mapping transforms.
 CPM_BEE_MANIFEST = [
     {
@@ -79,6 +81,14 @@ def git(repo: Path, *args: str) -> str:
 def init_repo(repo: Path) -> Path:
     repo.mkdir(parents=True, exist_ok=True)
     git(repo, "init", "-q", "-b", "main")
+    return repo
+
+
+def init_repo_with_shipped_attributes(repo: Path) -> Path:
+    """A new repo whose first commit is this project's .gitattributes (manifests -> bee's driver)."""
+    init_repo(repo)
+    (repo / ".gitattributes").write_text((REPO_ROOT / ".gitattributes").read_text())
+    git(repo, "add", ".gitattributes")
     return repo
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from manifest_fixtures import commit_json, entry, git, git_env, init_repo
+from manifest_fixtures import commit_json, entry, git, git_env, init_repo_with_shipped_attributes
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 SCRIPT = REPO_ROOT / "infra" / "ci" / "manifest-diff.sh"
@@ -19,9 +19,7 @@ V2 = [entry("lm", "wiki", nlines=100, weight=3.0), entry("lm", "news", nlines=10
 
 @pytest.fixture
 def repo(tmp_path):
-    repo = init_repo(tmp_path / "repo")
-    (repo / ".gitattributes").write_text((REPO_ROOT / ".gitattributes").read_text())
-    git(repo, "add", ".gitattributes")
+    repo = init_repo_with_shipped_attributes(tmp_path / "repo")
     commit_json(repo, "mix/datasets.json", V1, "base")
     commit_json(repo, "eval.manifest.json", V1, "base eval")
     git(repo, "checkout", "-q", "-b", "pr")

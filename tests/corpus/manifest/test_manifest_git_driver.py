@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from manifest_fixtures import commit_json, entry, git, init_repo, write_json
+from manifest_fixtures import commit_json, entry, git, init_repo_with_shipped_attributes, write_json
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 OLD = [entry("lm", "wiki", nlines=100), entry("lm", "news", nlines=100, transforms=[{"text": "$text"}])]
@@ -33,9 +33,7 @@ def test_bee_and_module_forms_print_the_same(tmp_path):
 
 @pytest.fixture
 def repo(tmp_path):
-    repo = init_repo(tmp_path / "repo")
-    (repo / ".gitattributes").write_text((REPO_ROOT / ".gitattributes").read_text())
-    git(repo, "add", ".gitattributes")
+    repo = init_repo_with_shipped_attributes(tmp_path / "repo")
     commit_json(repo, "mix/datasets.json", OLD, "v1")
     commit_json(repo, "other.manifest.json", OLD, "v1 other")
     write_json(repo / "mix" / "datasets.json", NEW)
