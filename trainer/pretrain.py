@@ -242,11 +242,8 @@ class Trainer:
 
     def _lr_of_last_step(self, applied: bool) -> float:
         # the schedule already moved on after an applied step; report the rate the step used
-        from trainer.schedules import learning_rate
-
-        s = self.schedule
-        step = s.applied_steps - 1 if applied else s.applied_steps
-        return learning_rate(s.kind, max(step, 0), s.lr, s.warmup_steps, s.decay_steps, s.min_lr_ratio)
+        step = self.schedule.applied_steps - 1 if applied else self.schedule.applied_steps
+        return self.schedule.rate_at(max(step, 0))
 
     def _check_finite(self, loss: float, applied: bool) -> None:
         # fp16 skips steps as part of loss scaling; only a non-finite loss counts there

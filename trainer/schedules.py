@@ -77,9 +77,11 @@ class LRSchedule:
 
     def current_lr(self) -> float:
         """The rate the next optimizer step uses."""
-        return learning_rate(
-            self.kind, self.applied_steps, self.lr, self.warmup_steps, self.decay_steps, self.min_lr_ratio
-        )
+        return self.rate_at(self.applied_steps)
+
+    def rate_at(self, step: int) -> float:
+        """The rate of the optimizer step that follows `step` applied steps."""
+        return learning_rate(self.kind, step, self.lr, self.warmup_steps, self.decay_steps, self.min_lr_ratio)
 
     def _apply(self) -> None:
         rate = self.current_lr()
