@@ -20,16 +20,24 @@ from corpus.manifest.diff import diff_manifests
 from corpus.manifest.edit import add_entry, remove_entry, set_weight
 from corpus.manifest.lines import line_counts
 from corpus.manifest.overview import overview
-from corpus.manifest.render_diff import render_json, render_markdown, render_terminal
+from corpus.manifest.render_diff import diff_to_json_data, render_markdown, render_terminal
+from corpus.manifest.render_run_draws import (
+    draws_to_json_data,
+    render_diff_markdown,
+    render_diff_terminal,
+    render_show_markdown,
+    render_show_terminal,
+)
 from corpus.manifest.render_overview import (
-    render_overview_json,
+    overview_to_json_data,
     render_overview_markdown,
     render_overview_terminal,
     render_textconv,
 )
+from corpus.manifest.run_draws import DEFAULT_MAX_EPOCHS, RunDraws, RunShape, run_draws
 from corpus.manifest.sources import load_file_side, load_revision_pair, parse_manifest_text
 from corpus.manifest.validate import validate_manifest
-from schemas import SchemaError
+from schemas import SchemaError, load_run_config
 
 app = typer.Typer(
     name="manifest",
@@ -53,6 +61,33 @@ FormatOption = Annotated[
 ]
 
 
+RunOption = Annotated[
+    Optional[Path],
+    typer.Option("--run", help="A run config (run.yaml): also show the samples, tokens and epochs it draws from each dataset."),
+]
+WorldSizeOption = Annotated[int, typer.Option("--world-size", min=1, help="With --run: ranks (GPUs) the run trains on.")]
+FillOption = Annotated[
+    Optional[float], typer.Option("--fill", help="With --run: fraction of each row the packer fills (default 1.0).")
+]
+MetricsOption = Annotated[
+    Optional[Path], typer.Option("--metrics", help="With --run: measure the packing fill from an earlier run's metrics.jsonl.")
+]
+MaxEpochsOption = Annotated[
+    float, typer.Option("--max-epochs", help="With --run: flag datasets the run repeats more often than this.")
+]
+
+
+def _run_shape(run: Path, world_size: int, fill: float | None, metrics: Path | None) -> RunShape:
+    try:
+        return RunShape.of_run(load_run_config(run), world_size, fill, metrics)
+    except (SchemaError, ValueError, OSError) as error:
+        raise _fail(str(error)) from None
+
+
+def _dump_json(data: dict) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
 def _fail(message: str) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(EXIT_INVALID)
@@ -71,10 +106,19 @@ def diff(
         typer.Option("--rev", help="A..B (file at A vs at B), A...B (merge base of A and B vs B), A (vs working tree)."),
     ] = None,
     output: FormatOption = OutputFormat.terminal,
+    run: RunOption = None,
+    world_size: WorldSizeOption = 1,
+    fill: FillOption = None,
+    metrics: MetricsOption = None,
+    max_epochs: MaxEpochsOption = DEFAULT_MAX_EPOCHS,
 ) -> None:
     """Compare two manifests: datasets added/removed, settings, share movements, counts, fingerprints.
 
+    With --run, also what that run draws from each dataset before and after (tokens, epochs),
+    flagging datasets repeated more than --max-epochs times or seen less than once.
+
     Exit 0 no change, 1 changes, 2 invalid input."""
+    shape = _run_shape(run, world_size, fill, metrics) if run is not None else None
     try:
         if rev is not None:
             if len(paths) != 1:
@@ -86,34 +130,63 @@ def diff(
             old, new = load_file_side(paths[0]), load_file_side(paths[1])
     except SchemaError as error:
         raise _fail(str(error)) from None
-    result = diff_manifests(
-        old.manifest, new.manifest,
-        line_counts(old.manifest, old.base_dir), line_counts(new.manifest, new.base_dir),
-        old_label=old.label, new_label=new.label,
-    )
+    old_lines, new_lines = line_counts(old.manifest, old.base_dir), line_counts(new.manifest, new.base_dir)
+    result = diff_manifests(old.manifest, new.manifest, old_lines, new_lines, old_label=old.label, new_label=new.label)
+    draws: tuple[RunDraws, RunDraws] | None = None
+    if shape is not None:
+        draws = (run_draws(old.manifest, old_lines, shape, max_epochs), run_draws(new.manifest, new_lines, shape, max_epochs))
+    label = f"run {run}"
     if output is OutputFormat.markdown:
         typer.echo(render_markdown(result), nl=False)
+        if draws:
+            typer.echo("\n" + render_diff_markdown(*draws, label), nl=False)
     elif output is OutputFormat.json:
-        typer.echo(render_json(result), nl=False)
+        data = diff_to_json_data(result)
+        if draws:
+            data["run"] = {"old": draws_to_json_data(draws[0]), "new": draws_to_json_data(draws[1])}
+        _dump_json(data)
     else:
         render_terminal(result, _console())
+        if draws:
+            render_diff_terminal(*draws, _console(), label)
     raise typer.Exit(0 if result.is_empty else EXIT_CHANGED)
 
 
 @app.command()
-def show(manifest: Path, output: FormatOption = OutputFormat.terminal) -> None:
-    """The datasets of a manifest with effective shares, lines, tokens and fingerprints."""
+def show(
+    manifest: Path,
+    output: FormatOption = OutputFormat.terminal,
+    run: RunOption = None,
+    world_size: WorldSizeOption = 1,
+    fill: FillOption = None,
+    metrics: MetricsOption = None,
+    max_epochs: MaxEpochsOption = DEFAULT_MAX_EPOCHS,
+) -> None:
+    """The datasets of a manifest with effective shares, lines, tokens and fingerprints.
+
+    With --run, also what that run draws from each dataset (samples, tokens, epochs)."""
+    shape = _run_shape(run, world_size, fill, metrics) if run is not None else None
     try:
         side = load_file_side(manifest)
     except SchemaError as error:
         raise _fail(str(error)) from None
-    view = overview(side.manifest, line_counts(side.manifest, side.base_dir))
+    counts = line_counts(side.manifest, side.base_dir)
+    view = overview(side.manifest, counts)
+    draws = run_draws(side.manifest, counts, shape, max_epochs) if shape is not None else None
+    label = f"run {run}"
     if output is OutputFormat.markdown:
         typer.echo(render_overview_markdown(view, str(manifest)), nl=False)
+        if draws:
+            typer.echo("\n" + render_show_markdown(draws, label), nl=False)
     elif output is OutputFormat.json:
-        typer.echo(render_overview_json(view), nl=False)
+        data = overview_to_json_data(view)
+        if draws:
+            data["run"] = draws_to_json_data(draws)
+        _dump_json(data)
     else:
         render_overview_terminal(view, _console(), str(manifest))
+        if draws:
+            render_show_terminal(draws, _console(), label)
 
 
 @app.command()
