@@ -134,6 +134,7 @@ class RunConfig(_Section):
     log_interval: int = Field(default=1, ge=1, description="Print a progress line every this many steps.")
     log_dir: str | None = Field(default=None, description="Folder for metrics JSONL and TensorBoard (default: checkpoint.dir/logs).")
     max_nonfinite_steps: int = Field(default=10, ge=1, description="Abort after this many steps in a row with a non-finite loss.")
+    trace: bool = Field(default=True, description="Record which samples each step's rows hold (log_dir/trace/, read by `bee trace`).")
 
     @model_validator(mode="after")
     def _eval_needs_manifest(self) -> RunConfig:

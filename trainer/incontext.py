@@ -44,9 +44,17 @@ class Instance:
     segment_rel: NDArray[np.int32]  # (sum of num_segments**2 over the samples,)
     sample_ids: NDArray[np.int32]  # (n,) 0 = the sample, i = the i-th in-context sample
     num_segments: NDArray[np.int32]  # (n,) number of segments of the token's sample
+    # where each of its samples was read: (dataset identity, data file, block, offset); the
+    # sample first, then its in-context samples. Empty when not known (built from plain data).
+    origins: tuple[tuple[str, str, int, int], ...] = ()
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
+
+    @property
+    def num_samples(self) -> int:
+        """The sample plus the in-context samples it holds."""
+        return int(self.sample_ids.max()) + 1 if len(self) else 0
 
     def to_state(self) -> dict[str, Any]:
         """A picklable dict of plain values and arrays, for checkpoints."""

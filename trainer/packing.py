@@ -11,7 +11,8 @@ tests/benchmarks/compare_packing_reference.py and a golden fixture), except that
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import dataclasses
+from collections.abc import Iterable, Sequence
 from typing import Any, TypedDict
 
 import numpy as np
@@ -40,6 +41,8 @@ class PackedBatch(TypedDict):
     ext_sub: NDArray[np.int32]  # (E,) its sub-id; target ids vocab_size + k name ext token k
     task_ids: NDArray[np.int32]  # (B, L) index into task_names
     task_names: list[str]
+    # per row, per instance: [first token, tokens, [[dataset, data file, block, offset] per sample]]
+    origins: list[list[list[Any]]]
 
 
 class BatchPacker:
@@ -72,9 +75,12 @@ class BatchPacker:
         """Number of open rows."""
         return len(self._rows)
 
-    def add(self, sample: Any, task_name: str, incontext: Iterable[Any] = ()) -> PackedBatch | None:
+    def add(self, sample: Any, task_name: str, incontext: Iterable[Any] = (),
+            origins: Sequence[tuple[str, str, int, int]] = ()) -> PackedBatch | None:
         """Convert a transformed sample (and the in-context samples that fit) and place it.
 
+        `origins` names where the sample and its in-context samples were read (it may grow
+        while `incontext` is consumed; the ones the instance holds are kept with it).
         Returns a batch when more than `batch_size` rows are open afterwards, else None.
         Raises `trainer.incontext.SampleRejected` when the sample is too long or not valid
         input; nothing is placed then, but the in-context iterable is left untouched.
@@ -88,6 +94,8 @@ class BatchPacker:
             max_depth=self.max_depth,
             shuffle_rng=self.shuffle_rng,
         )
+        if origins:
+            instance = dataclasses.replace(instance, origins=tuple(origins[: instance.num_samples]))
         return self.add_instance(instance)
 
     def add_instance(self, instance: Instance) -> PackedBatch | None:
@@ -153,7 +161,9 @@ def pack_rows(rows: list[list[Instance]], max_length: int, vocab_size: int, bos_
     task_names: list[str] = []
     task_index: dict[str, int] = {}
     rels: list[NDArray[np.int32]] = []
+    origins: list[list[list[Any]]] = []
     for r, row in enumerate(rows):
+        origins.append([])
         begin = 0
         rel_parts: list[NDArray[np.int32]] = []
         rel_length = 0
@@ -174,6 +184,7 @@ def pack_rows(rows: list[list[Instance]], max_length: int, vocab_size: int, bos_
             task_ids[r, begin:end] = task_index[instance.task_name]
             rel_parts.append(instance.segment_rel)
             rel_length += int(instance.segment_rel.shape[0])
+            origins[r].append([begin, len(instance), [list(origin) for origin in instance.origins]])
             begin = end
         length[r] = begin
         rels.append(np.concatenate(rel_parts) if rel_parts else np.zeros(0, dtype=np.int32))
@@ -199,6 +210,7 @@ def pack_rows(rows: list[list[Instance]], max_length: int, vocab_size: int, bos_
         "ext_sub": ext_sub,
         "task_ids": task_ids,
         "task_names": task_names,
+        "origins": origins,
     }
 
 

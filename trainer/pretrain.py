@@ -31,6 +31,7 @@ import torch
 
 from schemas.run_config import RunConfig, load_run_config
 from trainer.engine import Precision, build_engine, init_distributed, model_inputs, prepare_accelerator_env, resolve_precision
+from trainer.trace import TraceWriter
 
 
 class NonFiniteLossError(RuntimeError):
@@ -130,6 +131,7 @@ class Trainer:
         self.state = LoopState()
         self.last_checkpoint: str | None = None
         self.log = MetricsLog(run_log_dir(run), run.name, run.max_steps, run.log_interval) if self.rank == 0 else None
+        self.trace = TraceWriter(run_log_dir(run), self.rank) if run.trace else None
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -203,9 +205,11 @@ class Trainer:
         task_sums = TaskLossSums()
         loss_total, tokens, waited = 0.0, 0, 0.0
         micro_batches = self.run.optimizer.grad_accumulation
-        for _ in range(micro_batches):
+        for micro_batch in range(micro_batches):
             batch = next(self.loader)
             waited += self.loader.last_wait_seconds
+            if self.trace is not None:
+                self.trace.write(self.state.step + 1, micro_batch, batch["origins"])
             inputs = model_inputs(batch, self.device)
             logits, _ = self.engine(**inputs)
             target = torch.from_numpy(batch["target"]).to(self.device)
@@ -224,6 +228,8 @@ class Trainer:
             task_sums.add(losses.detach(), predicted, torch.from_numpy(batch["task_ids"]).to(self.device), batch["task_names"])
             loss_total += loss.item()
             tokens += int(batch["length"].sum())
+        if self.trace is not None:
+            self.trace.flush()
         inject_fault("step", self.state.step + 1)
         loss_sum, token_sum = self._all_reduce([loss_total / micro_batches, float(tokens)])
         per_rank: list[dict[str, float]] = [{} for _ in range(self.world_size)]
@@ -338,6 +344,8 @@ class Trainer:
             self.eval_loader.close()
         if self.log is not None:
             self.log.close()
+        if self.trace is not None:
+            self.trace.close()
 
 
 def _fault_nonfinite(step: int) -> bool:

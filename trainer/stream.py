@@ -88,9 +88,10 @@ class BatchStream:
             sample = self._read(source, transform, "transform_error")
             if sample is None:
                 continue
-            incontext = self._incontext_samples(source, transform, num_incontext)
+            origins = [self._origin(source)]
+            incontext = self._incontext_samples(source, transform, num_incontext, origins)
             try:
-                return self.packer.add(sample, source.entry.task_name, incontext)
+                return self.packer.add(sample, source.entry.task_name, incontext, origins)
             except SampleRejected as rejected:
                 self._reject(source, rejected.reason, str(rejected))
         raise RuntimeError(
@@ -98,11 +99,19 @@ class BatchStream:
             f"(max_length={self.packer.max_length}); last: {list(self.recent_rejects)[-3:]}"
         )
 
-    def _incontext_samples(self, source: Source, transform: TransformFn, count: int) -> Iterator[Any]:
+    def _incontext_samples(self, source: Source, transform: TransformFn, count: int,
+                           origins: list[tuple[str, str, int, int]]) -> Iterator[Any]:
         for _ in range(count):
             sample = self._read(source, transform, "incontext_transform_error")
             if sample is not None:
+                origins.append(self._origin(source))
                 yield sample
+
+    @staticmethod
+    def _origin(source: Source) -> tuple[str, str, int, int]:
+        """Where the record just read lies: (dataset identity, data file, block, offset), for tracing."""
+        info, block, offset = source.reader.position()
+        return source.identity, info.file_name, block, offset
 
     def _read(self, source: Source, transform: TransformFn, reason: str) -> Any | None:
         """The next sample of `source`: its token shard row when there is one to use, else the

@@ -253,7 +253,10 @@ def test_open_rows_survive_a_state_dict_round_trip(tokenizer):
     assert len(got) == len(expected) >= 2
     for want, have in zip(expected, got):
         for key in want:
-            assert np.array_equal(want[key], have[key]), key
+            if key == "origins":  # nested lists, not an array
+                assert want[key] == have[key]
+            else:
+                assert np.array_equal(want[key], have[key]), key
 
 
 def _arrays(obj):
@@ -343,7 +346,7 @@ def test_batches_are_identical_to_cpm_bee_golden_fixture(shared_cpm_bee):
     assert [step for step, _ in produced] == [b["after_step"] for b in meta["batches"]]
     for n, ((_, batch), expected) in enumerate(zip(produced, meta["batches"])):
         for key in batch:
-            if key in ("task_names", "task_ids"):
+            if key in ("task_names", "task_ids", "origins"):  # the reference has no origins
                 continue
             want = arrays[f"{n}/{key}"]
             assert batch[key].dtype == want.dtype and np.array_equal(batch[key], want), f"batch {n}: {key}"

@@ -20,6 +20,7 @@ from pretrain_fixtures import Launch, launch, write_run
 from trainer.checkpoint import CheckpointDir
 from trainer.metrics import read_metrics
 from trainer.pretrain import LoopState
+from trainer.trace import resolve_samples, traced_samples
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +70,11 @@ def test_uninterrupted_run_trains_evaluates_and_checkpoints(runs) -> None:
     assert data["samples_read"]["shards"] > 0 and data["samples_read"]["online"] > 0
     assert "samples from token shards" in result.stdout
     assert result.shm_left == []  # DeepSpeed's CPU all-reduce segments do not outlive the run
+    traced = traced_samples(config.parent / "ckpt" / "logs", 6)  # what step 6 trained on, every rank
+    assert {s.rank for s in traced} == {0, 1}
+    manifest = config.parent / "train.json"
+    for sample in resolve_samples(traced, manifest):
+        assert "<ans>" in sample.value and sample.index is not None  # the record read back from its dataset
 
 
 @pytest.mark.integration
@@ -97,6 +103,9 @@ def test_resume_after_the_kill_continues_from_step_3_with_the_uninterrupted_loss
     store = CheckpointDir(config.parent / "ckpt")
     assert store.latest() == "step-00000006"
     assert not any(p.name.startswith(".tmp-") for p in store.root.iterdir())  # the killed save was cleaned
+    # the trace of the steps trained again after the resume is the uninterrupted run's
+    for step in (4, 6):
+        assert traced_samples(config.parent / "ckpt" / "logs", step) == traced_samples(runs["whole"][0].parent / "ckpt" / "logs", step)
 
 
 @pytest.mark.integration
