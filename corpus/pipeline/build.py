@@ -23,7 +23,15 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from corpus.manifest import upsert_entry
-from corpus.pipeline import clean, dedupe_exact, dedupe_minhash, escape, quality, read, split
+from corpus.pipeline import (
+    clean,
+    dedupe_exact,
+    dedupe_minhash,
+    escape,
+    quality,
+    read,
+    split,
+)
 from corpus.pipeline.checkpoint import finished_files, read_file_units
 from corpus.pipeline.components import UNCONVERGED_COUNTER
 from corpus.pipeline.local_runner import local_instead_of_direct, local_workers

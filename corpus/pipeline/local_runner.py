@@ -28,12 +28,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from apache_beam.metrics import monitoring_infos
-from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+)
 from apache_beam.portability.api import beam_fn_api_pb2, beam_provision_api_pb2
 from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
-
 
 NAME = f"{__name__}.LocalRunner"
 _DIRECT_NAMES = {"direct", "directrunner"}

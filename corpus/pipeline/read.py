@@ -211,7 +211,7 @@ def list_input_files(roots: list[str], config: ReadConfig,
                 skipped.append(SkippedPath(prefix + relative, "unknown_type"))
                 continue
             fmt, compression = kind
-            url = f"{root}/{relative}"
+            url = f"{root.removeprefix('file://') if local else root}/{relative}"
             files.append(InputFile(prefix + relative, url, fmt, compression, size, mtime))
     files.sort()
     return files, sorted(skipped)

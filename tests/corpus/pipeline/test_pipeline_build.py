@@ -13,7 +13,13 @@ import pytest
 from corpus.dataset import iter_records, read_meta, verify_dataset
 from corpus.manifest import read_manifest
 from corpus.pipeline.build import build_corpus
-from corpus.pipeline.shards import RECORDS_SUFFIX, REJECTS_SUFFIX, list_shards, read_records, read_rejects
+from corpus.pipeline.shards import (
+    RECORDS_SUFFIX,
+    REJECTS_SUFFIX,
+    list_shards,
+    read_records,
+    read_rejects,
+)
 from schemas import BuildConfig
 
 
@@ -184,8 +190,8 @@ def _big_corpus(path: Path, megabytes: int) -> None:
     import random
 
     rng = random.Random(7)
-    words = [f"{rng.choice('bcdfglmnprstvw')}{rng.choice('aeiou')}{rng.choice('lnrst')}{rng.choice('aeiouy')}{i}"
-             for i in range(5000)]
+    words = ["".join(rng.choice("bcdfglmnprstvw") + rng.choice("aeiou") for _ in range(rng.randrange(1, 5)))
+             for _ in range(5000)]
     lines: list[str] = []
     size = 0
     while size < megabytes * 1_000_000:
@@ -211,9 +217,9 @@ def test_one_50_mb_file_read_by_two_workers_gives_the_dataset_of_one_worker(tmp_
                              task_name="test", read={"split_bytes": split_bytes}, near_dedupe={"enabled": False})
         logs: list[str] = []
         outputs.append(build_corpus(config, flags, log=logs.append))
-        assert ("cut into 7 ranges" in " ".join(logs)) == (name == "two"), logs
+        assert ("cut into 6 ranges" in " ".join(logs)) == (name == "two"), logs
     one, two = outputs
     assert two.workers == 2 and one.workers == 1
-    assert one.written > 40_000 and one.rejected_by_stage["exact_dedupe"] > 40
+    assert one.written > 30_000 and one.rejected_by_stage["exact_dedupe"] > 30
     for folder in ("data", "arrow", "rejects"):
         assert _files(one.output / folder) == _files(two.output / folder)

@@ -3,6 +3,8 @@ range, with its number in the whole file."""
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -33,7 +35,7 @@ def test_ranges_read_the_same_lines_as_the_whole_file(tmp_path_factory, pieces, 
     assert list(read_lines(whole, 8)) == [line for part in parts for line in read_lines(part, 8)]
     assert [p.part for p in parts] == list(range(len(parts))) and {p.parts for p in parts} == {len(parts)}
     assert parts[0].start == 0 and parts[-1].end in (None, len(data))
-    assert all(a.end == b.start for a, b in zip(parts, parts[1:]))
+    assert all(a.end == b.start for a, b in itertools.pairwise(parts))
     assert all(data[p.start - 1:p.start] == b"\n" for p in parts[1:])  # cut right after a line end
 
 

@@ -7,16 +7,25 @@ import gzip
 import json
 import os
 
-import pytest
-
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
 
 from corpus.pipeline import read as read_module
-from corpus.pipeline.read import ReadInputFiles, SkippedPath, TruncatedInput, list_input_files, read_lines, txt_line_to_text
+from corpus.pipeline.read import (
+    ReadFileLines,
+    ReadInputFiles,
+    SkippedPath,
+    TruncatedInput,
+    list_input_files,
+    read_lines,
+    txt_line_to_text,
+)
+from corpus.pipeline.stage import REJECTED
+from schemas import Record
 from schemas.build_config import ReadConfig
 
 
@@ -85,8 +94,8 @@ def test_unreadable_files_and_folders_are_listed_as_skipped(tmp_path):
     assert skipped == [SkippedPath("closed", "unreadable"), SkippedPath("secret.txt", "unreadable")]
 
 
-def _lines(path, config=ReadConfig()):
-    files, _ = list_input_files([str(path.parent)], config)
+def _lines(path):
+    files, _ = list_input_files([str(path.parent)], ReadConfig())
     return [(n, raw) for f in files if f.source_path == path.name for n, raw, _ in read_lines(f, 1000)]
 
 
@@ -152,3 +161,15 @@ def test_read_stage_outputs_records_rejects_and_file_counts(tmp_path):
             ("t.txt", 2, "empty_line"), ("j.jsonl.gz", 2, "broken_json"), ("j.jsonl.gz", 3, "not_an_object")]),
             label="rejected")
         assert_that(out.files, equal_to([("t.txt", 2), ("j.jsonl.gz", 3)]), label="files")
+
+
+def test_a_bom_before_the_first_json_line_is_not_broken_json(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps({"q": "x", "<ans>": "y"}).encode() + b"\r\n")
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfone\rtwo\r")
+    files, _ = list_input_files([str(tmp_path)], ReadConfig())
+    reader = ReadFileLines(ReadConfig())
+    reader.setup()
+    out = [item for file in files for item in reader.process(file)]
+    assert [(r.source_path, r.source_line, r.text) for r in out if isinstance(r, Record)] == [
+        ("a.jsonl", 1, "x\ny"), ("b.txt", 1, "one"), ("b.txt", 2, "two")]
+    assert not [item for item in out if getattr(item, "tag", None) == REJECTED]
