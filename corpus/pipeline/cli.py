@@ -44,8 +44,13 @@ def corpus_group() -> None:
     """Corpus builds: raw txt/json in, Arrow shards, a CPM-Bee binary dataset and a manifest entry out."""
 
 
+class _ArgumentParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        raise FlagError(f"{self.prog}: {message}")
+
+
 def argument_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bee corpus build", add_help=False, allow_abbrev=False)
+    parser = _ArgumentParser(prog="bee corpus build", add_help=False, allow_abbrev=False)
     parser.add_argument("config", nargs="?", help="build config (YAML or JSON); flags below override it")
     parser.add_argument("--input", action="append", help="input root (repeatable)")
     parser.add_argument("--output", help="output folder")
@@ -194,13 +199,40 @@ def summary_table(result: BuildResult) -> Table:
     return table
 
 
+def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
+    """(the build's own arguments, the rest for Beam), each flag with its value, whether given as
+    `--flag=value` or `--flag value`: `--direct_num_workers 2` without a config file must not
+    make `2` the config file."""
+    parsers = [argument_parser(), beam_argument_parser()]
+    own: list[str] = []
+    beam: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        i += 1
+        if not token.startswith("--"):
+            own.append(token)  # the config file (or a stray value, reported by the parser)
+            continue
+        name, has_value, _ = token.partition("=")
+        action = next((p._option_string_actions[name] for p in parsers if name in p._option_string_actions), None)
+        target = own if action is not None and action in parsers[0]._actions else beam
+        target.append(token)
+        if has_value or action is None or action.nargs == 0:
+            continue  # an unknown flag's next token stays positional: the flag is reported anyway
+        many = action.nargs in ("+", "*", argparse.REMAINDER)
+        while i < len(argv) and not argv[i].startswith("--"):
+            target.append(argv[i])
+            i += 1
+            if not many:
+                break
+    return own, beam
+
+
 def run_build(argv: list[str]) -> BuildResult:
     """Parse `argv` (own flags + Beam flags) and build. Raises FlagError / SchemaError / BuildError / OSError."""
-    try:
-        args, beam_args = argument_parser().parse_known_args(argv)
-    except SystemExit:  # argparse printed why (a bad value of an own flag)
-        raise FlagError(f"bad arguments: {' '.join(argv)}") from None
+    own, beam_args = split_arguments(argv)
     check_beam_flags(beam_args)
+    args = argument_parser().parse_args(own)
     config = config_from_args(args)
     return build_corpus(config, beam_args, config_path=args.config, log=lambda line: console.print(line))
 

@@ -10,7 +10,7 @@ from apache_beam.options.pipeline_options import DirectOptions
 from typer.testing import CliRunner
 
 from corpus.pipeline.build import pipeline_options
-from corpus.pipeline.cli import argument_parser, config_from_args
+from corpus.pipeline.cli import FlagError, argument_parser, config_from_args, split_arguments
 from corpus.pipeline.local_runner import available_cores, local_workers
 from flows.cli import app
 
@@ -93,6 +93,15 @@ def test_every_setting_can_be_set_on_the_command_line_with_cpm_bee_aliases():
     assert config.quality.max_top_ngram_chars == {2: 0.3, 3: 0.18, 4: 0.16}
     assert (config.near_dedupe.enabled, config.read.split_bytes) == (False, 1 << 20)
     assert (config.dataset_name, config.task_name) == ("007", "t2")  # plain strings stay strings
+
+
+def test_flag_values_after_a_space_stay_with_their_flag():
+    own, beam = split_arguments(["--input", "in", "--direct_num_workers", "2", "--min-length", "100",
+                                 "--save_main_session", "build.yaml", "--experiments", "a"])
+    assert own == ["--input", "in", "--min-length", "100", "build.yaml"]
+    assert beam == ["--direct_num_workers", "2", "--save_main_session", "--experiments", "a"]
+    with pytest.raises(FlagError, match="--min-length: invalid int value: 'many'"):
+        argument_parser().parse_args(["--min-length", "many"])
 
 
 @pytest.mark.parametrize(("setting", "message"), [
