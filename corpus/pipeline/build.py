@@ -173,7 +173,8 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     manifest_path = _manifest_path(config)
     staging = output.with_name(output.name + ".building")
     work_dir = config.resolved_work_dir
-    files, skipped = list_input_files(config.input, config.read, exclude=[str(output), str(staging), work_dir])
+    own_paths = [output, staging, output.with_name(output.name + ".old"), Path(work_dir), manifest_path]
+    files, skipped = list_input_files(config.input, config.read, exclude=[str(path) for path in own_paths])
     for path in skipped:
         log(f"not read: {path.path} ({path.reason})")
     input_bytes = sum(f.size for f in files)

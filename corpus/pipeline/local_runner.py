@@ -50,10 +50,20 @@ class LocalRunner(PipelineRunner):
     """FnApiRunner with the pipeline options in its workers' provision info (as DirectRunner does)."""
 
     def run_pipeline(self, pipeline, options: PipelineOptions):
-        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+        encoded = JobServiceHandle.encode_pipeline_options(worker_options(options))
         provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
         with _worker_environment():  # worker processes start inside run_pipeline and inherit it
             return _BoundedFnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
+
+
+def worker_options(options: PipelineOptions) -> dict:
+    """The options a worker process starts with: only those set away from their default (a
+    default flag such as `pipeline_type_check` would reach the worker as `--pipeline_type_check`,
+    which Beam's parser does not know, and every worker would log "Discarding unparseable
+    args"), and worker logs at WARNING unless `--default_sdk_harness_log_level` says otherwise."""
+    found = options.get_all_options(drop_default=True)
+    found.setdefault("default_sdk_harness_log_level", "WARNING")
+    return found
 
 
 @contextmanager

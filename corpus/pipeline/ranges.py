@@ -4,8 +4,8 @@ An uncompressed file over `read.split_bytes` is cut right after the first line e
 or past each multiple of `split_bytes`; each range is an `InputFile` with its bytes
 `[start, end)` and the number of its first line, so `source_line` is the line's number in the
 whole file whatever range read it. The driver finds the cuts in one pass that counts line ends
-(`\\r\\n`, `\\n`, lone `\\r`, as `read.read_lines` splits lines) with `bytes.count`, at disk speed,
-without decoding anything.
+(`\\r\\n`, `\\n`, lone `\\r`, as `read.read_lines` splits lines) with numpy, without decoding
+anything.
 
 Compressed files stay whole: a gzip stream cannot be entered in the middle, and zstd frames
 could be, but only after decompressing the file once to find where its lines start, which is
@@ -14,6 +14,7 @@ the work the ranges are meant to spread (write big corpora as several `.zst` fil
 
 from __future__ import annotations
 
+import numpy as np
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
@@ -22,10 +23,18 @@ from corpus.pipeline.read import CHUNK_BYTES, InputFile
 SCAN_BYTES = 8 * CHUNK_BYTES
 
 
+def _count_byte(data: bytes, byte: int, start: int, end: int) -> int:
+    """How often `byte` occurs in `data[start:end]` (numpy: about 3x `bytes.count`)."""
+    return int(np.count_nonzero(np.frombuffer(data, np.uint8, count=end - start, offset=start) == byte))
+
+
 def _line_breaks(data: bytes, start: int = 0, end: int | None = None) -> int:
     """Line ends in `data[start:end]`: `\\r\\n` counts once, a lone `\\r` or `\\n` once."""
     end = len(data) if end is None else end
-    return data.count(b"\n", start, end) + data.count(b"\r", start, end) - data.count(b"\r\n", start, end)
+    breaks = _count_byte(data, 0x0A, start, end)
+    if data.find(b"\r", start, end) < 0:  # memchr: the usual case costs next to nothing
+        return breaks
+    return breaks + _count_byte(data, 0x0D, start, end) - data.count(b"\r\n", start, end)
 
 
 def line_cuts(url: str, size: int, split_bytes: int) -> list[tuple[int, int]]:

@@ -84,7 +84,7 @@ SKIP_REASONS = {
     "broken_symlink": "a symlink to nothing",
     "unreadable": "no permission to read it, or it vanished",
     "not_a_file": "a FIFO, socket or device",
-    "build_output": "this build's own output, staging or work folder",
+    "build_output": "this build's own output, staging or work folder, or its manifest",
 }
 
 
@@ -141,10 +141,11 @@ def _walk_local(root: str, config: ReadConfig, excluded: set[str]) -> Iterator[t
             except OSError:
                 yield SkippedPath(path, "unreadable")
                 continue
+            if os.path.abspath(entry.path) in excluded or (
+                    stat.S_ISDIR(info.st_mode) and os.path.realpath(entry.path) in excluded):
+                yield SkippedPath(path, "build_output")
+                continue
             if stat.S_ISDIR(info.st_mode):
-                if os.path.abspath(entry.path) in excluded or os.path.realpath(entry.path) in excluded:
-                    yield SkippedPath(path, "build_output")
-                    continue
                 identity = (info.st_dev, info.st_ino)
                 if identity in ancestors:
                     yield SkippedPath(path, "symlink_loop")

@@ -69,12 +69,15 @@ def test_every_path_not_read_is_listed_with_its_reason(tmp_path):
     os.mkfifo(root / "pipe.txt")
     (root / "out").mkdir()  # the build's own output inside the input root
     (root / "out" / "b.txt").write_text("x\n")
-    files, skipped = list_input_files([str(root)], ReadConfig(), exclude=[str(root / "out")])
+    (root / "datasets.json").write_text("{}\n")  # its manifest too
+    own = [str(root / "out"), str(root / "datasets.json")]
+    files, skipped = list_input_files([str(root)], ReadConfig(), exclude=own)
     assert [f.source_path for f in files] == ["linked/a.txt", "real/a.txt"]
-    assert skipped == [SkippedPath("gone.txt", "broken_symlink"), SkippedPath("linked/loop", "symlink_loop"),
+    assert skipped == [SkippedPath("datasets.json", "build_output"),
+                       SkippedPath("gone.txt", "broken_symlink"), SkippedPath("linked/loop", "symlink_loop"),
                        SkippedPath("out", "build_output"), SkippedPath("pipe.txt", "not_a_file"),
                        SkippedPath("real/loop", "symlink_loop")]
-    files, skipped = list_input_files([str(root)], ReadConfig(follow_symlinks=False), exclude=[str(root / "out")])
+    files, skipped = list_input_files([str(root)], ReadConfig(follow_symlinks=False), exclude=own)
     assert [f.source_path for f in files] == ["real/a.txt"]
     assert SkippedPath("linked", "symlink_not_followed") in skipped
 
