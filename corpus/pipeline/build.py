@@ -34,6 +34,7 @@ from corpus.pipeline import (
 )
 from corpus.pipeline.checkpoint import finished_files, read_file_units
 from corpus.pipeline.components import UNCONVERGED_COUNTER
+from corpus.pipeline.flags import check_beam_flags
 from corpus.pipeline.local_runner import local_instead_of_direct, local_workers
 from corpus.pipeline.pack import content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
@@ -111,8 +112,9 @@ def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
     """Beam options from the leftover command-line flags. Without `--runner`, or with the
     DirectRunner, the build runs on `LocalRunner` (the DirectRunner's FnApiRunner, never Prism),
     with one worker per available core unless `--direct_num_workers` says otherwise.
-    Workers of every runner load the `worker_memory` plugin."""
+    Workers of every runner load the `worker_memory` plugin. Raises FlagError for a flag Beam does not know."""
     flags = list(pipeline_args or [])
+    check_beam_flags(flags)
     options = local_instead_of_direct(PipelineOptions(flags), flags)
     setup = options.view_as(SetupOptions)
     if WORKER_MEMORY_PLUGIN not in (setup.beam_plugins or []):
@@ -169,6 +171,8 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     BuildError when the output would not be trustworthy (nothing is replaced then).
     """
     started = time.monotonic()
+    options = pipeline_options(pipeline_args)  # an unknown flag stops the build here
+    workers = local_workers(options)
     output = Path(config.output)
     manifest_path = _manifest_path(config)
     staging = output.with_name(output.name + ".building")
@@ -210,8 +214,6 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
         shutil.rmtree(staging)  # leftovers of an interrupted build; checkpoints live in work_dir
     staging.mkdir(parents=True)
 
-    options = pipeline_options(pipeline_args)
-    workers = local_workers(options)
     if workers is not None:
         log(f"running on {workers} local worker{'s' if workers != 1 else ''}")
     with beam.Pipeline(options=options) as pipeline:

@@ -17,13 +17,18 @@ import typing
 
 import typer
 import yaml
-from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
 from pydantic import BaseModel
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from corpus.pipeline.build import BuildError, BuildResult, build_corpus
+from corpus.pipeline.flags import (
+    FlagError,
+    beam_argument_parser,
+    check_beam_flags,
+    flag_names,
+)
 from schemas import BuildConfig, SchemaError, load_file, validate_data
 
 app = typer.Typer(help="Corpus builds: raw txt/json in, Arrow shards, a CPM-Bee binary dataset and a manifest entry out.",
@@ -33,10 +38,6 @@ console = Console(stderr=True)
 # CPM-Bee's src/build_dataset.py flags: every file of the input is of `--data-type`; samples
 # (pieces) shorter than `--min-length` characters are dropped, longer than `--max-length` split.
 DATA_TYPES = {"txt": {"txt_suffixes": [""], "json_suffixes": []}, "json": {"txt_suffixes": [], "json_suffixes": [""]}}
-
-
-class FlagError(ValueError):
-    """A command-line flag that neither the build nor Beam knows, or a bad `--set`."""
 
 
 @app.callback()
@@ -66,43 +67,6 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-type", choices=sorted(DATA_TYPES),
                         help="CPM-Bee build_dataset.py: read every input file as txt lines or json lines, whatever its suffix")
     return parser
-
-
-def beam_argument_parser() -> argparse.ArgumentParser:
-    """Every flag Beam's `PipelineOptions` classes define, parsed as Beam parses them."""
-    parser = _BeamArgumentParser(allow_abbrev=False)
-    classes: dict[str, type] = {}
-    pending = list(PipelineOptions.__subclasses__())
-    while pending:
-        cls = pending.pop()
-        classes.setdefault(str(cls), cls)
-        pending += cls.__subclasses__()
-    for cls in classes.values():
-        cls._add_argparse_args(parser)  # as PipelineOptions.get_all_options does
-    return parser
-
-
-def _flag_names(parser: argparse.ArgumentParser) -> list[str]:
-    return [name for name in parser._option_string_actions if name.startswith("--")]
-
-
-def check_beam_flags(beam_args: list[str]) -> None:
-    """Raise FlagError for each argument that neither the build nor Beam knows, with the nearest known flag."""
-    beam = beam_argument_parser()
-    _, unknown = beam.parse_known_args(beam_args)
-    if not unknown:
-        return
-    known = _flag_names(argument_parser()) + _flag_names(beam)
-    problems = []
-    for arg in unknown:
-        if not arg.startswith("-"):
-            problems.append(f"unexpected argument {arg!r} (one config file at most; flags take --flag=value or --flag value)")
-            continue
-        name = arg.split("=", 1)[0]
-        nearest = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        hint = f"; did you mean {nearest[0]}?" if nearest else "; see `bee corpus build --help`"
-        problems.append(f"unknown flag {name}: neither the build nor Apache Beam knows it{hint}")
-    raise FlagError("\n".join(problems))
 
 
 def _annotation_model(annotation) -> type[BaseModel] | None:
@@ -231,7 +195,7 @@ def split_arguments(argv: list[str]) -> tuple[list[str], list[str]]:
 def run_build(argv: list[str]) -> BuildResult:
     """Parse `argv` (own flags + Beam flags) and build. Raises FlagError / SchemaError / BuildError / OSError."""
     own, beam_args = split_arguments(argv)
-    check_beam_flags(beam_args)
+    check_beam_flags(beam_args, own_flags=flag_names(argument_parser()))
     args = argument_parser().parse_args(own)
     config = config_from_args(args)
     return build_corpus(config, beam_args, config_path=args.config, log=lambda line: console.print(line))

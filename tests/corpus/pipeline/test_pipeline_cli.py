@@ -9,10 +9,11 @@ import pytest
 from apache_beam.options.pipeline_options import DirectOptions
 from typer.testing import CliRunner
 
-from corpus.pipeline.build import pipeline_options
+from corpus.pipeline.build import build_corpus, pipeline_options
 from corpus.pipeline.cli import FlagError, argument_parser, config_from_args, split_arguments
 from corpus.pipeline.local_runner import available_cores, local_workers
 from flows.cli import app
+from schemas import BuildConfig
 
 DOC = ("Apache Beam is a unified model for defining both batch and streaming data-parallel processing pipelines. "
        "Using one of the open source Beam SDKs, you build a program that defines the pipeline.")
@@ -120,3 +121,9 @@ def test_bad_config_is_an_error_naming_the_field(tmp_path):
     result = CliRunner().invoke(app, ["corpus", "build", str(config)])
     assert result.exit_code == 1
     assert "build.yaml" in result.output and "min_length" in result.output
+
+
+def test_build_corpus_itself_refuses_a_flag_beam_does_not_know(tmp_path):
+    config = BuildConfig(input=[str(tmp_path)], output=str(tmp_path / "o"), dataset_name="d", task_name="t")
+    with pytest.raises(FlagError, match="unknown flag --direct_num_worker: .*did you mean --direct_num_workers"):
+        build_corpus(config, ["--direct_num_worker=2"])  # the flow's runner_options take this path
