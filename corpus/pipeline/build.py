@@ -39,7 +39,7 @@ from corpus.pipeline.local_runner import local_instead_of_direct, local_workers
 from corpus.pipeline.pack import content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
 from corpus.pipeline.ranges import split_into_ranges
-from corpus.pipeline.read import SkippedPath, list_input_files
+from corpus.pipeline.read import SKIP_REASONS, SkippedPath, list_input_files
 from corpus.pipeline.report import REPORT_JSON, REPORT_MD, StatsCollector, write_report
 from corpus.pipeline.stage import METRICS_NAMESPACE
 from schemas import BuildConfig, DatasetEntry
@@ -74,8 +74,7 @@ class BuildResult:
     workers: int | None = None  # workers that ran at once on the local runner; None: another runner, or nothing ran
     input_bytes: int = 0  # bytes of the input files, as stored (compressed files count compressed)
     rejected_by_stage: dict[str, int] = field(default_factory=dict)
-    skipped: list[SkippedPath] = field(default_factory=list)
-    ranges: int = 0  # input files and byte ranges of big files read by this run (resumed ones excluded)
+    skipped: list[SkippedPath] = field(default_factory=list)  # paths under the input roots not read, with the reason
 
     @property
     def report_path(self) -> Path:
@@ -95,7 +94,8 @@ class BuildResult:
             workers = f"{self.workers} worker{'s' if self.workers != 1 else ''}" if self.workers else "workers of the runner"
             speed = megabytes / self.seconds if self.seconds > 0 else 0.0
             run = f"{workers}, {megabytes:.1f} MB in {self.seconds:.1f} s = {speed:.1f} MB/s"
-        skipped = f"; {len(self.skipped)} path{'s' if len(self.skipped) != 1 else ''} not read" if self.skipped else ""
+        reasons = ", ".join(f"{reason} {n}" for reason, n in skipped_by_reason(self.skipped).items())
+        skipped = f"; {len(self.skipped)} path{'s' if len(self.skipped) != 1 else ''} not read ({reasons})" if self.skipped else ""
         return (f"{self.units_in} records in (+{self.extra_pieces} split pieces), {self.written} written, "
                 f"{self.rejected} rejected" + (f" ({stages})" if stages else "") +
                 f"; {run}{skipped}; report: {self.report_path}")
@@ -128,6 +128,14 @@ def _counters(result) -> dict[str, int]:
         value = counter.committed if counter.committed is not None else counter.attempted
         found[counter.key.metric.name] = found.get(counter.key.metric.name, 0) + int(value or 0)
     return dict(sorted(found.items()))
+
+
+def skipped_by_reason(skipped: list[SkippedPath]) -> dict[str, int]:
+    """How many paths were not read, per reason (most first)."""
+    counts: dict[str, int] = {}
+    for path in skipped:
+        counts[path.reason] = counts.get(path.reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
 def _per_stage(rejects: dict[str, dict[str, int]]) -> dict[str, int]:
@@ -179,8 +187,10 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     work_dir = config.resolved_work_dir
     own_paths = [output, staging, output.with_name(output.name + ".old"), Path(work_dir), manifest_path]
     files, skipped = list_input_files(config.input, config.read, exclude=[str(path) for path in own_paths])
-    for path in skipped:
-        log(f"not read: {path.path} ({path.reason})")
+    for reason, count in skipped_by_reason(skipped).items():
+        examples = [s.path for s in skipped if s.reason == reason][:3]
+        log(f"not read ({reason}: {SKIP_REASONS[reason]}): {count} path{'s' if count != 1 else ''}, "
+            f"e.g. {', '.join(examples)}; all in {REPORT_MD}")
     input_bytes = sum(f.size for f in files)
     if not files:
         raise FileNotFoundError(f"no .txt/.json/.jsonl(.gz/.zst) files under {', '.join(config.input)}")
@@ -264,4 +274,4 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
                        stats.written, stats.rejected, packed.nlines, packed.nbytes, len(finished),
                        time.monotonic() - started, workers=workers, input_bytes=input_bytes,
                        rejected_by_stage=_per_stage(stats.rejects),
-                       skipped=skipped, ranges=len(todo))
+                       skipped=skipped)

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from corpus.pipeline.build import BuildError, BuildResult, build_corpus
+from corpus.pipeline.build import BuildError, BuildResult, build_corpus, skipped_by_reason
 from corpus.pipeline.flags import (
     FlagError,
     beam_argument_parser,
@@ -156,7 +156,9 @@ def summary_table(result: BuildResult) -> Table:
             ("written", result.written), ("rejected", result.rejected)]
     rows += [(f"  rejected by {stage}", n) for stage, n in result.rejected_by_stage.items()]
     rows += [("dataset nbytes", result.nbytes), ("resumed input files/ranges", result.resumed_files),
-             ("paths not read", len(result.skipped)), ("workers", result.workers or "-"),
+             ("paths not read", len(result.skipped))]
+    rows += [(f"  not read: {reason}", n) for reason, n in skipped_by_reason(result.skipped).items()]
+    rows += [("workers", result.workers or "-"),
              ("input MB", f"{result.input_bytes / 1e6:.1f}"), ("seconds", f"{result.seconds:.1f}")]
     for label, value in rows:
         table.add_row(label, str(value))
