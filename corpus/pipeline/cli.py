@@ -22,7 +22,12 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from corpus.pipeline.build import BuildError, BuildResult, build_corpus, skipped_by_reason
+from corpus.pipeline.build import (
+    BuildError,
+    BuildResult,
+    build_corpus,
+    skipped_by_reason,
+)
 from corpus.pipeline.flags import (
     FlagError,
     beam_argument_parser,

@@ -10,7 +10,12 @@ from apache_beam.options.pipeline_options import DirectOptions
 from typer.testing import CliRunner
 
 from corpus.pipeline.build import build_corpus, pipeline_options
-from corpus.pipeline.cli import FlagError, argument_parser, config_from_args, split_arguments
+from corpus.pipeline.cli import (
+    FlagError,
+    argument_parser,
+    config_from_args,
+    split_arguments,
+)
 from corpus.pipeline.local_runner import available_cores, local_workers
 from flows.cli import app
 from schemas import BuildConfig
