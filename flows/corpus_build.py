@@ -42,7 +42,9 @@ def pipeline_args(runner_profile: str | None, runner_options: list[str] | None) 
 @task(name="build-dataset", retries=2, retry_delay_seconds=10, retry_condition_fn=_is_transient)
 def build_dataset(config: BuildConfig, args: list[str], config_path: str) -> BuildResult:
     logger = get_run_logger()
-    return build_corpus(config, args, config_path=config_path, log=logger.info)
+    result = build_corpus(config, args, config_path=config_path, log=logger.info)
+    logger.info(result.summary_line())
+    return result
 
 
 @task(name="verify-dataset", retries=2, retry_delay_seconds=5, retry_condition_fn=_is_transient)

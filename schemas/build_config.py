@@ -25,7 +25,9 @@ class ReadConfig(_StageConfig):
     txt_suffixes: list[str] = Field(default=[".txt"], description="File endings read as one sample per line.")
     json_suffixes: list[str] = Field(default=[".json", ".jsonl"], description="File endings read as one JSON object per line.")
     max_line_bytes: int = Field(default=8 << 20, gt=0, description="Longer lines are rejected (`line_too_long`) without being held in memory.")
-    skip_hidden: bool = Field(default=True, description="Ignore files and folders whose name starts with a dot.")
+    skip_hidden: bool = Field(default=True, description="Ignore files and folders whose name starts with a dot (listed in the report's `skipped_files`).")
+    follow_symlinks: bool = Field(default=True, description="Read through symlinked files and folders of a local input root (a link back to a folder already being walked is skipped as a loop); false lists them as skipped.")
+    split_bytes: int = Field(default=64 << 20, ge=1 << 10, description="Uncompressed input files larger than this are cut at line ends into byte ranges of about this size, read by different workers (`.gz`/`.zst` files are read whole). Does not change the output.")
 
 
 class CleanConfig(_StageConfig):
@@ -133,6 +135,12 @@ class WriteConfig(_StageConfig):
     reject_text_chars: int = Field(default=2000, ge=0, description="Characters of a rejected text kept in the rejects table.")
 
 
+# Settings that change where or how a build runs, never what it writes: left out of its hashes.
+# (`read.split_bytes` decides how input files are cut for the workers; each range's checkpoint
+# marker names its own byte range.)
+_NOT_CONTENT: dict = {"output": True, "work_dir": True, "manifest": True, "read": {"split_bytes"}}
+
+
 class BuildConfig(BaseModel):
     """One corpus build: raw files in `input`, a finished dataset in `output`, an entry in `manifest`."""
 
@@ -171,7 +179,7 @@ class BuildConfig(BaseModel):
         Where things are written (`output`, `work_dir`, `manifest`) is left out, so the same
         build in another folder has the same hash (and byte-identical files).
         """
-        return hashlib.sha256(self.model_dump_json(exclude={"output", "work_dir", "manifest"}).encode()).hexdigest()
+        return hashlib.sha256(self.model_dump_json(exclude=_NOT_CONTENT).encode()).hexdigest()
 
     def prepare_fingerprint(self) -> str:
         """sha256 of the settings of the per-file stages (read .. MinHash signature), and of how
@@ -181,6 +189,8 @@ class BuildConfig(BaseModel):
         """
         parts = [self.read, self.clean, self.split, self.quality, self.exact_dedupe]
         signature = self.near_dedupe.model_dump(include={"num_perm", "ngram", "shingles", "seed", "enabled"})
-        text = "|".join(part.model_dump_json() for part in parts) + repr(sorted(signature.items()))
+        text = "|".join(part.model_dump_json(exclude=_NOT_CONTENT.get(name, set()))
+                        for name, part in zip(("read", "clean", "split", "quality", "exact_dedupe"), parts))
+        text += repr(sorted(signature.items()))
         text += f"|reject_text_chars={self.write.reject_text_chars}"
         return hashlib.sha256(text.encode()).hexdigest()

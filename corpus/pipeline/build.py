@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -23,18 +23,31 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from corpus.manifest import upsert_entry
+from corpus.pipeline import (
+    clean,
+    dedupe_exact,
+    dedupe_minhash,
+    escape,
+    quality,
+    read,
+    split,
+)
 from corpus.pipeline.checkpoint import finished_files, read_file_units
 from corpus.pipeline.components import UNCONVERGED_COUNTER
-from corpus.pipeline.local_runner import local_instead_of_direct
+from corpus.pipeline.flags import check_beam_flags
+from corpus.pipeline.local_runner import local_instead_of_direct, local_workers
 from corpus.pipeline.pack import content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
-from corpus.pipeline.read import list_input_files
-from corpus.pipeline.report import StatsCollector, write_report
+from corpus.pipeline.ranges import split_into_ranges
+from corpus.pipeline.read import SKIP_REASONS, SkippedPath, list_input_files
+from corpus.pipeline.report import REPORT_JSON, REPORT_MD, StatsCollector, write_report
 from corpus.pipeline.stage import METRICS_NAMESPACE
 from schemas import BuildConfig, DatasetEntry
 from schemas.manifest import Fingerprints, Provenance
 
 BUILD_STAMP = "build.json"
+STAGE_ORDER = (read.STAGE, clean.STAGE, split.STAGE, quality.STAGE, dedupe_exact.STAGE, dedupe_minhash.STAGE,
+               escape.STAGE)
 WORKER_MEMORY_PLUGIN = "corpus.pipeline.worker_memory"  # imported by each worker at start-up (never here)
 
 
@@ -58,10 +71,34 @@ class BuildResult:
     nbytes: int
     resumed_files: int
     seconds: float
+    workers: int | None = None  # workers that ran at once on the local runner; None: another runner, or nothing ran
+    input_bytes: int = 0  # bytes of the input files, as stored (compressed files count compressed)
+    rejected_by_stage: dict[str, int] = field(default_factory=dict)
+    skipped: list[SkippedPath] = field(default_factory=list)  # paths under the input roots not read, with the reason
+
+    @property
+    def report_path(self) -> Path:
+        return self.output / REPORT_MD
 
     def balance_line(self) -> str:
         return (f"records in {self.units_in} + split pieces {self.extra_pieces} == "
                 f"written {self.written} + rejected {self.rejected}")
+
+    def summary_line(self) -> str:
+        """One line a person can check: records in, written, rejected by stage, workers, speed, report."""
+        stages = ", ".join(f"{stage} {n}" for stage, n in self.rejected_by_stage.items() if n)
+        megabytes = self.input_bytes / 1e6
+        if self.up_to_date:
+            run = f"up to date, nothing run ({megabytes:.1f} MB of input)"
+        else:
+            workers = f"{self.workers} worker{'s' if self.workers != 1 else ''}" if self.workers else "workers of the runner"
+            speed = megabytes / self.seconds if self.seconds > 0 else 0.0
+            run = f"{workers}, {megabytes:.1f} MB in {self.seconds:.1f} s = {speed:.1f} MB/s"
+        reasons = ", ".join(f"{reason} {n}" for reason, n in skipped_by_reason(self.skipped).items())
+        skipped = f"; {len(self.skipped)} path{'s' if len(self.skipped) != 1 else ''} not read ({reasons})" if self.skipped else ""
+        return (f"{self.units_in} records in (+{self.extra_pieces} split pieces), {self.written} written, "
+                f"{self.rejected} rejected" + (f" ({stages})" if stages else "") +
+                f"; {run}{skipped}; report: {self.report_path}")
 
 
 def _tool_version() -> str:
@@ -73,9 +110,12 @@ def _tool_version() -> str:
 
 def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
     """Beam options from the leftover command-line flags. Without `--runner`, or with the
-    DirectRunner, the build runs on `LocalRunner` (the DirectRunner's FnApiRunner, never Prism).
-    Workers of every runner load the `worker_memory` plugin."""
-    options = local_instead_of_direct(PipelineOptions(list(pipeline_args or [])))
+    DirectRunner, the build runs on `LocalRunner` (the DirectRunner's FnApiRunner, never Prism),
+    with one worker per available core unless `--direct_num_workers` says otherwise.
+    Workers of every runner load the `worker_memory` plugin. Raises FlagError for a flag Beam does not know."""
+    flags = list(pipeline_args or [])
+    check_beam_flags(flags)
+    options = local_instead_of_direct(PipelineOptions(flags), flags)
     setup = options.view_as(SetupOptions)
     if WORKER_MEMORY_PLUGIN not in (setup.beam_plugins or []):
         setup.beam_plugins = [*(setup.beam_plugins or []), WORKER_MEMORY_PLUGIN]
@@ -88,6 +128,29 @@ def _counters(result) -> dict[str, int]:
         value = counter.committed if counter.committed is not None else counter.attempted
         found[counter.key.metric.name] = found.get(counter.key.metric.name, 0) + int(value or 0)
     return dict(sorted(found.items()))
+
+
+def skipped_by_reason(skipped: list[SkippedPath]) -> dict[str, int]:
+    """How many paths were not read, per reason (most first)."""
+    counts: dict[str, int] = {}
+    for path in skipped:
+        counts[path.reason] = counts.get(path.reason, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _per_stage(rejects: dict[str, dict[str, int]]) -> dict[str, int]:
+    """Rejects per stage (from stage -> reason -> count), in pipeline order."""
+    totals = {stage: sum(reasons.values()) for stage, reasons in rejects.items()}
+    return dict(sorted(totals.items(), key=lambda item: (
+        STAGE_ORDER.index(item[0]) if item[0] in STAGE_ORDER else len(STAGE_ORDER), item[0])))
+
+
+def _rejected_by_stage(output: Path) -> dict[str, int]:
+    """Rejects per stage, from a finished build's report.json (empty if it has none)."""
+    try:
+        return _per_stage(json.loads((output / REPORT_JSON).read_text(encoding="utf-8"))["rejects"])
+    except (OSError, ValueError, KeyError, AttributeError):
+        return {}
 
 
 def _manifest_path(config: BuildConfig) -> Path:
@@ -116,9 +179,19 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     BuildError when the output would not be trustworthy (nothing is replaced then).
     """
     started = time.monotonic()
+    options = pipeline_options(pipeline_args)  # an unknown flag stops the build here
+    workers = local_workers(options)
     output = Path(config.output)
     manifest_path = _manifest_path(config)
-    files, skipped = list_input_files(config.input, config.read)
+    staging = output.with_name(output.name + ".building")
+    work_dir = config.resolved_work_dir
+    own_paths = [output, staging, output.with_name(output.name + ".old"), Path(work_dir), manifest_path]
+    files, skipped = list_input_files(config.input, config.read, exclude=[str(path) for path in own_paths])
+    for reason, count in skipped_by_reason(skipped).items():
+        examples = [s.path for s in skipped if s.reason == reason][:3]
+        log(f"not read ({reason}: {SKIP_REASONS[reason]}): {count} path{'s' if count != 1 else ''}, "
+            f"e.g. {', '.join(examples)}; all in {REPORT_MD}")
+    input_bytes = sum(f.size for f in files)
     if not files:
         raise FileNotFoundError(f"no .txt/.json/.jsonl(.gz/.zst) files under {', '.join(config.input)}")
     config_hash = config.fingerprint()
@@ -136,28 +209,31 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
             log(f"{output}: up to date (same inputs and config); nothing to do")
             return BuildResult(output, output / "data", manifest_path, True, previous["units_in"],
                                previous["extra_pieces"], previous["written"], previous["rejected"],
-                               entry.nlines or 0, entry.nbytes or 0, len(files), time.monotonic() - started)
+                               entry.nlines or 0, entry.nbytes or 0, len(files), time.monotonic() - started,
+                               input_bytes=input_bytes, rejected_by_stage=_rejected_by_stage(output), skipped=skipped)
 
-    work_dir = config.resolved_work_dir
     prepare_hash = config.prepare_fingerprint()
-    finished = finished_files(work_dir, files, prepare_hash)
-    done = {f.source_path for f in finished}
-    todo = [f for f in files if f.source_path not in done]
-    log(f"{len(files)} input files: {len(todo)} to read, {len(finished)} resumed from checkpoints in {work_dir}")
+    ranges = [part for file in files for part in split_into_ranges(file, config.read.split_bytes)]
+    finished = finished_files(work_dir, ranges, prepare_hash)
+    done = {f.key for f in finished}
+    todo = [f for f in ranges if f.key not in done]
+    cut = f" (big files cut into {len(ranges)} ranges)" if len(ranges) > len(files) else ""
+    log(f"{len(files)} input files{cut}: {len(todo)} to read, {len(finished)} resumed from checkpoints in {work_dir}")
 
-    staging = output.with_name(output.name + ".building")
     if staging.exists():
         shutil.rmtree(staging)  # leftovers of an interrupted build; checkpoints live in work_dir
     staging.mkdir(parents=True)
 
-    with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
-        build_pipeline(pipeline, config, todo, sorted(done), str(staging))
+    if workers is not None:
+        log(f"running on {workers} local worker{'s' if workers != 1 else ''}")
+    with beam.Pipeline(options=options) as pipeline:
+        build_pipeline(pipeline, config, todo, sorted(finished), str(staging))
     counters = _counters(pipeline.result) if hasattr(pipeline, "result") else {}
     if counters.get(UNCONVERGED_COUNTER, 0):
         raise BuildError(f"near-dedupe clustering did not converge in {config.near_dedupe.cc_rounds} rounds "
                          f"({counters[UNCONVERGED_COUNTER]} nodes unresolved): raise near_dedupe.cc_rounds")
 
-    units_in = sum(read_file_units(work_dir, f.source_path) for f in files)
+    units_in = sum(read_file_units(work_dir, f.key) for f in ranges)
     collector = StatsCollector(units_in)
     packed = pack_dataset(str(staging), config.dataset_name, config.write, {"build_config_hash": config_hash},
                           on_record=collector.add_record)
@@ -181,8 +257,8 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     context = {
         "dataset_name": config.dataset_name, "task_name": config.task_name, "inputs": list(config.input),
         "config_hash": config_hash, "nlines": packed.nlines, "nbytes": packed.nbytes, "built_at": built_at,
-        "content_fingerprint": fingerprint, "counters": counters, "skipped_files": skipped,
-        "resumed_files": sorted(done), "seconds": round(time.monotonic() - started, 3),
+        "content_fingerprint": fingerprint, "counters": counters, "skipped_files": [{"path": s.path, "reason": s.reason} for s in skipped],
+        "resumed_files": sorted(done), "workers": workers, "input_bytes": input_bytes, "seconds": round(time.monotonic() - started, 3),
         "quality_thresholds": config.quality.model_dump(exclude={"apply_to_json"}),
     }
     write_report(staging, stats, context)
@@ -196,4 +272,6 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     upsert_entry(manifest_path, entry)
     return BuildResult(output, output / "data", manifest_path, False, stats.units_in, stats.extra_pieces,
                        stats.written, stats.rejected, packed.nlines, packed.nbytes, len(finished),
-                       time.monotonic() - started)
+                       time.monotonic() - started, workers=workers, input_bytes=input_bytes,
+                       rejected_by_stage=_per_stage(stats.rejects),
+                       skipped=skipped)

@@ -1,8 +1,9 @@
-"""Completion markers for the per-file stages (read .. fingerprint): each finished input file
-leaves its records, its rejects and a marker in `<work_dir>/prepared/`. A relaunched build
-skips every file whose marker matches the file (name, size, mtime) and the per-file settings,
-and feeds the saved records' fingerprints into the global stages instead of reading the file
-again. Every build's last stage (finish.py) reads the records and rejects from here.
+"""Completion markers for the per-file stages (read .. fingerprint): each finished input file,
+or byte range of a big file (ranges.py), leaves its records, its rejects and a marker in
+`<work_dir>/prepared/`, named by `InputFile.key`. A relaunched build skips every file or range
+whose marker matches it (name, size, mtime, byte range) and the per-file settings, and feeds
+the saved records' fingerprints into the global stages instead of reading it again. Every
+build's last stage (finish.py) reads the records and rejects of all of a file's ranges from here.
 """
 
 from __future__ import annotations
@@ -26,11 +27,12 @@ from corpus.pipeline.shards import (
 from corpus.pipeline.stage import Fingerprint
 
 PREPARED = "prepared"
-DONE = "done"  # output tag: the source_path of each file whose checkpoint is written (as prepare.py's)
+DONE = "done"  # output tag: `(source_path, key)` of each file or range whose checkpoint is written (as prepare.py's)
 
 
-def prepared_url(work_dir: str, source_path: str, suffix: str) -> str:
-    return join(work_dir, PREPARED, shard_name(source_path) + suffix)
+def prepared_url(work_dir: str, key: str, suffix: str) -> str:
+    """Where the checkpoint of the file or range `key` (`InputFile.key`) keeps `suffix`."""
+    return join(work_dir, PREPARED, shard_name(key) + suffix)
 
 
 def marker_matches(marker: dict | None, file: InputFile, prepare_hash: str) -> bool:
@@ -38,56 +40,57 @@ def marker_matches(marker: dict | None, file: InputFile, prepare_hash: str) -> b
 
 
 def finished_files(work_dir: str, files: list[InputFile], prepare_hash: str) -> list[InputFile]:
-    """The files whose checkpoint is complete and still valid."""
-    return [f for f in files if marker_matches(read_marker(prepared_url(work_dir, f.source_path, MARKER_SUFFIX)), f, prepare_hash)]
+    """The files (or ranges) whose checkpoint is complete and still valid."""
+    return [f for f in files if marker_matches(read_marker(prepared_url(work_dir, f.key, MARKER_SUFFIX)), f, prepare_hash)]
 
 
 def write_file_checkpoint(work_dir: str, file: InputFile, prepare_hash: str,
                           records: list, rejects: list, units: int) -> None:
-    """Save one finished input file: its records, its rejects, then the marker that vouches for both."""
-    write_records(prepared_url(work_dir, file.source_path, RECORDS_SUFFIX), records)
-    write_rejects(prepared_url(work_dir, file.source_path, REJECTS_SUFFIX), rejects)
+    """Save one finished input file or range: its records, its rejects, then the marker that vouches for both."""
+    write_records(prepared_url(work_dir, file.key, RECORDS_SUFFIX), records)
+    write_rejects(prepared_url(work_dir, file.key, REJECTS_SUFFIX), rejects)
     # The marker goes last: its presence means both shards above are complete.
-    write_marker(prepared_url(work_dir, file.source_path, MARKER_SUFFIX), {
+    write_marker(prepared_url(work_dir, file.key, MARKER_SUFFIX), {
         "file": file.fingerprint, "prepare_hash": prepare_hash,
         "units": units, "records": len(records), "rejects": len(rejects),
     })
 
 
-def read_file_units(work_dir: str, source_path: str) -> int:
-    """How many lines (and file-level problems) the reader counted for a checkpointed file."""
-    marker = read_marker(prepared_url(work_dir, source_path, MARKER_SUFFIX))
+def read_file_units(work_dir: str, key: str) -> int:
+    """How many lines (and file-level problems) the reader counted for a checkpointed file or range."""
+    marker = read_marker(prepared_url(work_dir, key, MARKER_SUFFIX))
     if marker is None:
-        raise FileNotFoundError(f"{source_path}: no completion marker in {join(work_dir, PREPARED)}")
+        raise FileNotFoundError(f"{key}: no completion marker in {join(work_dir, PREPARED)}")
     return int(marker["units"])
 
 
-def read_checkpoint(work_dir: str, source_path: str) -> tuple[list, list]:
-    """(records, rejects) a finished input file left in its checkpoint."""
-    records = list(read_records(prepared_url(work_dir, source_path, RECORDS_SUFFIX)))
-    return records, list(read_rejects(prepared_url(work_dir, source_path, REJECTS_SUFFIX)))
+def read_checkpoint(work_dir: str, key: str) -> tuple[list, list]:
+    """(records, rejects) a finished input file or range left in its checkpoint."""
+    records = list(read_records(prepared_url(work_dir, key, RECORDS_SUFFIX)))
+    return records, list(read_rejects(prepared_url(work_dir, key, REJECTS_SUFFIX)))
 
 
 class _ReadFileCheckpointFn(beam.DoFn):
     def __init__(self, work_dir: str):
         self.work_dir = work_dir
 
-    def process(self, source_path: str):
-        for record in read_records(prepared_url(self.work_dir, source_path, RECORDS_SUFFIX)):
+    def process(self, file: InputFile):
+        for record in read_records(prepared_url(self.work_dir, file.key, RECORDS_SUFFIX)):
             yield Fingerprint.of(record)
-        yield beam.pvalue.TaggedOutput(DONE, source_path)
+        yield beam.pvalue.TaggedOutput(DONE, (file.source_path, file.key))
 
 
 class ReadFileCheckpoints(beam.PTransform):
-    """PCollection[source_path] of finished files -> outputs `fingerprints` (Fingerprint) and `done` (source_path)."""
+    """PCollection[InputFile] of finished files or ranges -> outputs `fingerprints` (Fingerprint)
+    and `done` ((source_path, key))."""
 
     def __init__(self, work_dir: str):
         super().__init__()
         self.work_dir = work_dir
 
-    def expand(self, source_paths):
+    def expand(self, files):
         return (
-            source_paths
+            files
             | "Spread" >> beam.Reshuffle()
             | "ReadCheckpoint" >> beam.ParDo(_ReadFileCheckpointFn(self.work_dir)).with_outputs(DONE, main="fingerprints")
         )

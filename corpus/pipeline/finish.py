@@ -58,10 +58,15 @@ class _FinishFileFn(beam.DoFn):
 
     def process(self, element):
         source_path, groups = element
-        if not list(groups["done"]):
+        keys = sorted(groups["done"])  # the file's checkpoint, or one per byte range of it
+        if not keys:
             raise RuntimeError(f"{source_path}: verdicts for a file that was never prepared")
         verdicts = {verdict.position: verdict for verdict in groups["verdicts"]}
-        records, rejects = read_checkpoint(self.config.resolved_work_dir, source_path)
+        records, rejects = [], []
+        for key in keys:
+            key_records, key_rejects = read_checkpoint(self.config.resolved_work_dir, key)
+            records += key_records
+            rejects += key_rejects
         kept: list[Record] = []
         for record in records:
             record, reject = self._resolve(record, verdicts.get(record.position))
@@ -87,8 +92,8 @@ class _FinishFileFn(beam.DoFn):
 
 
 class FinishFiles(beam.PTransform):
-    """(PCollection[source_path] of prepared files, PCollection[Verdict]) -> the written shard URLs
-    under `<output>/arrow/` and `<output>/rejects/`."""
+    """(PCollection[(source_path, key)] of prepared files or ranges, PCollection[Verdict]) -> the
+    written shard URLs under `<output>/arrow/` and `<output>/rejects/`, one pair per input file."""
 
     def __init__(self, config: BuildConfig, output: str):
         super().__init__()
@@ -98,7 +103,7 @@ class FinishFiles(beam.PTransform):
     def expand(self, inputs):
         done, verdicts = inputs
         return (
-            {"done": done | "KeyFile" >> beam.Map(lambda path: (path, None)),
+            {"done": done,
              "verdicts": verdicts | "ByFile" >> beam.Map(lambda v: (v.position[0], v))}
             | "GroupByFile" >> beam.CoGroupByKey()
             | "FinishFile" >> beam.ParDo(_FinishFileFn(self.config, self.output))

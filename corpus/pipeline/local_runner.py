@@ -6,7 +6,8 @@ start-up (and, offline, fails and falls back after the attempt). A build must ne
 anything at run time, so `--runner=DirectRunner` (and no `--runner` at all) runs this
 instead: the same FnApiRunner the DirectRunner falls back to for batch pipelines, with the
 same `--direct_num_workers` / `--direct_running_mode` options and the pipeline options passed
-to its workers.
+to its workers. Unlike the DirectRunner's default of one worker, it uses every available core
+unless `--direct_num_workers` says otherwise (`local_instead_of_direct`).
 
 With several workers the FnApiRunner sends each one its whole share of a stage's input as one
 message, so a worker's memory grows with the corpus (and a share over 2 GB fails in gRPC).
@@ -22,16 +23,20 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from apache_beam.metrics import monitoring_infos
-from apache_beam.options.pipeline_options import PipelineOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    DirectOptions,
+    PipelineOptions,
+    StandardOptions,
+)
 from apache_beam.portability.api import beam_fn_api_pb2, beam_provision_api_pb2
 from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
-
 
 NAME = f"{__name__}.LocalRunner"
 _DIRECT_NAMES = {"direct", "directrunner"}
@@ -45,10 +50,20 @@ class LocalRunner(PipelineRunner):
     """FnApiRunner with the pipeline options in its workers' provision info (as DirectRunner does)."""
 
     def run_pipeline(self, pipeline, options: PipelineOptions):
-        encoded = JobServiceHandle.encode_pipeline_options(options.get_all_options())
+        encoded = JobServiceHandle.encode_pipeline_options(worker_options(options))
         provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
         with _worker_environment():  # worker processes start inside run_pipeline and inherit it
             return _BoundedFnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
+
+
+def worker_options(options: PipelineOptions) -> dict:
+    """The options a worker process starts with: only those set away from their default (a
+    default flag such as `pipeline_type_check` would reach the worker as `--pipeline_type_check`,
+    which Beam's parser does not know, and every worker would log "Discarding unparseable
+    args"), and worker logs at WARNING unless `--default_sdk_harness_log_level` says otherwise."""
+    found = options.get_all_options(drop_default=True)
+    found.setdefault("default_sdk_harness_log_level", "WARNING")
+    return found
 
 
 @contextmanager
@@ -63,12 +78,39 @@ def _worker_environment():
             os.environ.pop(name, None)
 
 
-def local_instead_of_direct(options: PipelineOptions) -> PipelineOptions:
-    """`options` with the DirectRunner (named or by default) replaced by `LocalRunner`; other runners untouched."""
+def available_cores() -> int:
+    """The cores this process may run on (its CPU affinity, as containers and `taskset` set it)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def local_instead_of_direct(options: PipelineOptions, flags: Sequence[str] = ()) -> PipelineOptions:
+    """`options` with the DirectRunner (named or by default) replaced by `LocalRunner`; other runners untouched.
+
+    Locally, a build uses every available core: without `--direct_num_workers` in `flags` (or
+    with `--direct_num_workers=0`) it runs `available_cores()` workers, and more than one worker
+    runs in worker processes (`multi_processing`) unless `--direct_running_mode` says otherwise.
+    """
     standard = options.view_as(StandardOptions)
     if standard.runner is None or str(standard.runner).lower() in _DIRECT_NAMES:
         standard.runner = NAME
+        direct = options.view_as(DirectOptions)
+        given = {flag.split("=", 1)[0] for flag in flags}
+        if "--direct_num_workers" not in given or not direct.direct_num_workers:
+            direct.direct_num_workers = available_cores()
+        if "--direct_running_mode" not in given and direct.direct_num_workers > 1:
+            direct.direct_running_mode = "multi_processing"
     return options
+
+
+def local_workers(options: PipelineOptions) -> int | None:
+    """How many workers run at once on `LocalRunner` (`in_memory` is one), None on another runner."""
+    if options.view_as(StandardOptions).runner != NAME:
+        return None
+    direct = options.view_as(DirectOptions)
+    return 1 if direct.direct_running_mode == "in_memory" else max(1, direct.direct_num_workers)
 
 
 def bundle_count(buffer, workers: int) -> int:

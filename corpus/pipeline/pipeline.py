@@ -43,11 +43,11 @@ def build_pipeline(
     pipeline: beam.Pipeline,
     config: BuildConfig,
     todo: list[InputFile],
-    finished: list[str],
+    finished: list[InputFile],
     staging: str,
 ) -> None:
-    """Add the whole build to `pipeline`: read `todo` files, resume `finished` ones (source
-    paths with a valid checkpoint), write shards under `staging`.
+    """Add the whole build to `pipeline`: read `todo` files (or byte ranges of files), resume
+    `finished` ones (those with a valid checkpoint), write shards under `staging`.
     """
     work_dir = config.resolved_work_dir
     fresh = (

@@ -52,11 +52,11 @@ class _PrepareFileFn(beam.DoFn):
         write_file_checkpoint(self.work_dir, file, self.prepare_hash, records, rejects, sum(units))
         for record in records:
             yield Fingerprint.of(record)
-        yield beam.pvalue.TaggedOutput(DONE, file.source_path)
+        yield beam.pvalue.TaggedOutput(DONE, (file.source_path, file.key))
 
 
 class PrepareInputFiles(beam.PTransform):
-    """PCollection[InputFile] -> outputs `fingerprints` (Fingerprint) and `done` (source_path).
+    """PCollection[InputFile] -> outputs `fingerprints` (Fingerprint) and `done` ((source_path, key)).
 
     `stages` are DoFns taking one element and yielding records or `rejected` outputs; the
     first takes an `InputFile` (the reader).

@@ -9,11 +9,12 @@ worker needs no shared local disk. Unreadable lines and files become rejects, ne
 
 from __future__ import annotations
 
-import gzip
 import json
+import os
 import re
+import stat
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -29,6 +30,7 @@ STAGE = "read"
 FILES = "files"  # side output: (source_path, units) — every record or reject the file produced
 CHUNK_BYTES = 1 << 20
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
+BOM = b"\xef\xbb\xbf"
 
 
 class TruncatedInput(Exception):
@@ -37,7 +39,10 @@ class TruncatedInput(Exception):
 
 @dataclass(frozen=True, order=True)
 class InputFile:
-    """One file of a build: its `source_path` (relative to its input root) and where it lives."""
+    """One file of a build, or one byte range of it: its `source_path` (relative to its input
+    root), where it lives and, for a range (`parts` > 1), the bytes `[start, end)` it covers and
+    the number of its first line in the whole file (ranges.py cuts them at line ends).
+    """
 
     source_path: str
     url: str
@@ -45,11 +50,42 @@ class InputFile:
     compression: str | None  # None, "gzip" or "zstd"
     size: int
     mtime: float
+    part: int = 0
+    parts: int = 1
+    start: int = 0
+    end: int | None = None  # None: to the end of the file
+    first_line: int = 1
+
+    @property
+    def key(self) -> str:
+        """The name of this file's (or range's) checkpoint: `source_path`, plus `#part/parts` for a range."""
+        return self.source_path if self.parts == 1 else f"{self.source_path}#{self.part}/{self.parts}"
 
     @property
     def fingerprint(self) -> str:
-        """What a checkpoint of this file is valid for: same name, size and modification time."""
-        return f"{self.source_path}|{self.size}|{self.mtime:.6f}"
+        """What a checkpoint of this file is valid for: same name, size and modification time (and byte range)."""
+        whole = f"{self.source_path}|{self.size}|{self.mtime:.6f}"
+        return whole if self.parts == 1 else f"{whole}|{self.start}-{self.end}|{self.first_line}"
+
+
+@dataclass(frozen=True, order=True)
+class SkippedPath:
+    """A file or folder under an input root that the build does not read, and why."""
+
+    path: str  # relative to its input root (prefixed with the root's name when there are several)
+    reason: str  # one of SKIP_REASONS
+
+
+SKIP_REASONS = {
+    "unknown_type": "not a txt/json suffix of `read.txt_suffixes` / `read.json_suffixes`",
+    "hidden": "name starts with a dot (`read.skip_hidden: false` reads it)",
+    "symlink_not_followed": "a symlink (`read.follow_symlinks: true` reads through it)",
+    "symlink_loop": "a symlink to a folder already being read",
+    "broken_symlink": "a symlink to nothing",
+    "unreadable": "no permission to read it, or it vanished",
+    "not_a_file": "a FIFO, socket or device",
+    "build_output": "this build's own output, staging or work folder, or its manifest",
+}
 
 
 def _relative(url: str, root: str) -> str:
@@ -72,33 +108,112 @@ def input_kind(name: str, config: ReadConfig) -> tuple[str, str | None] | None:
     return None
 
 
-def list_input_files(roots: list[str], config: ReadConfig) -> tuple[list[InputFile], list[str]]:
-    """Every readable file under `roots` (recursively), sorted by `source_path`, and the files skipped.
+def _is_local(root: str) -> bool:
+    return "://" not in root or root.startswith("file://")
 
-    With more than one root, `source_path` starts with the root's folder name, so paths stay
-    unique. Raises FileNotFoundError when a root matches nothing, ValueError on clashing names.
+
+def _walk_local(root: str, config: ReadConfig, excluded: set[str]) -> Iterator[tuple[str, int, float] | SkippedPath]:
+    """`(relative path, size, mtime)` of each regular file under a local `root`, or a
+    `SkippedPath` for each entry not read; follows symlinks (`config.follow_symlinks`) with loop
+    detection on the (device, inode) of the folders being walked."""
+    root = root.removeprefix("file://")
+
+    def walk(folder: str, relative: str, ancestors: frozenset) -> Iterator:
+        try:
+            with os.scandir(folder) as entries:
+                children = sorted(entries, key=lambda entry: entry.name)
+        except OSError:
+            yield SkippedPath(relative or ".", "unreadable")
+            return
+        for entry in children:
+            path = f"{relative}/{entry.name}" if relative else entry.name
+            if config.skip_hidden and entry.name.startswith("."):
+                yield SkippedPath(path, "hidden")
+                continue
+            if entry.is_symlink() and not config.follow_symlinks:
+                yield SkippedPath(path, "symlink_not_followed")
+                continue
+            try:
+                info = entry.stat()  # follows a symlink
+            except FileNotFoundError:
+                yield SkippedPath(path, "broken_symlink" if entry.is_symlink() else "unreadable")
+                continue
+            except OSError:
+                yield SkippedPath(path, "unreadable")
+                continue
+            if os.path.abspath(entry.path) in excluded or (
+                    stat.S_ISDIR(info.st_mode) and os.path.realpath(entry.path) in excluded):
+                yield SkippedPath(path, "build_output")
+                continue
+            if stat.S_ISDIR(info.st_mode):
+                identity = (info.st_dev, info.st_ino)
+                if identity in ancestors:
+                    yield SkippedPath(path, "symlink_loop")
+                    continue
+                yield from walk(entry.path, path, ancestors | {identity})
+            elif not stat.S_ISREG(info.st_mode):
+                yield SkippedPath(path, "not_a_file")
+            elif not os.access(entry.path, os.R_OK):
+                yield SkippedPath(path, "unreadable")
+            else:
+                yield path, info.st_size, info.st_mtime
+
+    top = os.stat(root)
+    yield from walk(root, "", frozenset({(top.st_dev, top.st_ino)}))
+
+
+def _walk_remote(root: str, config: ReadConfig, excluded: set[str]) -> Iterator[tuple[str, int, float] | SkippedPath]:
+    """The same for a remote filesystem (gs://, s3://, hdfs://): what `FileSystems.match` lists."""
+    for meta in FileSystems.match([root + "/**"])[0].metadata_list:
+        relative = _relative(meta.path, root)
+        if any(meta.path == path or meta.path.startswith(path + "/") for path in excluded):
+            yield SkippedPath(relative, "build_output")
+        elif config.skip_hidden and any(part.startswith(".") for part in relative.split("/")):
+            yield SkippedPath(relative, "hidden")
+        else:
+            yield relative, meta.size_in_bytes, meta.last_updated_in_seconds
+
+
+def list_input_files(roots: list[str], config: ReadConfig,
+                     exclude: Sequence[str] = ()) -> tuple[list[InputFile], list[SkippedPath]]:
+    """Every readable file under `roots` (recursively), sorted by `source_path`, and every file
+    or folder under them that is not read, with the reason (`SkippedPath`).
+
+    `exclude`: paths (the build's output, staging and work folders) never read, even when they
+    sit inside an input root. With more than one root, `source_path` starts with the root's
+    folder name, so paths stay unique. Raises FileNotFoundError when a root does not exist,
+    ValueError on clashing names.
     """
     files: list[InputFile] = []
-    skipped: list[str] = []
+    skipped: list[SkippedPath] = []
     names = [root.rstrip("/").rsplit("/", 1)[-1] for root in roots]
     if len(roots) > 1 and len(set(names)) != len(names):
         raise ValueError(f"input roots must have distinct folder names, got {names}")
     for root, name in zip(roots, names):
-        root = root.rstrip("/")
-        matches = FileSystems.match([root + "/**"])[0].metadata_list
-        if not matches and not FileSystems.exists(root):
+        root = root.rstrip("/") or "/"
+        local = _is_local(root)
+        if local and not os.path.isdir(root.removeprefix("file://")):
+            raise FileNotFoundError(f"input root {root} does not exist or is not a folder")
+        if not local and not FileSystems.exists(root):
             raise FileNotFoundError(f"input root {root} does not exist")
-        for meta in matches:
-            relative = _relative(meta.path, root)
-            if config.skip_hidden and any(part.startswith(".") for part in relative.split("/")):
+        if local:
+            excluded = {os.path.realpath(path) for path in exclude} | {os.path.abspath(path) for path in exclude}
+            found = _walk_local(root, config, excluded)
+        else:
+            found = _walk_remote(root, config, {path.rstrip("/") for path in exclude})
+        for item in found:
+            prefix = f"{name}/" if len(roots) > 1 else ""
+            if isinstance(item, SkippedPath):
+                skipped.append(SkippedPath(prefix + item.path, item.reason))
                 continue
-            source_path = f"{name}/{relative}" if len(roots) > 1 else relative
+            relative, size, mtime = item
             kind = input_kind(relative, config)
             if kind is None:
-                skipped.append(source_path)
+                skipped.append(SkippedPath(prefix + relative, "unknown_type"))
                 continue
             fmt, compression = kind
-            files.append(InputFile(source_path, meta.path, fmt, compression, meta.size_in_bytes, meta.last_updated_in_seconds))
+            url = f"{root.removeprefix('file://') if local else root}/{relative}"
+            files.append(InputFile(prefix + relative, url, fmt, compression, size, mtime))
     files.sort()
     return files, sorted(skipped)
 
@@ -124,57 +239,99 @@ def _zstd_chunks(raw) -> Iterator[bytes]:
         raise TruncatedInput("zstd stream ends before its end-of-frame marker")
 
 
-def _plain_chunks(stream) -> Iterator[bytes]:
+def _gzip_chunks(raw) -> Iterator[bytes]:
+    """Decompress a (multi-member) gzip stream as it comes, so the bytes before a cut are all
+    yielded; raise TruncatedInput if the last member is cut off. Zero padding after a member is
+    ignored, as gzip does."""
+    decompressor = None
     while True:
-        chunk = stream.read(CHUNK_BYTES)
+        chunk = raw.read(CHUNK_BYTES)
+        if not chunk:
+            break
+        while chunk:
+            if decompressor is None:
+                if not chunk.strip(b"\0"):
+                    break
+                decompressor = zlib.decompressobj(wbits=31)
+            out = decompressor.decompress(chunk)
+            if out:
+                yield out
+            if decompressor.eof:
+                chunk, decompressor = decompressor.unused_data, None
+            else:
+                chunk = b""
+    if decompressor is not None:
+        raise TruncatedInput("gzip stream ends before its end-of-stream marker")
+
+
+def _plain_chunks(stream, limit: int | None = None) -> Iterator[bytes]:
+    """Chunks of `stream`, at most `limit` bytes in all (None: to the end)."""
+    left = limit
+    while left is None or left > 0:
+        chunk = stream.read(CHUNK_BYTES if left is None else min(CHUNK_BYTES, left))
         if not chunk:
             return
+        if left is not None:
+            left -= len(chunk)
         yield chunk
 
 
 def read_chunks(file: InputFile) -> Iterator[bytes]:
-    """Decompressed bytes of `file`, chunk by chunk. Raises TruncatedInput, OSError, zstd/gzip errors."""
+    """Decompressed bytes of `file` (of its byte range, for a range), chunk by chunk.
+    Raises TruncatedInput, OSError, zstd/zlib errors."""
     with FileSystems.open(file.url, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         if file.compression == "zstd":
             yield from _zstd_chunks(raw)
         elif file.compression == "gzip":
-            try:
-                yield from _plain_chunks(gzip.GzipFile(fileobj=raw, mode="rb"))
-            except EOFError as error:
-                raise TruncatedInput(f"gzip stream: {error}") from None
+            yield from _gzip_chunks(raw)
         else:
-            yield from _plain_chunks(raw)
+            if file.start:
+                raw.seek(file.start)
+            yield from _plain_chunks(raw, None if file.end is None else file.end - file.start)
+
+
+def _line_end(line: bytes) -> int:
+    """Length of `line` without its line ending (`\r\n`, `\r` or `\n`)."""
+    if line.endswith(b"\r\n"):
+        return len(line) - 2
+    return len(line) - 1 if line.endswith((b"\n", b"\r")) else len(line)
 
 
 def read_lines(file: InputFile, max_line_bytes: int) -> Iterator[tuple[int, bytes, bool]]:
     """`(line_number, bytes, too_long)` per line, streaming: a line over `max_line_bytes` is
     never held whole; its first `max_line_bytes` bytes come back with `too_long=True`.
+
+    Lines end at `\r\n`, `\n` or a lone `\r` (Python's universal newlines, as CPM-Bee's
+    build_dataset.py reads files); a UTF-8 byte order mark at the start of a file is dropped;
+    numbers count from `file.first_line`.
     """
-    buffer = bytearray()
-    overflow = False  # inside a line already reported too long
-    line_number = 0
+    number = file.first_line - 1
+    carry = b""  # the start of a line whose end has not come yet
+    skipping = False  # inside a line already reported too long
+    at_start = file.start == 0
     for chunk in read_chunks(file):
-        buffer += chunk
-        while True:
-            end = buffer.find(b"\n")
-            if end < 0:
-                if len(buffer) > max_line_bytes:
-                    if not overflow:
-                        line_number += 1
-                        yield line_number, bytes(buffer[:max_line_bytes]), True
-                        overflow = True
-                    del buffer[:]
-                break
-            if overflow:
-                overflow = False
-            else:
-                line_number += 1
-                line = bytes(buffer[:end])
-                yield line_number, line[:max_line_bytes], len(line) > max_line_bytes
-            del buffer[: end + 1]
-    if buffer and not overflow:
-        line_number += 1
-        yield line_number, bytes(buffer[:max_line_bytes]), len(buffer) > max_line_bytes
+        if at_start and chunk:
+            chunk, at_start = chunk.removeprefix(BOM), False
+        lines = (carry + chunk if carry else chunk).splitlines(keepends=True)
+        # the last piece is unfinished unless it ends with "\n" (one ending with "\r" may go on with "\n")
+        carry = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+        for line in lines:
+            if skipping:
+                skipping = False
+                continue
+            number += 1
+            end = _line_end(line)
+            yield number, line[: min(end, max_line_bytes)], end > max_line_bytes
+        if _line_end(carry) > max_line_bytes:
+            if not skipping:
+                number += 1
+                yield number, carry[:max_line_bytes], True
+                skipping = True
+            carry = b"\r" if carry.endswith(b"\r") else b""  # a "\r" may end the skipped line
+    if carry and not skipping:
+        number += 1
+        end = _line_end(carry)
+        yield number, carry[: min(end, max_line_bytes)], end > max_line_bytes
 
 
 _ESCAPED_NEWLINES = ("<n>", "\\r\\n", "\\r", "\\n")
@@ -275,7 +432,7 @@ class ReadFileLines(beam.DoFn):
             else:
                 self.counters.records_out.inc()
                 yield item
-        if units == 0:
+        if units == 0 and file.parts == 1:  # a byte range may hold no line start (inside one long line)
             units += 1
             self.counters.records_in.inc()
             yield beam.pvalue.TaggedOutput(REJECTED, self._reject(file, 0, "empty_file", f"{file.source_path}: no lines"))

@@ -176,7 +176,8 @@ def write_report(folder: Path, stats: BuildStats, context: dict) -> Path:
         lines += ["", "## Beam counters (this run; resumed files are not re-counted)", ""]
         lines += _table(["counter", "value"], [[k, v] for k, v in context["counters"].items()])
     if context.get("skipped_files"):
-        lines += ["", "## Files not read (unknown type)", ""] + [f"- `{name}`" for name in context["skipped_files"]]
+        lines += ["", "## Files and folders not read", ""]
+        lines += _table(["path", "reason"], [[f"`{s['path']}`", s["reason"]] for s in context["skipped_files"]])
     path = folder / REPORT_MD
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path

@@ -13,7 +13,13 @@ import pytest
 from corpus.dataset import iter_records, read_meta, verify_dataset
 from corpus.manifest import read_manifest
 from corpus.pipeline.build import build_corpus
-from corpus.pipeline.shards import RECORDS_SUFFIX, REJECTS_SUFFIX, list_shards, read_records, read_rejects
+from corpus.pipeline.shards import (
+    RECORDS_SUFFIX,
+    REJECTS_SUFFIX,
+    list_shards,
+    read_records,
+    read_rejects,
+)
 from schemas import BuildConfig
 
 
@@ -114,7 +120,8 @@ def test_report_has_stats_and_plots(built):
     report = json.loads((result.output / "report.json").read_text())
     assert report["rejects"]["read"]["invalid_utf8"] == 1
     assert report["cluster_sizes"] == {"2": 1}
-    assert report["skipped_files"] == ["json/notes.md"]
+    assert report["skipped_files"] == [{"path": "json/notes.md", "reason": "unknown_type"}]
+    assert "`json/notes.md` | unknown_type" in (result.output / "report.md").read_text()
     for plot in ("length_before", "length_after", "drops", "cluster_sizes"):
         assert (result.output / "plots" / f"{plot}.svg").read_text().startswith("<svg")
     assert "records in" in (result.output / "report.md").read_text()
@@ -158,3 +165,61 @@ def test_output_is_byte_identical_with_one_and_two_workers(raw_corpus, tmp_path)
     assert first == second
     shards = [sorted((p.name, p.read_bytes()) for p in (o.output / "arrow").iterdir()) for o in outputs]
     assert shards[0] == shards[1]
+
+
+def _files(folder: Path) -> list[tuple[str, bytes]]:
+    return sorted((str(p.relative_to(folder)), p.read_bytes()) for p in folder.rglob("*")
+                  if p.is_file() and not p.name.startswith("."))
+
+
+def test_big_files_read_in_byte_ranges_give_the_same_bytes(built, tmp_path):
+    config, result = built
+    ranged = config.model_copy(update={
+        "output": str(tmp_path / "ds"), "work_dir": None, "manifest": str(tmp_path / "datasets.json"),
+        "read": config.read.model_copy(update={"split_bytes": 1024})})
+    logs: list[str] = []
+    second = build_corpus(ranged, ["--direct_num_workers=1"], log=logs.append)
+    assert any("input files (big files cut into" in line for line in logs), logs
+    assert len(list((tmp_path / "ds.work" / "prepared").glob("txt%2Fen.txt%23*.done.json"))) > 3
+    for folder in ("data", "arrow", "rejects"):  # same records, rejects and source_line provenance
+        assert _files(second.output / folder) == _files(result.output / folder)
+
+
+def _big_corpus(path: Path, megabytes: int) -> None:
+    """About `megabytes` MB of distinct English-like lines, some exact copies far apart, some too short."""
+    import random
+
+    rng = random.Random(7)
+    words = ["".join(rng.choice("bcdfglmnprstvw") + rng.choice("aeiou") for _ in range(rng.randrange(1, 5)))
+             for _ in range(5000)]
+    lines: list[str] = []
+    size = 0
+    while size < megabytes * 1_000_000:
+        n = len(lines)
+        if n % 997 == 500:
+            line = lines[n - 400]  # an exact duplicate, often in another byte range
+        elif n % 101 == 0:
+            line = "too short"
+        else:
+            line = f"Line {n}. " + " ".join(rng.choices(words, k=rng.randrange(60, 260))) + "."
+        lines.append(line)
+        size += len(line) + 1
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+@pytest.mark.integration
+def test_one_50_mb_file_read_by_two_workers_gives_the_dataset_of_one_worker(tmp_path):
+    (tmp_path / "in").mkdir()
+    _big_corpus(tmp_path / "in" / "big.txt", 50)
+    outputs = []
+    for name, split_bytes, flags in (("one", 1 << 30, ["--direct_num_workers=1"]), ("two", 8 << 20, ["--direct_num_workers=2"])):
+        config = BuildConfig(input=[str(tmp_path / "in")], output=str(tmp_path / name / "ds"), dataset_name="big",
+                             task_name="test", read={"split_bytes": split_bytes}, near_dedupe={"enabled": False})
+        logs: list[str] = []
+        outputs.append(build_corpus(config, flags, log=logs.append))
+        assert ("cut into 6 ranges" in " ".join(logs)) == (name == "two"), logs
+    one, two = outputs
+    assert two.workers == 2 and one.workers == 1
+    assert one.written > 30_000 and one.rejected_by_stage["exact_dedupe"] > 30
+    for folder in ("data", "arrow", "rejects"):
+        assert _files(one.output / folder) == _files(two.output / folder)

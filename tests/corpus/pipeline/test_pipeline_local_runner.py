@@ -9,12 +9,28 @@ import os
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 from apache_beam.metrics.metric import MetricsFilter
-from apache_beam.options.pipeline_options import SetupOptions, StandardOptions
+from apache_beam.options.pipeline_options import (
+    PipelineOptions,
+    SetupOptions,
+    StandardOptions,
+)
 from apache_beam.testing.util import assert_that, equal_to
 
 from corpus.pipeline import local_runner
 from corpus.pipeline.build import WORKER_MEMORY_PLUGIN, pipeline_options
-from corpus.pipeline.local_runner import NAME
+from corpus.pipeline.cli import beam_argument_parser
+from corpus.pipeline.local_runner import NAME, worker_options
+
+
+def test_workers_start_with_options_their_parser_knows_and_quiet_logs():
+    options = worker_options(pipeline_options(["--direct_num_workers=2"]))
+    assert options["direct_num_workers"] == 2 and options["default_sdk_harness_log_level"] == "WARNING"
+    assert "pipeline_type_check" not in options  # reached workers as an unknown --pipeline_type_check
+    flags = PipelineOptions.from_dictionary(options).get_all_options(retain_unknown_options=True)
+    _, unknown = beam_argument_parser().parse_known_args(PipelineOptions.from_dictionary(options)._flags)
+    assert unknown == [] and flags["beam_plugins"] == [WORKER_MEMORY_PLUGIN]
+    chosen = worker_options(pipeline_options(["--default_sdk_harness_log_level=DEBUG"]))
+    assert chosen["default_sdk_harness_log_level"] == "DEBUG"
 
 
 def test_the_direct_runner_named_or_by_default_becomes_the_local_runner_and_others_stay():

@@ -5,14 +5,27 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 
 import apache_beam as beam
+import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
 
-from corpus.pipeline.read import ReadInputFiles, list_input_files, read_lines, txt_line_to_text
+from corpus.pipeline import read as read_module
+from corpus.pipeline.read import (
+    ReadFileLines,
+    ReadInputFiles,
+    SkippedPath,
+    TruncatedInput,
+    list_input_files,
+    read_lines,
+    txt_line_to_text,
+)
+from corpus.pipeline.stage import REJECTED
+from schemas import Record
 from schemas.build_config import ReadConfig
 
 
@@ -43,7 +56,99 @@ def test_listing_is_recursive_sorted_and_skips_unknown_and_hidden_files(tmp_path
     files, skipped = list_input_files([str(tmp_path)], ReadConfig())
     assert [(f.source_path, f.format, f.compression) for f in files] == [
         ("a/y.jsonl.gz", "json", "gzip"), ("a/z.json.zst", "json", "zstd"), ("b/x.txt", "txt", None)]
-    assert skipped == ["c/readme.md"]
+    assert skipped == [SkippedPath(".hidden", "hidden"), SkippedPath("c/readme.md", "unknown_type")]
+
+
+def test_every_path_not_read_is_listed_with_its_reason(tmp_path):
+    root = tmp_path / "in"
+    (root / "real").mkdir(parents=True)
+    (root / "real" / "a.txt").write_text("x\n")
+    (root / "linked").symlink_to(root / "real")  # a symlinked folder is read (default: follow)
+    (root / "real" / "loop").symlink_to(root)  # a link back up: read once, not forever
+    (root / "gone.txt").symlink_to(root / "missing.txt")
+    os.mkfifo(root / "pipe.txt")
+    (root / "out").mkdir()  # the build's own output inside the input root
+    (root / "out" / "b.txt").write_text("x\n")
+    (root / "datasets.json").write_text("{}\n")  # its manifest too
+    own = [str(root / "out"), str(root / "datasets.json")]
+    files, skipped = list_input_files([str(root)], ReadConfig(), exclude=own)
+    assert [f.source_path for f in files] == ["linked/a.txt", "real/a.txt"]
+    assert skipped == [SkippedPath("datasets.json", "build_output"),
+                       SkippedPath("gone.txt", "broken_symlink"), SkippedPath("linked/loop", "symlink_loop"),
+                       SkippedPath("out", "build_output"), SkippedPath("pipe.txt", "not_a_file"),
+                       SkippedPath("real/loop", "symlink_loop")]
+    files, skipped = list_input_files([str(root)], ReadConfig(follow_symlinks=False), exclude=own)
+    assert [f.source_path for f in files] == ["real/a.txt"]
+    assert SkippedPath("linked", "symlink_not_followed") in skipped
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_files_and_folders_are_listed_as_skipped(tmp_path):
+    (tmp_path / "closed").mkdir()
+    (tmp_path / "closed" / "a.txt").write_text("x\n")
+    (tmp_path / "secret.txt").write_text("x\n")
+    (tmp_path / "closed").chmod(0)
+    (tmp_path / "secret.txt").chmod(0)
+    try:
+        files, skipped = list_input_files([str(tmp_path)], ReadConfig())
+    finally:
+        (tmp_path / "closed").chmod(0o755)
+    assert files == []
+    assert skipped == [SkippedPath("closed", "unreadable"), SkippedPath("secret.txt", "unreadable")]
+
+
+def _lines(path):
+    files, _ = list_input_files([str(path.parent)], ReadConfig())
+    return [(n, raw) for f in files if f.source_path == path.name for n, raw, _ in read_lines(f, 1000)]
+
+
+def test_bom_is_dropped_and_cr_crlf_lf_all_end_lines(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + b'{"t": 1}\r{"t": 2}\r\n{"t": 3}\n{"t": 4}\r')
+    assert _lines(path) == [(1, b'{"t": 1}'), (2, b'{"t": 2}'), (3, b'{"t": 3}'), (4, b'{"t": 4}')]
+    bom_only_once = tmp_path / "b.txt"
+    bom_only_once.write_bytes(b"\xef\xbb\xbfone\n\xef\xbb\xbftwo\n")
+    assert _lines(bom_only_once) == [(1, b"one"), (2, b"\xef\xbb\xbftwo")]
+
+
+@given(st.lists(st.sampled_from([b"a", b"bb", b"\r", b"\n", b"\r\n", b"x" * 7]), max_size=40), st.integers(1, 9))
+def test_lines_are_the_same_whatever_the_chunk_size(tmp_path_factory, pieces, chunk):
+    data = b"".join(pieces)
+    path = tmp_path_factory.mktemp("chunks") / "a.txt"
+    path.write_bytes(data)
+    files, _ = list_input_files([str(path.parent)], ReadConfig())
+    expected = [line for line in data.splitlines()]
+    with mock_chunk_bytes(chunk):
+        got = [(n, raw, long) for n, raw, long in read_lines(files[0], 5)]
+    assert [n for n, _, _ in got] == list(range(1, len(expected) + 1))
+    assert [(raw, long) for _, raw, long in got] == [(line[:5], len(line) > 5) for line in expected]
+
+
+class mock_chunk_bytes:
+    """Read files in chunks of `n` bytes, so line ends fall across chunk boundaries."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self.saved = read_module.CHUNK_BYTES
+        read_module.CHUNK_BYTES = self.n
+
+    def __exit__(self, *exc):
+        read_module.CHUNK_BYTES = self.saved
+
+
+def test_truncated_gz_keeps_every_line_before_the_cut(tmp_path):
+    lines = [f"line number {i} of a gzip file that is cut off near its end" for i in range(60_000)]
+    (tmp_path / "cut.txt.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode())[:-100])
+    (tmp_path / "whole.txt.gz").write_bytes(gzip.compress(b"a\n") + gzip.compress(b"b\n") + b"\0" * 8)
+    files, _ = list_input_files([str(tmp_path)], ReadConfig())
+    read = []
+    with pytest.raises(TruncatedInput):
+        for number, raw, _ in read_lines(files[0], 1000):
+            read.append(raw.decode())
+    assert len(read) > 59_000 and read == lines[: len(read)]  # the lines of the last 1 MB chunk too
+    assert [raw for _, raw, _ in read_lines(files[1], 1000)] == [b"a", b"b"]  # members, zero padding
 
 
 def test_read_stage_outputs_records_rejects_and_file_counts(tmp_path):
@@ -59,3 +164,15 @@ def test_read_stage_outputs_records_rejects_and_file_counts(tmp_path):
             ("t.txt", 2, "empty_line"), ("j.jsonl.gz", 2, "broken_json"), ("j.jsonl.gz", 3, "not_an_object")]),
             label="rejected")
         assert_that(out.files, equal_to([("t.txt", 2), ("j.jsonl.gz", 3)]), label="files")
+
+
+def test_a_bom_before_the_first_json_line_is_not_broken_json(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(b"\xef\xbb\xbf" + json.dumps({"q": "x", "<ans>": "y"}).encode() + b"\r\n")
+    (tmp_path / "b.txt").write_bytes(b"\xef\xbb\xbfone\rtwo\r")
+    files, _ = list_input_files([str(tmp_path)], ReadConfig())
+    reader = ReadFileLines(ReadConfig())
+    reader.setup()
+    out = [item for file in files for item in reader.process(file)]
+    assert [(r.source_path, r.source_line, r.text) for r in out if isinstance(r, Record)] == [
+        ("a.jsonl", 1, "x\ny"), ("b.txt", 1, "one"), ("b.txt", 2, "two")]
+    assert not [item for item in out if getattr(item, "tag", None) == REJECTED]
