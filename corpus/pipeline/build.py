@@ -9,9 +9,7 @@ upsert the manifest entry.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import shutil
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -22,10 +20,23 @@ import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
+from corpus.dataset.lock import folder_lock
 from corpus.manifest import upsert_entry
 from corpus.pipeline.checkpoint import finished_files, read_file_units
 from corpus.pipeline.components import UNCONVERGED_COUNTER
+from corpus.pipeline.faults import kill_at
 from corpus.pipeline.local_runner import local_instead_of_direct
+from corpus.pipeline.output_folder import (
+    OutputLocked,
+    check_output_location,
+    is_complete,
+    new_staging,
+    output_lock,
+    read_stamp,
+    recover_swap,
+    swap_into_place,
+    write_stamp,
+)
 from corpus.pipeline.pack import content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
 from corpus.pipeline.read import list_input_files
@@ -34,7 +45,6 @@ from corpus.pipeline.stage import METRICS_NAMESPACE
 from schemas import BuildConfig, DatasetEntry
 from schemas.manifest import Fingerprints, Provenance
 
-BUILD_STAMP = "build.json"
 WORKER_MEMORY_PLUGIN = "corpus.pipeline.worker_memory"  # imported by each worker at start-up (never here)
 
 
@@ -94,16 +104,11 @@ def _manifest_path(config: BuildConfig) -> Path:
     return Path(config.manifest) if config.manifest else Path(config.output).parent / "datasets.json"
 
 
-def _swap_into_place(staging: Path, output: Path) -> None:
-    """Replace `output` by `staging` with renames: readers see the old build or the new one."""
-    old = output.with_name(output.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if output.exists():
-        os.replace(output, old)
-    os.replace(staging, output)
-    if old.exists():
-        shutil.rmtree(old)
+def _upsert_locked(manifest_path: Path, entry: DatasetEntry) -> None:
+    """Upsert under the manifest's lock: builds of other outputs may share the manifest."""
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(manifest_path.parent, f".{manifest_path.name}.lock"):
+        upsert_entry(manifest_path, entry)
 
 
 def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, config_path: str | None = None,
@@ -115,8 +120,19 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     provenance. Returns a `BuildResult`. Raises FileNotFoundError / ValueError for bad inputs,
     BuildError when the output would not be trustworthy (nothing is replaced then).
     """
-    started = time.monotonic()
+    check_output_location(config.output, list(config.input), config.resolved_work_dir, str(_manifest_path(config)))
     output = Path(config.output)
+    try:
+        with output_lock(output):
+            recover_swap(output, log)
+            return _build_locked(config, output, pipeline_args, config_path, log)
+    except OutputLocked as error:  # raised only on entering the lock
+        raise BuildError(str(error)) from None
+
+
+def _build_locked(config: BuildConfig, output: Path, pipeline_args: list[str] | None, config_path: str | None,
+                  log) -> BuildResult:
+    started = time.monotonic()
     manifest_path = _manifest_path(config)
     files, skipped = list_input_files(config.input, config.read)
     if not files:
@@ -125,18 +141,15 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     build_hash = hashlib.sha256(
         "\n".join([config_hash, _tool_version(), *(f.fingerprint for f in files)]).encode()).hexdigest()
 
-    stamp = output / BUILD_STAMP
-    if stamp.exists():
-        previous = json.loads(stamp.read_text(encoding="utf-8"))
-        if previous.get("build_hash") == build_hash:
-            entry = DatasetEntry.model_validate(previous["manifest_entry"])
-            manifest_path.parent.mkdir(parents=True, exist_ok=True)
-            entry.path = os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve())
-            upsert_entry(manifest_path, entry)  # same bytes when the entry is already there
-            log(f"{output}: up to date (same inputs and config); nothing to do")
-            return BuildResult(output, output / "data", manifest_path, True, previous["units_in"],
-                               previous["extra_pieces"], previous["written"], previous["rejected"],
-                               entry.nlines or 0, entry.nbytes or 0, len(files), time.monotonic() - started)
+    previous = read_stamp(output) if is_complete(output) else None
+    if previous is not None and previous.get("build_hash") == build_hash:
+        entry = DatasetEntry.model_validate(previous["manifest_entry"])
+        entry.path = os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve())
+        _upsert_locked(manifest_path, entry)  # same bytes when the entry is already there
+        log(f"{output}: up to date (same inputs and config); nothing to do")
+        return BuildResult(output, output / "data", manifest_path, True, previous["units_in"],
+                           previous["extra_pieces"], previous["written"], previous["rejected"],
+                           entry.nlines or 0, entry.nbytes or 0, len(files), time.monotonic() - started)
 
     work_dir = config.resolved_work_dir
     prepare_hash = config.prepare_fingerprint()
@@ -145,10 +158,7 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     todo = [f for f in files if f.source_path not in done]
     log(f"{len(files)} input files: {len(todo)} to read, {len(finished)} resumed from checkpoints in {work_dir}")
 
-    staging = output.with_name(output.name + ".building")
-    if staging.exists():
-        shutil.rmtree(staging)  # leftovers of an interrupted build; checkpoints live in work_dir
-    staging.mkdir(parents=True)
+    staging = new_staging(output)  # replaces leftovers of an interrupted build; checkpoints live in work_dir
 
     with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
         build_pipeline(pipeline, config, todo, sorted(done), str(staging))
@@ -187,13 +197,15 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     }
     write_report(staging, stats, context)
     (staging / "build_config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    (staging / BUILD_STAMP).write_text(json.dumps({
+    write_stamp(staging, {
         "build_hash": build_hash, "units_in": stats.units_in, "extra_pieces": stats.extra_pieces,
         "written": stats.written, "rejected": stats.rejected,
         "manifest_entry": entry.model_dump(mode="json", exclude_unset=True),
-    }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    _swap_into_place(staging, output)
-    upsert_entry(manifest_path, entry)
+    })
+    kill_at("before_swap")
+    swap_into_place(staging, output, fault=kill_at)
+    kill_at("before_manifest")
+    _upsert_locked(manifest_path, entry)
     return BuildResult(output, output / "data", manifest_path, False, stats.units_in, stats.extra_pieces,
                        stats.written, stats.rejected, packed.nlines, packed.nbytes, len(finished),
                        time.monotonic() - started)

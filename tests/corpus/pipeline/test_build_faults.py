@@ -1,0 +1,191 @@
+"""Fault and hostile-input suite of `bee corpus build`: outputs that must not be replaced,
+interrupted swaps, concurrent builds, hostile lines, stale inputs and corrupt checkpoints.
+Each case builds its own tiny corpus; the SIGKILL cases run a build in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from corpus.pipeline.build import BuildError, build_corpus
+from corpus.pipeline.output_folder import (
+    BUILD_STAMP,
+    UnsafeOutput,
+    new_staging,
+    old_path,
+    output_lock,
+    recover_swap,
+    remove_our_folder,
+    staging_path,
+    write_stamp,
+)
+from schemas import BuildConfig
+from tests.corpus.pipeline.conftest import en_doc
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def small_corpus(root: Path, lines: int = 4) -> Path:
+    (root / "txt").mkdir(parents=True, exist_ok=True)
+    (root / "txt" / "a.txt").write_text("\n".join(en_doc(i) for i in range(lines)) + "\n", encoding="utf-8")
+    return root
+
+
+def config_for(inputs: Path, output: Path, **extra) -> BuildConfig:
+    return BuildConfig(input=[str(inputs)], output=str(output), dataset_name="tiny", task_name="test", **extra)
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# --- never delete what it did not write -------------------------------------------------------
+
+
+@pytest.mark.parametrize("where", ["same", "parent", "inside"])
+def test_output_overlapping_an_input_root_is_refused_and_nothing_is_deleted(tmp_path, where):
+    inputs = small_corpus(tmp_path / "data" / "raw")
+    (tmp_path / "data" / "notes.txt").write_text("unrelated\n")
+    output = {"same": inputs, "parent": tmp_path / "data", "inside": inputs / "out"}[where]
+    before = tree(tmp_path)
+    with pytest.raises(UnsafeOutput, match="input root .*choose an output outside every input root"):
+        build_corpus(config_for(inputs, output), [], log=lambda line: None)
+    assert tree(tmp_path) == before
+
+
+def test_work_folder_or_manifest_inside_an_input_root_is_refused(tmp_path):
+    inputs = small_corpus(tmp_path / "raw")
+    with pytest.raises(UnsafeOutput, match="work folder"):
+        build_corpus(config_for(inputs, tmp_path / "ds", work_dir=str(inputs / "work")), [], log=lambda line: None)
+    with pytest.raises(UnsafeOutput, match="manifest"):
+        build_corpus(config_for(inputs, tmp_path / "ds", manifest=str(inputs / "datasets.json")), [],
+                     log=lambda line: None)
+
+
+def test_non_empty_folder_no_build_wrote_is_refused(tmp_path):
+    inputs = small_corpus(tmp_path / "raw")
+    output = tmp_path / "home"
+    (output / "thesis").mkdir(parents=True)
+    (output / "thesis" / "chapter1.tex").write_text("months of work\n")
+    (output / BUILD_STAMP).write_text(json.dumps({"tool": "something else"}))
+    before = tree(output)
+    with pytest.raises(UnsafeOutput, match="non-empty folder that no corpus build wrote"):
+        build_corpus(config_for(inputs, output), [], log=lambda line: None)
+    assert tree(output) == before
+
+
+@pytest.mark.parametrize("leftover", [staging_path, old_path])
+def test_foreign_building_or_old_folder_is_left_alone(tmp_path, leftover):
+    inputs = small_corpus(tmp_path / "raw")
+    output = tmp_path / "ds"
+    foreign = leftover(output)
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("not a build\n")
+    with pytest.raises(UnsafeOutput, match="not written by a corpus build"):
+        build_corpus(config_for(inputs, output), [], log=lambda line: None)
+    assert (foreign / "keep.txt").read_text() == "not a build\n"
+
+
+def test_remote_output_is_refused_with_what_to_do(tmp_path):
+    inputs = small_corpus(tmp_path / "raw")
+    with pytest.raises(UnsafeOutput, match="remote outputs are not supported yet"):
+        build_corpus(config_for(inputs, "gs://bucket/ds"), [], log=lambda line: None)
+
+
+def test_folder_is_deleted_stamp_last(tmp_path):
+    folder = tmp_path / "x.old"
+    folder.mkdir()
+    write_stamp(folder, {"build_hash": "h"})
+    (folder / "data").mkdir()
+    (folder / "data" / "f").write_text("x")
+    remove_our_folder(folder)
+    assert not folder.exists()
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(UnsafeOutput):
+        remove_our_folder(plain)
+    assert plain.exists()
+
+
+# --- interrupted swaps and concurrent builds ---------------------------------------------------
+
+
+def fake_build(folder: Path, build_hash: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "data").mkdir()
+    (folder / "data" / "meta.bin").write_text(build_hash)
+    write_stamp(folder, {"build_hash": build_hash})
+    return folder
+
+
+def test_recover_finishes_a_swap_cut_between_its_renames(tmp_path):
+    output = tmp_path / "ds"
+    fake_build(old_path(output), "old")
+    fake_build(staging_path(output), "new")
+    recover_swap(output, log=lambda line: None)
+    assert (output / "data" / "meta.bin").read_text() == "new"
+    assert not old_path(output).exists() and not staging_path(output).exists()
+
+
+def test_recover_restores_the_previous_build_when_staging_is_unfinished(tmp_path):
+    output = tmp_path / "ds"
+    fake_build(old_path(output), "old")
+    new_staging(output)  # stamped `building`: the new build never finished
+    recover_swap(output, log=lambda line: None)
+    assert (output / "data" / "meta.bin").read_text() == "old"
+    assert not old_path(output).exists()
+
+
+def test_recover_removes_a_half_deleted_old_folder(tmp_path):
+    output = fake_build(tmp_path / "ds", "new")
+    old = fake_build(old_path(output), "old")
+    (old / "data" / "meta.bin").unlink()  # deletion cut short: the stamp goes last, so it is still there
+    recover_swap(output, log=lambda line: None)
+    assert not old.exists() and (output / "data" / "meta.bin").read_text() == "new"
+
+
+def test_second_build_into_a_locked_output_exits_with_a_clear_message(tmp_path):
+    inputs = small_corpus(tmp_path / "raw")
+    output = tmp_path / "ds"
+    with output_lock(output):
+        with pytest.raises(BuildError, match=r"another build is writing .*ds \(process \d+ holds"):
+            build_corpus(config_for(inputs, output), [], log=lambda line: None)
+
+
+def run_build_process(inputs: Path, output: Path, kill_at: str | None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("BEE_FAULT_KILL_AT", None)
+    if kill_at:
+        env["BEE_FAULT_KILL_AT"] = kill_at
+    return subprocess.run([sys.executable, "-m", "corpus.pipeline.cli", "--input", str(inputs), "--output", str(output),
+                           "--dataset-name", "tiny", "--task-name", "test"],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_cwd(output))
+
+
+def tmp_cwd(output: Path) -> Path:
+    return output.parent
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("point", ["before_swap", "swap_between_renames", "swap_before_cleanup", "before_manifest"])
+def test_build_killed_during_the_swap_is_consistent_after_a_relaunch(tmp_path, point):
+    inputs = small_corpus(tmp_path / "raw")
+    output = tmp_path / "ds"
+    assert run_build_process(inputs, output, None).returncode == 0
+    (inputs / "txt" / "b.txt").write_text(en_doc(99) + "\n", encoding="utf-8")  # a second build has work to do
+    killed = run_build_process(inputs, output, point)
+    assert killed.returncode == -9
+    relaunch = run_build_process(inputs, output, None)
+    assert relaunch.returncode == 0, relaunch.stderr
+    assert not old_path(output).exists() and not staging_path(output).exists()
+    stamp = json.loads((output / BUILD_STAMP).read_text())
+    manifest = json.loads((tmp_path / "datasets.json").read_text())
+    entry = manifest[0] if isinstance(manifest, list) else manifest
+    assert stamp["units_in"] == 5
+    assert stamp["manifest_entry"]["fingerprints"] == entry["fingerprints"]
+
