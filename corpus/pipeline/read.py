@@ -21,7 +21,7 @@ import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from corpus.pipeline.stage import KEPT, REJECTED, StageCounters
+from corpus.pipeline.stage import KEPT, REJECTED, STAGE_ERROR, StageCounters
 from schemas import Record, Reject
 from schemas.build_config import ReadConfig
 
@@ -245,6 +245,8 @@ class ReadFileLines(beam.DoFn):
             data = json.loads(line)
         except json.JSONDecodeError as error:
             return self._reject(file, number, "broken_json", f"{where}: column {error.colno}: {error.msg}", line)
+        except (ValueError, RecursionError) as error:  # a number over Python's digit limit, nesting too deep
+            return self._reject(file, number, "broken_json", f"{where}: {type(error).__name__}: {error}", line)
         if not isinstance(data, dict):
             return self._reject(file, number, "not_an_object", f"{where}: a JSON {type(data).__name__}, expected an object", line)
         text = json_text_view(data)
@@ -269,7 +271,11 @@ class ReadFileLines(beam.DoFn):
                 break
             units += 1
             self.counters.records_in.inc()
-            item = self._parse(file, number, raw, too_long)
+            try:
+                item = self._parse(file, number, raw, too_long)
+            except Exception as error:  # noqa: BLE001 - one bad line never fails a build
+                item = self._reject(file, number, STAGE_ERROR, f"{file.source_path}:{number}: {type(error).__name__}: "
+                                    f"{str(error)[:300]}", raw.decode("utf-8", errors="replace"))
             if isinstance(item, Reject):
                 yield beam.pvalue.TaggedOutput(REJECTED, item)
             else:

@@ -189,3 +189,66 @@ def test_build_killed_during_the_swap_is_consistent_after_a_relaunch(tmp_path, p
     assert stamp["units_in"] == 5
     assert stamp["manifest_entry"]["fingerprints"] == entry["fingerprints"]
 
+
+# --- one bad line never fails a build ---------------------------------------------------------
+
+
+def deep_object(depth: int) -> str:
+    text = '"x"'
+    for level in range(depth):
+        text = '{"<ans>": "a", "k%d": %s}' % (level, text)
+    return text
+
+
+HOSTILE_LINES = {
+    1: "[" * 10_000 + "]" * 10_000,                              # RecursionError in json.loads
+    2: deep_object(500),                                         # RecursionError in clean
+    3: '{"input": "x", "<ans>": ' + "9" * 5000 + "}",            # ValueError: over Python's int digit limit
+    4: deep_object(300),                                         # survives to escape, pack and the report
+}
+STAGES_THAT_RAISE = {  # trigger word -> (class, method) made to raise on a record carrying the word
+    "boomread": ("corpus.pipeline.read.ReadFileLines", "_parse"),
+    "boomclean": ("corpus.pipeline.clean.CleanTextFn", "process_record"),
+    "boomsplit": ("corpus.pipeline.split.SplitLongDocumentsFn", "process"),
+    "boomquality": ("corpus.pipeline.quality.QualityFilterFn", "process_record"),
+    "boomfingerprint": ("corpus.pipeline.fingerprint.ComputeFingerprintsFn", "process"),
+    "boomescape": ("corpus.pipeline.escape.EscapeSpecialTokensFn", "process_record"),
+}
+
+
+def raise_on(word: str, method):
+    def patched(self, *args):
+        element = args[-2] if method.__name__ == "_parse" else args[0]
+        seen = element if isinstance(element, bytes) else element.text.encode()
+        if word.encode() in seen:
+            raise RuntimeError(f"planted failure {word}")
+        return method(self, *args)
+    return patched
+
+
+def test_hostile_lines_and_a_failure_in_every_stage_become_counted_rejects(tmp_path, monkeypatch):
+    import importlib
+
+    for word, (path, name) in STAGES_THAT_RAISE.items():
+        module, cls = path.rsplit(".", 1)
+        owner = getattr(importlib.import_module(module), cls)
+        monkeypatch.setattr(owner, name, raise_on(word, getattr(owner, name)))
+    inputs = tmp_path / "raw"
+    inputs.mkdir()
+    hostile = [HOSTILE_LINES[n] for n in sorted(HOSTILE_LINES)]
+    (inputs / "h.jsonl").write_text("\n".join(hostile) + "\n", encoding="utf-8")
+    planted = [f"{en_doc(i)} {word}" for i, word in enumerate(STAGES_THAT_RAISE)] + [en_doc(99)]
+    (inputs / "t.txt").write_text("\n".join(planted) + "\n", encoding="utf-8")
+    result = build_corpus(config_for(inputs, tmp_path / "ds"), [], log=lambda line: None)
+    assert result.units_in == len(hostile) + len(planted) == result.written + result.rejected
+    import pyarrow.parquet as pq
+
+    rejects = {(row["source_path"], row["source_line"]): row for path in (tmp_path / "ds" / "rejects").iterdir()
+               for row in pq.read_table(path).to_pylist()}
+    assert rejects["h.jsonl", 1]["reason"] == "broken_json" and "RecursionError" in rejects["h.jsonl", 1]["detail"]
+    assert rejects["h.jsonl", 2]["stage"] == "clean" and rejects["h.jsonl", 2]["reason"] == "stage_error"
+    assert rejects["h.jsonl", 3]["reason"] == "broken_json" and "digits" in rejects["h.jsonl", 3]["detail"]
+    assert ("h.jsonl", 4) not in rejects and result.written == 2  # the 300-deep object and the plain line
+    for line, word in enumerate(STAGES_THAT_RAISE, start=1):
+        assert rejects["t.txt", line]["reason"] == "stage_error", (word, rejects.get(("t.txt", line)))
+        assert f"t.txt:{line}: RuntimeError: planted failure {word}" in rejects["t.txt", line]["detail"]
