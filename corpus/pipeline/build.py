@@ -25,6 +25,7 @@ from corpus.manifest import upsert_entry
 from corpus.pipeline.checkpoint import finished_files, read_file_units
 from corpus.pipeline.components import UNCONVERGED_COUNTER
 from corpus.pipeline.faults import kill_at
+from corpus.pipeline.input_digest import with_digests
 from corpus.pipeline.local_runner import local_instead_of_direct
 from corpus.pipeline.output_folder import (
     OutputLocked,
@@ -137,11 +138,12 @@ def _build_locked(config: BuildConfig, output: Path, pipeline_args: list[str] | 
     files, skipped = list_input_files(config.input, config.read)
     if not files:
         raise FileNotFoundError(f"no .txt/.json/.jsonl(.gz/.zst) files under {', '.join(config.input)}")
+    files = with_digests(files)  # an input edited in place is read again, whatever its size and mtime
     config_hash = config.fingerprint()
     build_hash = hashlib.sha256(
         "\n".join([config_hash, _tool_version(), *(f.fingerprint for f in files)]).encode()).hexdigest()
 
-    previous = read_stamp(output) if is_complete(output) else None
+    previous = read_stamp(output) if is_complete(output) and (output / "data" / "meta.bin").is_file() else None
     if previous is not None and previous.get("build_hash") == build_hash:
         entry = DatasetEntry.model_validate(previous["manifest_entry"])
         entry.path = os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve())
@@ -153,7 +155,7 @@ def _build_locked(config: BuildConfig, output: Path, pipeline_args: list[str] | 
 
     work_dir = config.resolved_work_dir
     prepare_hash = config.prepare_fingerprint()
-    finished = finished_files(work_dir, files, prepare_hash)
+    finished = finished_files(work_dir, files, prepare_hash, log)
     done = {f.source_path for f in finished}
     todo = [f for f in files if f.source_path not in done]
     log(f"{len(files)} input files: {len(todo)} to read, {len(finished)} resumed from checkpoints in {work_dir}")

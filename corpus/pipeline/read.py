@@ -45,11 +45,12 @@ class InputFile:
     compression: str | None  # None, "gzip" or "zstd"
     size: int
     mtime: float
+    digest: str = ""  # content digest (input_digest.py), filled in by the build
 
     @property
     def fingerprint(self) -> str:
-        """What a checkpoint of this file is valid for: same name, size and modification time."""
-        return f"{self.source_path}|{self.size}|{self.mtime:.6f}"
+        """What a checkpoint of this file is valid for: same name, size, modification time and content."""
+        return f"{self.source_path}|{self.size}|{self.mtime:.6f}|{self.digest}"
 
 
 def _relative(url: str, root: str) -> str:

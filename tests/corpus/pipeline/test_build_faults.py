@@ -252,3 +252,48 @@ def test_hostile_lines_and_a_failure_in_every_stage_become_counted_rejects(tmp_p
     for line, word in enumerate(STAGES_THAT_RAISE, start=1):
         assert rejects["t.txt", line]["reason"] == "stage_error", (word, rejects.get(("t.txt", line)))
         assert f"t.txt:{line}: RuntimeError: planted failure {word}" in rejects["t.txt", line]["detail"]
+
+
+# --- stale inputs and corrupt checkpoints -----------------------------------------------------
+
+
+def dataset_text(result) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(result.dataset_path.iterdir()) if p.name != "meta.bin"
+                    and not p.name.startswith("."))
+
+
+def test_input_edited_keeping_size_and_mtime_is_rebuilt_even_without_its_output(tmp_path):
+    inputs = small_corpus(tmp_path / "raw", lines=2)
+    source = inputs / "txt" / "a.txt"
+    config = config_for(inputs, tmp_path / "ds")
+    first = build_corpus(config, [], log=lambda line: None)
+    stat = source.stat()
+    source.write_bytes(source.read_bytes().replace(b"Document 1 begins", b"Document 7 begins"))
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert source.stat().st_size == stat.st_size
+    second = build_corpus(config, [], log=lambda line: None)
+    assert not second.up_to_date and b"Document 7 begins" in dataset_text(second)
+    # with the output deleted, the checkpoint of the edited file must not be served either
+    source.write_bytes(source.read_bytes().replace(b"Document 7 begins", b"Document 8 begins"))
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    remove_our_folder(tmp_path / "ds")
+    logs: list[str] = []
+    third = build_corpus(config, [], log=logs.append)
+    assert any("1 to read, 0 resumed" in line for line in logs)
+    assert b"Document 8 begins" in dataset_text(third) and first.written == third.written
+
+
+def test_zero_byte_checkpoint_with_its_marker_is_named_and_redone(tmp_path):
+    inputs = small_corpus(tmp_path / "raw", lines=2)
+    (inputs / "txt" / "b.txt").write_text(en_doc(50) + "\n", encoding="utf-8")
+    config = config_for(inputs, tmp_path / "ds")
+    first = build_corpus(config, [], log=lambda line: None)
+    expected = dataset_text(first)
+    prepared = Path(config.resolved_work_dir) / "prepared"
+    (prepared / "txt%2Fa.txt.parquet").write_bytes(b"")
+    remove_our_folder(tmp_path / "ds")
+    logs: list[str] = []
+    again = build_corpus(config, [], log=logs.append)
+    assert any("txt/a.txt: checkpoint is corrupt" in line and "a.txt.parquet" in line for line in logs)
+    assert any("1 to read, 1 resumed" in line for line in logs)
+    assert dataset_text(again) == expected
