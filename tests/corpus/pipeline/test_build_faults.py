@@ -297,3 +297,35 @@ def test_zero_byte_checkpoint_with_its_marker_is_named_and_redone(tmp_path):
     assert any("txt/a.txt: checkpoint is corrupt" in line and "a.txt.parquet" in line for line in logs)
     assert any("1 to read, 1 resumed" in line for line in logs)
     assert dataset_text(again) == expected
+
+
+# --- hostile configs --------------------------------------------------------------------------
+
+YAML_ALIAS_BOMB = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{chr(98 + i)}: &{chr(98 + i)} [{', '.join([f'*{chr(97 + i)}'] * 9)}]\n" for i in range(8))
+
+
+def test_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    from schemas import SchemaError, load_file
+
+    path = tmp_path / "build.yaml"
+    path.write_text(YAML_ALIAS_BOMB + "input: [raw]\noutput: out\n", encoding="utf-8")
+    assert len(YAML_ALIAS_BOMB) < 1024
+    with pytest.raises(SchemaError, match="aliases expand to more than 1,000,000 nodes"):
+        load_file(BuildConfig, path)
+    path.write_text("a: &a [*a]\n", encoding="utf-8")
+    with pytest.raises(SchemaError, match="recursive alias"):
+        load_file(BuildConfig, path)
+
+
+@pytest.mark.parametrize("field, value", [
+    ("write", {"block_size": 10**12}), ("near_dedupe", {"num_perm": 10**9}), ("read", {"max_line_bytes": 10**12}),
+    ("split", {"max_length": 10**12}), ("weight", float("inf")), ("weight", float("nan")),
+    ("incontext_weight", [float("nan")]),
+])
+def test_build_config_values_past_their_bounds_are_refused(tmp_path, field, value):
+    from schemas import SchemaError, validate_data
+
+    data = {"input": ["raw"], "output": "out", "dataset_name": "d", "task_name": "t", field: value}
+    with pytest.raises(SchemaError, match=field):
+        validate_data(BuildConfig, data, "build.yaml")
