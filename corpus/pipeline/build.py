@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
@@ -42,6 +41,7 @@ from corpus.pipeline.pack import content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
 from corpus.pipeline.read import list_input_files
 from corpus.pipeline.report import StatsCollector, write_report
+from corpus.pipeline.runners import RunnerFailed, refuse_unsupported_runner, run_pipeline
 from corpus.pipeline.stage import METRICS_NAMESPACE
 from schemas import BuildConfig, DatasetEntry
 from schemas.manifest import Fingerprints, Provenance
@@ -127,7 +127,7 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
         with output_lock(output):
             recover_swap(output, log)
             return _build_locked(config, output, pipeline_args, config_path, log)
-    except OutputLocked as error:  # raised only on entering the lock
+    except (OutputLocked, RunnerFailed) as error:
         raise BuildError(str(error)) from None
 
 
@@ -160,11 +160,13 @@ def _build_locked(config: BuildConfig, output: Path, pipeline_args: list[str] | 
     todo = [f for f in files if f.source_path not in done]
     log(f"{len(files)} input files: {len(todo)} to read, {len(finished)} resumed from checkpoints in {work_dir}")
 
+    options = pipeline_options(pipeline_args)
+    refuse_unsupported_runner(options)
     staging = new_staging(output)  # replaces leftovers of an interrupted build; checkpoints live in work_dir
 
-    with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
-        build_pipeline(pipeline, config, todo, sorted(done), str(staging))
-    counters = _counters(pipeline.result) if hasattr(pipeline, "result") else {}
+    result = run_pipeline(options, lambda pipeline: build_pipeline(pipeline, config, todo, sorted(done), str(staging)),
+                          staging)
+    counters = _counters(result) if result is not None else {}
     if counters.get(UNCONVERGED_COUNTER, 0):
         raise BuildError(f"near-dedupe clustering did not converge in {config.near_dedupe.cc_rounds} rounds "
                          f"({counters[UNCONVERGED_COUNTER]} nodes unresolved): raise near_dedupe.cc_rounds")

@@ -329,3 +329,50 @@ def test_build_config_values_past_their_bounds_are_refused(tmp_path, field, valu
     data = {"input": ["raw"], "output": "out", "dataset_name": "d", "task_name": "t", field: value}
     with pytest.raises(SchemaError, match=field):
         validate_data(BuildConfig, data, "build.yaml")
+
+
+# --- runners ----------------------------------------------------------------------------------
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("runner", ["FlinkRunner", "SparkRunner"])
+def test_runner_whose_job_server_cannot_be_reached_fails_in_one_line_and_leaves_no_staging(tmp_path, runner):
+    inputs = small_corpus(tmp_path / "raw", lines=2)
+    output = tmp_path / "ds"
+    args = [f"--runner={runner}", f"--job_endpoint=localhost:{closed_port()}", "--job_server_timeout=2"]
+    with pytest.raises(BuildError) as failure:
+        build_corpus(config_for(inputs, output), args, log=lambda line: None)
+    message = str(failure.value)
+    assert "\n" not in message and f"runner {runner} failed" in message and "no job server answered" in message
+    assert f"infra/runners/{runner[:-6].lower()}.yaml" in message
+    assert not staging_path(output).exists() and not output.exists()
+
+
+@pytest.mark.parametrize("runner", ["DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner"])
+def test_dask_runner_is_refused_with_the_reason(tmp_path, runner):
+    inputs = small_corpus(tmp_path / "raw", lines=2)
+    with pytest.raises(BuildError, match="sends tagged outputs"):
+        build_corpus(config_for(inputs, tmp_path / "ds"), [f"--runner={runner}"], log=lambda line: None)
+    assert not staging_path(tmp_path / "ds").exists()
+
+
+@pytest.mark.integration
+def test_portable_runner_with_an_embedded_job_server_gives_the_local_runners_bytes(raw_corpus, tmp_path):
+    outputs = []
+    for name, args in (("local", []), ("portable", ["--runner=PortableRunner", "--job_endpoint=embed",
+                                                    "--environment_type=LOOPBACK"])):
+        config = BuildConfig(input=[str(raw_corpus)], output=str(tmp_path / name / "ds"), dataset_name="tiny",
+                             task_name="test", split={"min_length": 50, "max_length": 1500})
+        outputs.append(build_corpus(config, args, log=lambda line: None))
+    local, portable = outputs
+    assert tree(local.output / "data") == tree(portable.output / "data")
+    for folder in ("arrow", "rejects"):
+        assert tree(local.output / folder) == tree(portable.output / folder)
+    assert not staging_path(portable.output).exists()
