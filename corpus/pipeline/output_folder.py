@@ -1,7 +1,7 @@
 """The output folder of a corpus build: where it may be, when it may be replaced, and the swap.
 
-A build writes `<output>.building/`, then swaps it into place with two renames through
-`<output>.old/`. It only ever deletes or replaces a folder that this tool wrote, recognised by
+A build writes `<output>.building/`, then swaps it into place: one atomic exchange of the two
+folders where Linux allows it, else two renames through `<output>.old/`. It only ever deletes or replaces a folder that this tool wrote, recognised by
 its stamp `build.json` (`"tool": TOOL`): never an input root, a folder holding one or inside
 one, nor a non-empty folder without the stamp. A stamped folder is deleted stamp last, so a
 deletion cut short still carries the stamp and is finished by the next build. A build
@@ -11,6 +11,8 @@ at the start of the next one. One build at a time holds `<output>.lock` (`output
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import fcntl
 import json
 import os
@@ -142,7 +144,7 @@ def write_stamp(folder: Path, content: dict) -> None:
 def recover_swap(output: Path, log=print) -> None:
     """Bring an output left by an interrupted swap back to a consistent state: a finished staging
     folder with no output is moved into place, an output missing with only `.old` is restored,
-    and `.old` leftovers are deleted."""
+    and `.old` / `.building` leftovers beside an output are deleted."""
     staging, old = staging_path(output), old_path(output)
     if not output.exists() and not output.is_symlink():
         if is_complete(staging):
@@ -153,13 +155,41 @@ def recover_swap(output: Path, log=print) -> None:
             log(f"{output}: restored the previous build an interrupted swap had moved aside")
     if old.exists() or old.is_symlink():
         remove_our_folder(old)
+    if (output.exists() or output.is_symlink()) and (staging.exists() or staging.is_symlink()):
+        remove_our_folder(staging)
+
+
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`). Returns
+    False where the OS or filesystem cannot; raises OSError for other failures."""
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), f"{a} <-> {b}")
 
 
 def swap_into_place(staging: Path, output: Path, fault=lambda point: None) -> None:
-    """Replace `output` (ours, or absent) by `staging` with renames: readers see the old build or the new one.
-    `fault` is called at named points (see faults.py)."""
+    """Replace `output` (ours, or absent) by `staging`: readers see the old build or the new one.
+    Where the OS can, one atomic exchange (the output never goes missing); else two renames
+    through `<output>.old`, which `recover_swap` completes after a crash. `fault` is called at
+    named points (see faults.py)."""
     old = old_path(output)
     remove_our_folder(old)
+    if is_ours(output) and exchange(staging, output):
+        fault("swap_before_cleanup")
+        remove_our_folder(staging)  # now the previous build
+        return
     if is_ours(output):
         os.replace(output, old)
     elif output.is_dir() and not output.is_symlink() and not any(output.iterdir()):
