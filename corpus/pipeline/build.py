@@ -1,7 +1,8 @@
 """`build_corpus`: the one function behind `bee corpus build` and the corpus-build flow.
 
-List inputs → skip if the same build already finished → run the Beam pipeline into a staging
-folder (resuming checkpointed input files) → pack the binary dataset → check
+Check the output may be written (output_folder.py) and lock it → list inputs and digest their
+bytes → skip if the same build already finished → run the Beam pipeline into a staging folder
+(resuming checkpointed input files) → pack the binary dataset → check
 `records in = written + rejected` → write the report → swap the staging folder into place →
 upsert the manifest entry.
 """
@@ -119,7 +120,9 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     Takes the build config, Beam pipeline flags (`--runner`, `--direct_num_workers`, Flink /
     Spark / Dataflow options; passed through unchanged) and the config file's path for the
     provenance. Returns a `BuildResult`. Raises FileNotFoundError / ValueError for bad inputs,
-    BuildError when the output would not be trustworthy (nothing is replaced then).
+    UnsafeOutput (a ValueError) for an output it may not write or replace, BuildError when the
+    output would not be trustworthy, another build holds the output or the runner failed
+    (nothing is replaced then).
     """
     check_output_location(config.output, list(config.input), config.resolved_work_dir, str(_manifest_path(config)))
     output = Path(config.output)
