@@ -14,7 +14,7 @@ import apache_beam as beam
 
 from corpus.pipeline.checkpoint import DONE, write_file_checkpoint
 from corpus.pipeline.read import FILES, InputFile
-from corpus.pipeline.stage import REJECTED, Fingerprint, stage_error_reject
+from corpus.pipeline.stage import REJECTED, STAGE_ERROR, Fingerprint, stage_error_reject
 from schemas import Record
 
 
@@ -27,6 +27,9 @@ def _stage_outputs(stage: beam.DoFn, element):
         return list(stage.process(element))
     except Exception as error:  # noqa: BLE001 - one bad record never fails a build
         name = getattr(stage, "stage", type(stage).__name__)
+        counters = getattr(stage, "counters", None)
+        if counters is not None:
+            counters.dropped(STAGE_ERROR)
         return [beam.pvalue.TaggedOutput(REJECTED, stage_error_reject(
             element, name, error, getattr(stage, "reject_text_chars", 2000)))]
 
