@@ -21,6 +21,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "vocab": ("tokenization.cli", "vocab_app"),
     "tokenize": ("tokenization.cli", "tokenize"),
     "train": ("trainer.cli", "app"),
+    "trace": ("trainer.trace_cli", "trace"),
 }
 
 
