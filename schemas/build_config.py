@@ -10,9 +10,15 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, field_validator, model_validator
 
 from schemas.fileinfo import DEFAULT_BLOCK_SIZE
+
+# Upper bounds: a value past them is a typo (`1e12`) that would end in a MemoryError mid-build.
+MAX_BLOCK_SIZE = 1 << 30  # 1 GiB: a writer and each reader hold one block in memory
+MAX_LINE_BYTES = 1 << 30
+MAX_NUM_PERM = 1024  # 4 KiB of signature per record; FineWeb uses 112
+MAX_CHARS = 100_000_000
 
 
 class _StageConfig(BaseModel):
@@ -24,7 +30,7 @@ class ReadConfig(_StageConfig):
 
     txt_suffixes: list[str] = Field(default=[".txt"], description="File endings read as one sample per line.")
     json_suffixes: list[str] = Field(default=[".json", ".jsonl"], description="File endings read as one JSON object per line.")
-    max_line_bytes: int = Field(default=8 << 20, gt=0, description="Longer lines are rejected (`line_too_long`) without being held in memory.")
+    max_line_bytes: int = Field(default=8 << 20, gt=0, le=MAX_LINE_BYTES, description="Longer lines are rejected (`line_too_long`) without being held in memory.")
     skip_hidden: bool = Field(default=True, description="Ignore files and folders whose name starts with a dot (listed in the report's `skipped_files`).")
     follow_symlinks: bool = Field(default=True, description="Read through symlinked files and folders of a local input root (a link back to a folder already being walked is skipped as a loop); false lists them as skipped.")
     split_bytes: int = Field(default=64 << 20, ge=1 << 10, description="Uncompressed input files larger than this are cut at line ends into byte ranges of about this size, read by different workers (`.gz`/`.zst` files are read whole). Does not change the output.")
@@ -43,8 +49,8 @@ class CleanConfig(_StageConfig):
 class SplitConfig(_StageConfig):
     """Stage 3: split long txt samples at paragraph, then sentence boundaries (CPM-Bee defaults)."""
 
-    min_length: int = Field(default=100, ge=0, description="Pieces (and whole txt samples) shorter than this, in characters, are dropped.")
-    max_length: int = Field(default=2000, gt=0, description="txt samples longer than this, in characters, are split.")
+    min_length: int = Field(default=100, ge=0, le=MAX_CHARS, description="Pieces (and whole txt samples) shorter than this, in characters, are dropped.")
+    max_length: int = Field(default=2000, gt=0, le=MAX_CHARS, description="txt samples longer than this, in characters, are split.")
 
     @model_validator(mode="after")
     def _bounds_are_ordered(self) -> SplitConfig:
@@ -98,15 +104,15 @@ class NearDedupeConfig(_StageConfig):
     """Stage 6: MinHash LSH near-duplicates, clustered globally inside the Beam job."""
 
     enabled: bool = True
-    num_perm: int = Field(default=112, gt=0, description="MinHash permutations (FineWeb: 14 x 8 = 112).")
-    bands: int | None = Field(default=14, gt=0, description="LSH bands; null derives bands x rows from `threshold` (datasketch).")
-    rows: int | None = Field(default=8, gt=0, description="Rows per band.")
+    num_perm: int = Field(default=112, gt=0, le=MAX_NUM_PERM, description="MinHash permutations (FineWeb: 14 x 8 = 112).")
+    bands: int | None = Field(default=14, gt=0, le=MAX_NUM_PERM, description="LSH bands; null derives bands x rows from `threshold` (datasketch).")
+    rows: int | None = Field(default=8, gt=0, le=MAX_NUM_PERM, description="Rows per band.")
     threshold: float = Field(default=0.8, gt=0, le=1, description="Jaccard similarity that makes two samples near-duplicates.")
-    ngram: int = Field(default=5, gt=0, description="Shingle size in tokens (words for Latin text, characters for CJK).")
+    ngram: int = Field(default=5, gt=0, le=64, description="Shingle size in tokens (words for Latin text, characters for CJK).")
     shingles: Literal["words_and_chars", "jieba"] = Field(default="words_and_chars", description="`jieba` uses jieba words for CJK (needs jieba installed).")
     seed: int = Field(default=1, description="MinHash seed.")
     verify: bool = Field(default=True, description="Keep a band collision only when the signatures' estimated Jaccard reaches `threshold`.")
-    cc_rounds: int = Field(default=8, gt=0, description="Large-star/small-star rounds of the connected-components step; the build fails (never guesses) if they do not converge.")
+    cc_rounds: int = Field(default=8, gt=0, le=64, description="Large-star/small-star rounds of the connected-components step; the build fails (never guesses) if they do not converge.")
 
     @model_validator(mode="after")
     def _bands_fit(self) -> NearDedupeConfig:
@@ -130,9 +136,9 @@ class EscapeConfig(_StageConfig):
 class WriteConfig(_StageConfig):
     """Stage 8: the binary dataset's layout."""
 
-    block_size: int = Field(default=DEFAULT_BLOCK_SIZE, gt=6, description="Bytes per block of the binary dataset.")
+    block_size: int = Field(default=DEFAULT_BLOCK_SIZE, gt=6, le=MAX_BLOCK_SIZE, description="Bytes per block of the binary dataset.")
     serializer: Literal["pickle", "json"] = Field(default="pickle", description="Record payload encoding.")
-    reject_text_chars: int = Field(default=2000, ge=0, description="Characters of a rejected text kept in the rejects table.")
+    reject_text_chars: int = Field(default=2000, ge=0, le=MAX_CHARS, description="Characters of a rejected text kept in the rejects table.")
 
 
 # Settings that change where or how a build runs, never what it writes: left out of its hashes.
@@ -151,8 +157,8 @@ class BuildConfig(BaseModel):
     work_dir: str | None = Field(default=None, description="Checkpoints of finished input files; default `<output>.work`.")
     dataset_name: str = Field(min_length=1)
     task_name: str = Field(min_length=1)
-    weight: float = Field(default=1.0, ge=0)
-    incontext_weight: list[float] = Field(default_factory=lambda: [1.0])
+    weight: float = Field(default=1.0, ge=0, allow_inf_nan=False)
+    incontext_weight: list[FiniteFloat] = Field(default_factory=lambda: [1.0])
     transforms: str | list[dict[str, Any]] = Field(default_factory=list)
     manifest: str | None = Field(default=None, description="Mixture manifest to upsert; default `datasets.json` beside `output`.")
     read: ReadConfig = Field(default_factory=ReadConfig)

@@ -1,7 +1,8 @@
 """`build_corpus`: the one function behind `bee corpus build` and the corpus-build flow.
 
-List inputs → skip if the same build already finished → run the Beam pipeline into a staging
-folder (resuming checkpointed input files) → pack the binary dataset → check
+Check the output may be written (output_folder.py) and lock it → list inputs and digest their
+bytes → skip if the same build already finished → run the Beam pipeline into a staging folder
+(resuming checkpointed input files) → pack the binary dataset → check
 `records in = written + rejected` → write the report → swap the staging folder into place →
 upsert the manifest entry.
 """
@@ -11,17 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
-import apache_beam as beam
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
+from corpus.dataset.lock import folder_lock
 from corpus.manifest import upsert_entry
 from corpus.pipeline import (
     clean,
@@ -34,18 +34,31 @@ from corpus.pipeline import (
 )
 from corpus.pipeline.checkpoint import finished_files, read_file_units
 from corpus.pipeline.components import UNCONVERGED_COUNTER
+from corpus.pipeline.faults import kill_at
 from corpus.pipeline.flags import check_beam_flags
+from corpus.pipeline.input_digest import with_digests
 from corpus.pipeline.local_runner import local_instead_of_direct, local_workers
+from corpus.pipeline.output_folder import (
+    OutputLocked,
+    check_output_location,
+    is_complete,
+    new_staging,
+    output_lock,
+    read_stamp,
+    recover_swap,
+    swap_into_place,
+    write_stamp,
+)
 from corpus.pipeline.pack import content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
 from corpus.pipeline.ranges import split_into_ranges
 from corpus.pipeline.read import SKIP_REASONS, SkippedPath, list_input_files
 from corpus.pipeline.report import REPORT_JSON, REPORT_MD, StatsCollector, write_report
+from corpus.pipeline.runners import RunnerFailed, refuse_unsupported_runner, run_pipeline
 from corpus.pipeline.stage import METRICS_NAMESPACE
 from schemas import BuildConfig, DatasetEntry
 from schemas.manifest import Fingerprints, Provenance
 
-BUILD_STAMP = "build.json"
 STAGE_ORDER = (read.STAGE, clean.STAGE, split.STAGE, quality.STAGE, dedupe_exact.STAGE, dedupe_minhash.STAGE,
                escape.STAGE)
 WORKER_MEMORY_PLUGIN = "corpus.pipeline.worker_memory"  # imported by each worker at start-up (never here)
@@ -157,16 +170,11 @@ def _manifest_path(config: BuildConfig) -> Path:
     return Path(config.manifest) if config.manifest else Path(config.output).parent / "datasets.json"
 
 
-def _swap_into_place(staging: Path, output: Path) -> None:
-    """Replace `output` by `staging` with renames: readers see the old build or the new one."""
-    old = output.with_name(output.name + ".old")
-    if old.exists():
-        shutil.rmtree(old)
-    if output.exists():
-        os.replace(output, old)
-    os.replace(staging, output)
-    if old.exists():
-        shutil.rmtree(old)
+def _upsert_locked(manifest_path: Path, entry: DatasetEntry) -> None:
+    """Upsert under the manifest's lock: builds of other outputs may share the manifest."""
+    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(manifest_path.parent, f".{manifest_path.name}.lock"):
+        upsert_entry(manifest_path, entry)
 
 
 def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, config_path: str | None = None,
@@ -176,12 +184,26 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     Takes the build config, Beam pipeline flags (`--runner`, `--direct_num_workers`, Flink /
     Spark / Dataflow options; passed through unchanged) and the config file's path for the
     provenance. Returns a `BuildResult`. Raises FileNotFoundError / ValueError for bad inputs,
-    BuildError when the output would not be trustworthy (nothing is replaced then).
+    UnsafeOutput (a ValueError) for an output it may not write or replace, BuildError when the
+    output would not be trustworthy, another build holds the output or the runner failed
+    (nothing is replaced then).
     """
-    started = time.monotonic()
     options = pipeline_options(pipeline_args)  # an unknown flag stops the build here
-    workers = local_workers(options)
+    check_output_location(config.output, list(config.input), config.resolved_work_dir, str(_manifest_path(config)))
     output = Path(config.output)
+    try:
+        refuse_unsupported_runner(options)
+        with output_lock(output):
+            recover_swap(output, log)
+            return _build_locked(config, output, options, config_path, log)
+    except (OutputLocked, RunnerFailed) as error:
+        raise BuildError(str(error)) from None
+
+
+def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, config_path: str | None,
+                  log) -> BuildResult:
+    started = time.monotonic()
+    workers = local_workers(options)
     manifest_path = _manifest_path(config)
     staging = output.with_name(output.name + ".building")
     work_dir = config.resolved_work_dir
@@ -194,41 +216,36 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     input_bytes = sum(f.size for f in files)
     if not files:
         raise FileNotFoundError(f"no .txt/.json/.jsonl(.gz/.zst) files under {', '.join(config.input)}")
+    files = with_digests(files)  # an input edited in place is read again, whatever its size and mtime
     config_hash = config.fingerprint()
     build_hash = hashlib.sha256(
         "\n".join([config_hash, _tool_version(), *(f.fingerprint for f in files)]).encode()).hexdigest()
 
-    stamp = output / BUILD_STAMP
-    if stamp.exists():
-        previous = json.loads(stamp.read_text(encoding="utf-8"))
-        if previous.get("build_hash") == build_hash:
-            entry = DatasetEntry.model_validate(previous["manifest_entry"])
-            manifest_path.parent.mkdir(parents=True, exist_ok=True)
-            entry.path = os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve())
-            upsert_entry(manifest_path, entry)  # same bytes when the entry is already there
-            log(f"{output}: up to date (same inputs and config); nothing to do")
-            return BuildResult(output, output / "data", manifest_path, True, previous["units_in"],
-                               previous["extra_pieces"], previous["written"], previous["rejected"],
-                               entry.nlines or 0, entry.nbytes or 0, len(files), time.monotonic() - started,
-                               input_bytes=input_bytes, rejected_by_stage=_rejected_by_stage(output), skipped=skipped)
+    previous = read_stamp(output) if is_complete(output) and (output / "data" / "meta.bin").is_file() else None
+    if previous is not None and previous.get("build_hash") == build_hash:
+        entry = DatasetEntry.model_validate(previous["manifest_entry"])
+        entry.path = os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve())
+        _upsert_locked(manifest_path, entry)  # same bytes when the entry is already there
+        log(f"{output}: up to date (same inputs and config); nothing to do")
+        return BuildResult(output, output / "data", manifest_path, True, previous["units_in"],
+                           previous["extra_pieces"], previous["written"], previous["rejected"],
+                           entry.nlines or 0, entry.nbytes or 0, len(files), time.monotonic() - started,
+                           input_bytes=input_bytes, rejected_by_stage=_rejected_by_stage(output), skipped=skipped)
 
     prepare_hash = config.prepare_fingerprint()
     ranges = [part for file in files for part in split_into_ranges(file, config.read.split_bytes)]
-    finished = finished_files(work_dir, ranges, prepare_hash)
+    finished = finished_files(work_dir, ranges, prepare_hash, log)
     done = {f.key for f in finished}
     todo = [f for f in ranges if f.key not in done]
     cut = f" (big files cut into {len(ranges)} ranges)" if len(ranges) > len(files) else ""
     log(f"{len(files)} input files{cut}: {len(todo)} to read, {len(finished)} resumed from checkpoints in {work_dir}")
 
-    if staging.exists():
-        shutil.rmtree(staging)  # leftovers of an interrupted build; checkpoints live in work_dir
-    staging.mkdir(parents=True)
-
+    staging = new_staging(output)  # replaces leftovers of an interrupted build; checkpoints live in work_dir
     if workers is not None:
         log(f"running on {workers} local worker{'s' if workers != 1 else ''}")
-    with beam.Pipeline(options=options) as pipeline:
-        build_pipeline(pipeline, config, todo, sorted(finished), str(staging))
-    counters = _counters(pipeline.result) if hasattr(pipeline, "result") else {}
+    result = run_pipeline(options, lambda pipeline: build_pipeline(pipeline, config, todo, sorted(finished), str(staging)),
+                          staging)
+    counters = _counters(result) if result is not None else {}
     if counters.get(UNCONVERGED_COUNTER, 0):
         raise BuildError(f"near-dedupe clustering did not converge in {config.near_dedupe.cc_rounds} rounds "
                          f"({counters[UNCONVERGED_COUNTER]} nodes unresolved): raise near_dedupe.cc_rounds")
@@ -263,13 +280,15 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     }
     write_report(staging, stats, context)
     (staging / "build_config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    (staging / BUILD_STAMP).write_text(json.dumps({
+    write_stamp(staging, {
         "build_hash": build_hash, "units_in": stats.units_in, "extra_pieces": stats.extra_pieces,
         "written": stats.written, "rejected": stats.rejected,
         "manifest_entry": entry.model_dump(mode="json", exclude_unset=True),
-    }, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    _swap_into_place(staging, output)
-    upsert_entry(manifest_path, entry)
+    })
+    kill_at("before_swap")
+    swap_into_place(staging, output, fault=kill_at)
+    kill_at("before_manifest")
+    _upsert_locked(manifest_path, entry)
     return BuildResult(output, output / "data", manifest_path, False, stats.units_in, stats.extra_pieces,
                        stats.written, stats.rejected, packed.nlines, packed.nbytes, len(finished),
                        time.monotonic() - started, workers=workers, input_bytes=input_bytes,

@@ -1,14 +1,17 @@
 """Completion markers for the per-file stages (read .. fingerprint): each finished input file,
 or byte range of a big file (ranges.py), leaves its records, its rejects and a marker in
 `<work_dir>/prepared/`, named by `InputFile.key`. A relaunched build skips every file or range
-whose marker matches it (name, size, mtime, byte range) and the per-file settings, and feeds
-the saved records' fingerprints into the global stages instead of reading it again. Every
-build's last stage (finish.py) reads the records and rejects of all of a file's ranges from here.
+whose marker matches it (name, size, mtime, content digest, byte range) and the per-file
+settings and whose shards are readable with the row counts the marker records, and feeds the
+saved records' fingerprints into the global stages instead of reading it again. Every build's
+last stage (finish.py) reads the records and rejects of all of a file's ranges from here.
 """
 
 from __future__ import annotations
 
 import apache_beam as beam
+import pyarrow.parquet as pq
+from apache_beam.io.filesystems import FileSystems
 
 from corpus.pipeline.read import InputFile
 from corpus.pipeline.shards import (
@@ -39,9 +42,33 @@ def marker_matches(marker: dict | None, file: InputFile, prepare_hash: str) -> b
     return bool(marker) and marker.get("file") == file.fingerprint and marker.get("prepare_hash") == prepare_hash
 
 
-def finished_files(work_dir: str, files: list[InputFile], prepare_hash: str) -> list[InputFile]:
-    """The files (or ranges) whose checkpoint is complete and still valid."""
-    return [f for f in files if marker_matches(read_marker(prepared_url(work_dir, f.key, MARKER_SUFFIX)), f, prepare_hash)]
+def checkpoint_problem(work_dir: str, key: str, marker: dict) -> str | None:
+    """What is wrong with a marked checkpoint's shards (missing, not Parquet, another row count), or None."""
+    for suffix, count in ((RECORDS_SUFFIX, "records"), (REJECTS_SUFFIX, "rejects")):
+        url = prepared_url(work_dir, key, suffix)
+        try:
+            with FileSystems.open(url) as stream:
+                rows = pq.read_metadata(stream).num_rows
+        except Exception as error:  # noqa: BLE001 - any unreadable shard means: redo the file
+            return f"{url}: {type(error).__name__}: {error}"
+        if rows != marker.get(count):
+            return f"{url}: {rows} rows, its completion marker says {marker.get(count)}"
+    return None
+
+
+def finished_files(work_dir: str, files: list[InputFile], prepare_hash: str, log=print) -> list[InputFile]:
+    """The files (or ranges) whose checkpoint is complete and still valid; a corrupt one is named in `log` and redone."""
+    finished = []
+    for file in files:
+        marker = read_marker(prepared_url(work_dir, file.key, MARKER_SUFFIX))
+        if not marker_matches(marker, file, prepare_hash):
+            continue
+        problem = checkpoint_problem(work_dir, file.key, marker)
+        if problem is None:
+            finished.append(file)
+        else:
+            log(f"{file.key}: checkpoint is corrupt ({problem}); reading it again")
+    return finished
 
 
 def write_file_checkpoint(work_dir: str, file: InputFile, prepare_hash: str,

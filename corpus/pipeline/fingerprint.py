@@ -114,6 +114,7 @@ def signature_values(signature: bytes) -> np.ndarray:
 
 
 class ComputeFingerprintsFn(beam.DoFn):
+    stage = STAGE
     def __init__(self, exact: ExactDedupeConfig, near: NearDedupeConfig):
         self.exact = exact
         self.near = near

@@ -14,7 +14,24 @@ import apache_beam as beam
 
 from corpus.pipeline.checkpoint import DONE, write_file_checkpoint
 from corpus.pipeline.read import FILES, InputFile
-from corpus.pipeline.stage import REJECTED, Fingerprint
+from corpus.pipeline.stage import REJECTED, STAGE_ERROR, Fingerprint, stage_error_reject
+from schemas import Record
+
+
+def _stage_outputs(stage: beam.DoFn, element):
+    """All outputs of `stage` on one element; a record the stage raises on becomes a `stage_error` reject
+    (the reader keeps its own per-line rejects: its element is a whole file)."""
+    if not isinstance(element, Record):
+        return stage.process(element)  # streamed: a file's lines are never held twice
+    try:
+        return list(stage.process(element))
+    except Exception as error:  # noqa: BLE001 - one bad record never fails a build
+        name = getattr(stage, "stage", type(stage).__name__)
+        counters = getattr(stage, "counters", None)
+        if counters is not None:
+            counters.dropped(STAGE_ERROR)
+        return [beam.pvalue.TaggedOutput(REJECTED, stage_error_reject(
+            element, name, error, getattr(stage, "reject_text_chars", 2000)))]
 
 
 def _run_chain(stages: list[beam.DoFn], element, records: list, rejects: list, units: list) -> None:
@@ -22,7 +39,7 @@ def _run_chain(stages: list[beam.DoFn], element, records: list, rejects: list, u
     if not stages:
         records.append(element)
         return
-    for output in stages[0].process(element):
+    for output in _stage_outputs(stages[0], element):
         if isinstance(output, beam.pvalue.TaggedOutput):
             if output.tag == REJECTED:
                 rejects.append(output.value)

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from corpus.pipeline.build import BUILD_STAMP
+from corpus.pipeline.output_folder import BUILD_STAMP
 from corpus.pipeline.finish import ARROW_DIR
 from corpus.pipeline.pack import DATASET_DIR
 from corpus.pipeline.shards import RECORDS_SUFFIX, list_shards

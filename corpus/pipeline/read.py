@@ -22,7 +22,7 @@ import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from corpus.pipeline.stage import KEPT, REJECTED, StageCounters
+from corpus.pipeline.stage import KEPT, REJECTED, STAGE_ERROR, StageCounters
 from schemas import Record, Reject
 from schemas.build_config import ReadConfig
 
@@ -55,6 +55,7 @@ class InputFile:
     start: int = 0
     end: int | None = None  # None: to the end of the file
     first_line: int = 1
+    digest: str = ""  # content digest of the whole file (input_digest.py), filled in by the build
 
     @property
     def key(self) -> str:
@@ -63,8 +64,8 @@ class InputFile:
 
     @property
     def fingerprint(self) -> str:
-        """What a checkpoint of this file is valid for: same name, size and modification time (and byte range)."""
-        whole = f"{self.source_path}|{self.size}|{self.mtime:.6f}"
+        """What a checkpoint of this file is valid for: same name, size, modification time and content (and byte range)."""
+        whole = f"{self.source_path}|{self.size}|{self.mtime:.6f}|{self.digest}"
         return whole if self.parts == 1 else f"{whole}|{self.start}-{self.end}|{self.first_line}"
 
 
@@ -402,6 +403,8 @@ class ReadFileLines(beam.DoFn):
             data = json.loads(line)
         except json.JSONDecodeError as error:
             return self._reject(file, number, "broken_json", f"{where}: column {error.colno}: {error.msg}", line)
+        except (ValueError, RecursionError) as error:  # a number over Python's digit limit, nesting too deep
+            return self._reject(file, number, "broken_json", f"{where}: {type(error).__name__}: {error}", line)
         if not isinstance(data, dict):
             return self._reject(file, number, "not_an_object", f"{where}: a JSON {type(data).__name__}, expected an object", line)
         text = json_text_view(data)
@@ -426,7 +429,11 @@ class ReadFileLines(beam.DoFn):
                 break
             units += 1
             self.counters.records_in.inc()
-            item = self._parse(file, number, raw, too_long)
+            try:
+                item = self._parse(file, number, raw, too_long)
+            except Exception as error:  # noqa: BLE001 - one bad line never fails a build
+                item = self._reject(file, number, STAGE_ERROR, f"{file.source_path}:{number}: {type(error).__name__}: "
+                                    f"{str(error)[:300]}", raw.decode("utf-8", errors="replace"))
             if isinstance(item, Reject):
                 yield beam.pvalue.TaggedOutput(REJECTED, item)
             else:

@@ -91,6 +91,8 @@ def split_text(text: str, max_length: int) -> list[str]:
 class SplitLongDocumentsFn(beam.DoFn):
     """txt Record -> one Record per piece (`piece` = index), short pieces to `rejected`."""
 
+    stage = STAGE
+
     def __init__(self, config: SplitConfig, reject_text_chars: int = 2000):
         self.config = config
         self.reject_text_chars = reject_text_chars

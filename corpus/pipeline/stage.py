@@ -94,12 +94,26 @@ def reject_record(
     )
 
 
+STAGE_ERROR = "stage_error"  # reject reason of a record a stage raised on
+
+
+def stage_error_reject(record: Record, stage: str, error: Exception, max_chars: int = 2000) -> Reject:
+    """The `Reject` for a record `stage` raised on: one bad record never fails a build."""
+    message = str(error)
+    if len(message) > 300:
+        message = message[:297] + "..."
+    return reject_record(record, stage, STAGE_ERROR, max_chars=max_chars,
+                         detail=f"{record.source_path}:{record.source_line}: {type(error).__name__}: {message}")
+
+
 class FilterDoFn(beam.DoFn):
     """Base of one-record-in stages: `process_record` answers `(record or None, reject or None)`;
-    this class counts in/out/dropped and routes drops to the `rejected` output.
+    this class counts in/out/dropped and routes drops to the `rejected` output. A record
+    `process_record` raises on becomes a `stage_error` reject.
     """
 
     stage = "stage"
+    reject_text_chars = 2000
 
     def setup(self) -> None:
         self.counters = StageCounters(self.stage)
@@ -109,7 +123,10 @@ class FilterDoFn(beam.DoFn):
 
     def process(self, record: Record):
         self.counters.records_in.inc()
-        kept, reject = self.process_record(record)
+        try:
+            kept, reject = self.process_record(record)
+        except Exception as error:  # noqa: BLE001 - any failure on one record is that record's reject
+            kept, reject = None, stage_error_reject(record, self.stage, error, self.reject_text_chars)
         if reject is not None:
             self.counters.dropped(reject.reason)
             yield beam.pvalue.TaggedOutput(REJECTED, reject)
