@@ -1,173 +1,58 @@
-"""Corpus pipeline figures (not a test): throughput, per-stage time, dedupe recall/precision,
-worker memory as the corpus doubles, and datatrove's MinHash dedupe on the same text.
+"""Corpus pipeline figures against issue 13's targets (not a test): the build run exactly as a
+user runs it, dedupe recall and precision against planted pairs, JSONL documents accepted,
+throughput against datatrove's MinHash dedupe on the same text, per-stage CPU seconds, and
+worker memory as the corpus doubles.
 
-    .venv/bin/python tests/benchmarks/bench_corpus.py --work /work/scratch/corpus-bench \
-        [--mb 60] [--datatrove-python /work/scratch/corpus-bench/dtvenv/bin/python]
+    PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_corpus.py --work /work/scratch/corpus-bench \\
+        [--mb 60] [--datatrove-python /work/scratch/corpus-bench/dtvenv/bin/python] [--skip-memory]
 
-The corpus is real text nobody here wrote: Debian documentation installed with apt-get
-(`manpages-zh`, `debian-reference-zh-cn`, `debian-reference-en`, `debian-edu-doc-zh-cn`,
-English man pages, /usr/share/doc), one document a line (`<n>` for newlines, as CPM-Bee's
-txt format), plus planted exact and near duplicates whose true Jaccard is computed here.
+The corpus (corpus_bench_data.py): ~54 MB of real Chinese and English text from Debian
+packages, half JSONL `{"text", "id", "source"}` and half CPM-Bee txt, with planted exact, near
+and mojibake duplicates whose two copies sit in different halves. It is built once, seeded,
+and cached under --work.
+
+The build is `bee corpus build --input IN --output OUT --dataset-name bench --task-name bench`
+and nothing else (run as `python -m flows.cli` so that this checkout's code is what runs).
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import html
 import json
-import random
+import os
 import re
 import shutil
 import subprocess
+import sys
 import textwrap
 import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import psutil
-import zstandard
 
-from corpus.pipeline.clean import clean_text, html_to_text
-from corpus.pipeline.fingerprint import MinHasher, content_hash, shingles
-from corpus.pipeline.quality import build_checks, judge
-from corpus.pipeline.read import txt_line_to_text
-from corpus.pipeline.split import split_text
-from corpus.pipeline.escape import escape_text
-from corpus.pipeline.shards import REJECTS_SUFFIX, RECORDS_SUFFIX, list_shards, read_records, read_rejects
-from schemas import Record
-from schemas.build_config import CleanConfig, ExactDedupeConfig, NearDedupeConfig, QualityConfig
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from corpus_bench_data import NEAR_THRESHOLD, jaccard, make_corpus, read_texts  # noqa: E402
+
+from corpus.pipeline.clean import clean_text  # noqa: E402
+from corpus.pipeline.shards import REJECTS_SUFFIX, RECORDS_SUFFIX, list_shards, read_records, read_rejects  # noqa: E402
+from corpus.pipeline.split import split_text  # noqa: E402
+from schemas.build_config import CleanConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-QUALITY = QualityConfig()
-QUALITY_CHECKS = build_checks(QUALITY)
-_TROFF_MACRO = re.compile(r"^[.'][A-Za-z]{1,3}\s?")
-_TROFF_ESCAPE = re.compile(r"\\f[BIRP]|\\f\(..|\\\(..|\\[&|^%]|\\s[+-]?\d")
+DEDUPE_REASONS = ("exact_duplicate", "near_duplicate")
+AFTER_DEDUPE_STAGES = ("escape",)  # rejects of these stages come after dedupe: the copy still counts
+PRECISION_JACCARD = 0.7
+TARGETS = {"exact_recall": 1.0, "near_recall": 0.95, "near_precision": 0.95, "jsonl_missing_ans": 0, "speedup": 3.0}
 
 
-def troff_to_text(source: str) -> str:
-    lines = []
-    for line in source.splitlines():
-        if line.startswith(('.\\"', "'\\\"", ".TH", ".so", ".de", ".ig")):
-            continue
-        line = _TROFF_ESCAPE.sub("", _TROFF_MACRO.sub("", line)).replace("\\-", "-").replace("\\e", "\\")
-        if line.strip():
-            lines.append(line.strip())
-    return "\n".join(lines)
-
-
-def read_maybe_gz(path: Path) -> str:
-    data = path.read_bytes()
-    if path.suffix == ".gz":
-        try:
-            data = gzip.decompress(data)
-        except OSError:
-            return ""
-    return data.decode("utf-8", errors="ignore")
-
-
-def documents():
-    """(label, text) of real documents, Chinese sources first, in a fixed order."""
-    for path in sorted(Path("/usr/share/man/zh_CN").rglob("*.gz")):
-        yield "zh-man", troff_to_text(read_maybe_gz(path))
-    for pattern in ("/usr/share/debian-reference/*.zh-cn.html", "/usr/share/doc/debian-edu-doc-zh-cn/*.html",
-                    "/usr/share/debian-reference/*.en.html"):
-        for path in sorted(Path("/").glob(pattern.lstrip("/"))):
-            text = html_to_text(read_maybe_gz(path))
-            # chapters are long: one document per section-sized chunk of paragraphs
-            for chunk in re.split(r"\n\s*\n\s*\n", text):
-                yield ("zh" if "zh" in pattern else "en") + "-html", html.unescape(chunk)
-    # English: man pages (prose-like) before /usr/share/doc (changelogs and licences, repetitive)
-    for section in range(1, 9):
-        for path in sorted(Path(f"/usr/share/man/man{section}").glob("*.gz")):
-            yield "en-man", troff_to_text(read_maybe_gz(path))
-    for path in sorted(Path("/usr/share/doc").rglob("*")):
-        if path.is_file() and (path.name.startswith(("changelog", "NEWS", "README", "copyright")) or path.suffix == ".txt"):
-            yield "en-doc", read_maybe_gz(path)
-
-
-def to_line(text: str) -> str:
-    return text.strip().replace("\r", "").replace("\n", "<n>")
-
-
-def jaccard(a: str, b: str, config: NearDedupeConfig) -> float:
-    sa, sb = shingles(a, config), shingles(b, config)
-    return len(sa & sb) / max(1, len(sa | sb))
-
-
-def mutate(text: str, rate: float, rng: random.Random) -> str:
-    words = text.split(" ")
-    for index in rng.sample(range(len(words)), k=int(len(words) * rate)):
-        words[index] = f"edit{rng.randrange(10**6)}"
-    return " ".join(words)
-
-
-def make_corpus(root: Path, target_mb: float, planted: int = 600) -> dict:
-    """Write the corpus; returns the planted pairs with their true Jaccard."""
-    if root.exists():
-        shutil.rmtree(root)
-    (root / "docs").mkdir(parents=True)
-    rng = random.Random(1234)
-    shard, shard_bytes, total, index = [], 0, 0, 0
-    sizes: dict[str, int] = {}
-    candidates: list[str] = []
-
-    def flush():
-        nonlocal shard, shard_bytes, index
-        body = ("\n".join(shard) + "\n").encode()
-        kind = index % 3
-        name = root / "docs" / f"part-{index:04d}.txt"
-        if kind == 1:
-            name.with_suffix(".txt.gz").write_bytes(gzip.compress(body, 6))
-        elif kind == 2:
-            name.with_suffix(".txt.zst").write_bytes(zstandard.ZstdCompressor().compress(body))
-        else:
-            name.write_bytes(body)
-        shard, shard_bytes, index = [], 0, index + 1
-
-    for label, text in documents():
-        line = to_line(text)
-        if len(line) < 200:
-            continue
-        size = len(line.encode())
-        shard.append(line)
-        shard_bytes += size
-        total += size
-        sizes[label] = sizes.get(label, 0) + size
-        if 1500 < len(line) < 6000 and rng.random() < 0.3 and len(candidates) < 4 * planted:
-            # a base must survive cleaning and the quality filter, or there is nothing to measure
-            if judge(clean_text(txt_line_to_text(line)[:1800], CleanConfig()), QUALITY, QUALITY_CHECKS)[0]:
-                candidates.append(line)
-        if shard_bytes > 4 << 20:
-            flush()
-        if total > target_mb * (1 << 20):
-            break
-    if shard:
-        flush()
-    # Planted pairs: bases in zz-planted/base.txt, copies in zz-planted/copies.txt (sorted later,
-    # so the base is the earliest and must be the one kept).
-    config = NearDedupeConfig()
-    bases = rng.sample(candidates, k=min(planted, len(candidates)))
-    bases = [b[:1800] for b in bases]
-    pairs, base_lines, copy_lines = [], [], []
-    for i, base in enumerate(bases):
-        text = f"planted {i} " + txt_line_to_text(base)
-        kind = "exact" if i % 4 == 0 else "near"
-        copy = text if kind == "exact" else mutate(text, rng.choice([0.002, 0.005, 0.01, 0.015, 0.02, 0.03, 0.05]), rng)
-        base_lines.append(to_line(text))
-        copy_lines.append(to_line(copy))
-        pairs.append({"base_line": i + 1, "copy_line": i + 1, "kind": kind,
-                      "jaccard": 1.0 if kind == "exact" else jaccard(clean_text(text, CleanConfig()), clean_text(copy, CleanConfig()), config)})
-    (root / "zz-planted").mkdir()
-    (root / "zz-planted" / "base.txt").write_text("\n".join(base_lines) + "\n", encoding="utf-8")
-    (root / "zz-planted" / "copies.txt").write_text("\n".join(copy_lines) + "\n", encoding="utf-8")
-    total += sum(len(l.encode()) for l in base_lines + copy_lines)
-    return {"bytes": total, "by_source": sizes, "pairs": pairs}
-
+# --- running things -----------------------------------------------------------------------------
 
 def watch(process: psutil.Popen, phase=None) -> tuple[dict[int, int], dict[int, float], dict[str, int]]:
     """Poll `process` and its descendants until it exits; returns peak RSS and last-seen CPU
     seconds (user + system) per process, key 0 for `process` itself, and, when `phase` (a
-    function naming the build's current phase) is given, the busiest worker's peak RSS in each
+    function naming the build's current phase) is given, the busiest process's peak RSS in each
     phase. Polling misses at most the last 0.2 s of each process, the same for every tool measured."""
     peaks: dict[int, int] = {}
     cpu: dict[int, float] = {}
@@ -183,7 +68,7 @@ def watch(process: psutil.Popen, phase=None) -> tuple[dict[int, int], dict[int, 
                         times = proc.cpu_times()
                     peaks[key] = max(peaks.get(key, 0), rss)
                     cpu[key] = times.user + times.system
-                    if label and key:
+                    if label:
                         phase_peaks[label] = max(phase_peaks.get(label, 0), rss)
                 except psutil.NoSuchProcess:
                     pass
@@ -196,118 +81,45 @@ def watch(process: psutil.Popen, phase=None) -> tuple[dict[int, int], dict[int, 
 def build_phase(input_dir: Path, output: Path):
     """A function naming the phase a build of `input_dir` into `output` is in, from the files it
     has written: "per-file" until every input file has its checkpoint marker, then "dedupe"
-    (the global stages: exact dedupe, MinHash LSH, connected components) until the first
-    record shard appears, then "finish" (verdicts applied, shards written)."""
+    (the global stages) until the first record shard appears, then "finish"."""
     inputs = sum(1 for path in input_dir.rglob("*") if path.is_file())
     prepared = output.with_name(output.name + ".work") / "prepared"
     shards = output.with_name(output.name + ".building") / "arrow"
 
     def phase() -> str:
-        if len(list(prepared.glob("*.done.json"))) < inputs:
+        if len(list(prepared.rglob("*.done.json"))) < inputs:
             return "per-file"
         return "finish" if shards.exists() and any(shards.iterdir()) else "dedupe"
 
     return phase
 
 
-def run_build(input_dir: Path, output: Path, workers: int) -> tuple[float, dict[int, int], dict[int, float], dict[str, int]]:
-    """`bee corpus build` in a subprocess; returns (seconds, peak RSS and CPU seconds per
-    process (key 0 is the driver), the busiest worker's peak RSS per phase)."""
-    for path in (output, output.with_name(output.name + ".work"), output.with_name(output.name + ".building")):
-        shutil.rmtree(path, ignore_errors=True)
-    command = [str(REPO / ".venv/bin/bee"), "corpus", "build", "--input", str(input_dir), "--output", str(output),
-               "--dataset-name", "bench", "--task-name", "bench", f"--direct_num_workers={workers}",
-               "--direct_running_mode=" + ("multi_processing" if workers > 1 else "in_memory")]
+def build_command(input_dir: Path, output: Path) -> list[str]:
+    """The build exactly as issue 13 runs it: these four flags and nothing else."""
+    return [sys.executable, "-m", "flows.cli", "corpus", "build", "--input", str(input_dir), "--output", str(output),
+            "--dataset-name", "bench", "--task-name", "bench"]
+
+
+def run_build(input_dir: Path, output: Path) -> tuple[float, dict[int, int], dict[int, float], dict[str, int], str]:
+    """The build in a subprocess (this checkout's code); returns (seconds, peak RSS and CPU
+    seconds per process (key 0 is the driver), the busiest process's peak RSS per phase, its log)."""
+    for path in (output, output.with_name(output.name + ".work"), output.with_name(output.name + ".building"),
+                 output.parent / "datasets.json"):
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
     log = output.with_name(output.name + ".log")
     log.parent.mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
     started = time.monotonic()
-    with open(log, "w") as stderr:  # a file, not a pipe, which could fill up and stall the build
-        process = psutil.Popen(command, stdout=subprocess.DEVNULL, stderr=stderr)
+    with open(log, "w") as out:  # a file, not a pipe, which could fill up and stall the build
+        process = psutil.Popen(build_command(input_dir, output), stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         peaks, cpu, phase_peaks = watch(process, build_phase(input_dir, output))
     seconds = time.monotonic() - started
     if process.returncode != 0:
         raise RuntimeError(log.read_text()[-3000:])
-    return seconds, peaks, cpu, phase_peaks
-
-
-def stage_times(corpus: Path, sample_mb: float = 4.0) -> dict[str, float]:
-    """Seconds per MB (one core) of each stage's function over a sample of the corpus."""
-    lines = []
-    for path in sorted((corpus / "docs").glob("part-*.txt")):
-        lines += path.read_text(encoding="utf-8").splitlines()
-        if sum(map(len, lines)) > sample_mb * (1 << 20):
-            break
-    mb = sum(len(l.encode()) for l in lines) / (1 << 20)
-    timings: dict[str, float] = {}
-
-    def timed(name, fn, items):
-        start = time.perf_counter()
-        out = [fn(x) for x in items]
-        timings[name] = (time.perf_counter() - start) / mb
-        return out
-
-    texts = timed("read (txt rules)", txt_line_to_text, lines)
-    texts = timed("clean", lambda t: clean_text(t, CleanConfig()), texts)
-    start = time.perf_counter()
-    pieces = [p for t in texts for p in split_text(t, 2000)]
-    timings["split"] = (time.perf_counter() - start) / mb
-    quality = QualityConfig()
-    checks = build_checks(quality)
-    timed("quality", lambda t: judge(t, quality, checks), pieces)
-    records = [Record(source_path="x", source_line=1, kind="text", text=t) for t in pieces]
-    timed("exact hash", lambda r: content_hash(r, ExactDedupeConfig()), records)
-    hasher = MinHasher(NearDedupeConfig())
-    timed("minhash signature", hasher.signature, pieces)
-    timed("escape", escape_text, pieces)
-    return timings
-
-
-def evaluate(output: Path, pairs: list[dict]) -> dict:
-    kept = {}
-    for source, url in list_shards(str(output / "arrow"), RECORDS_SUFFIX):
-        if source.startswith("zz-planted/"):
-            for r in read_records(url):
-                kept[(source, r.source_line)] = r
-    rejects = {}
-    near_rejects = []
-    for source, url in list_shards(str(output / "rejects"), REJECTS_SUFFIX):
-        for r in read_rejects(url):
-            if source.startswith("zz-planted/"):
-                rejects[(source, r.source_line)] = r
-            if r.reason == "near_duplicate":
-                near_rejects.append(r)
-    tp = fp = fn = 0
-    exact_found = exact_total = 0
-    for pair in pairs:
-        base = ("zz-planted/base.txt", pair["base_line"])
-        copy = ("zz-planted/copies.txt", pair["copy_line"])
-        # The base is a slice of a corpus document, so it may itself be a duplicate of that
-        # document (which comes earlier): then the copy belongs to the document's cluster.
-        base_reject = rejects.get(base)
-        if base in kept:
-            roots = {f"{base[0]}:{base[1]}"}
-        elif base_reject is not None and base_reject.duplicate_of:
-            roots = {f"{base[0]}:{base[1]}", base_reject.duplicate_of}
-        else:
-            continue  # the base was filtered out: no ground truth
-        reject = rejects.get(copy)
-        caught = reject is not None and reject.reason in ("near_duplicate", "exact_duplicate") \
-            and reject.duplicate_of in roots
-        if pair["kind"] == "exact":
-            exact_total += 1
-            exact_found += caught
-            continue
-        positive = pair["jaccard"] >= 0.8
-        tp += caught and positive
-        fp += caught and not positive
-        fn += positive and not caught
-    return {
-        "exact_recall": exact_found / max(1, exact_total), "exact_pairs": exact_total,
-        "near_recall": tp / max(1, tp + fn), "near_precision": tp / max(1, tp + fp),
-        "near_positive_pairs": tp + fn, "near_negative_pairs_caught": fp,
-        "near_pairs": sum(1 for p in pairs if p["kind"] == "near"),
-        "near_duplicate_rejects_total": len(near_rejects),
-    }
+    return seconds, peaks, cpu, phase_peaks, log.read_text()
 
 
 DATATROVE_SCRIPT = textwrap.dedent('''
@@ -320,7 +132,7 @@ DATATROVE_SCRIPT = textwrap.dedent('''
 
     def main():  # datatrove's workers are spawned processes: everything below __main__
         src, work, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3])
-        config = MinhashConfig(n_grams=5, num_buckets=14, hashes_per_bucket=8)
+        config = MinhashConfig()  # FineWeb's settings are datatrove's defaults: 5-grams, 14 buckets x 8 hashes
         t0 = time.monotonic()
         LocalPipelineExecutor(pipeline=[JsonlReader(src), MinhashDedupSignature(output_folder=f"{work}/sigs", config=config)],
                               tasks=tasks, workers=tasks, logging_dir=f"{work}/logs/s").run()
@@ -330,6 +142,7 @@ DATATROVE_SCRIPT = textwrap.dedent('''
                               tasks=1, logging_dir=f"{work}/logs/c").run()
         LocalPipelineExecutor(pipeline=[JsonlReader(src), MinhashDedupFilter(input_folder=f"{work}/remove_ids"),
                                         JsonlWriter(f"{work}/out")], tasks=tasks, workers=tasks, logging_dir=f"{work}/logs/f").run()
+        print("CONFIG", config)
         print("SECONDS", time.monotonic() - t0)
 
     if __name__ == "__main__":
@@ -337,78 +150,298 @@ DATATROVE_SCRIPT = textwrap.dedent('''
 ''')
 
 
-def run_datatrove(python: str, corpus: Path, work: Path, tasks: int = 2) -> tuple[float, float]:
-    """datatrove MinHash dedupe (FineWeb defaults) over the same samples as JSONL; returns
-    (seconds, CPU seconds of its processes)."""
-    shutil.rmtree(work, ignore_errors=True)
-    src = work / "src"
+def datatrove_input(texts: dict[tuple[str, int], str], src: Path, files: int = 2) -> None:
+    """The same documents' texts (as the build reads them) as JSONL, pre-split into `files` files of
+    about equal size."""
     src.mkdir(parents=True)
-    files = sorted(p for p in corpus.rglob("*") if p.is_file())
-    for index, path in enumerate(files):
-        text = read_maybe_gz(path) if path.suffix == ".gz" else (
-            zstandard.ZstdDecompressor().stream_reader(path.open("rb")).read().decode("utf-8", "ignore")
-            if path.suffix == ".zst" else path.read_text(encoding="utf-8"))
-        with open(src / f"{index:04d}.jsonl", "w", encoding="utf-8") as out:
-            for n, line in enumerate(text.splitlines()):
-                out.write(json.dumps({"id": f"{index}-{n}", "text": txt_line_to_text(line)}, ensure_ascii=False) + "\n")
+    total = sum(len(t.encode()) for t in texts.values())
+    outs = [open(src / f"{index:04d}.jsonl", "w", encoding="utf-8") for index in range(files)]
+    written = 0
+    for (path, line), text in texts.items():
+        out = outs[min(files - 1, written * files // max(1, total))]
+        out.write(json.dumps({"id": f"{path}:{line}", "text": text}, ensure_ascii=False) + "\n")
+        written += len(text.encode())
+    for out in outs:
+        out.close()
+
+
+def run_datatrove(python: str, texts: dict[tuple[str, int], str], work: Path, tasks: int = 2) -> tuple[float, float, float]:
+    """datatrove's MinHash dedupe (FineWeb defaults, `tasks` tasks and workers) on `texts`;
+    returns (wall seconds of the process, seconds inside its script, CPU seconds of its processes)."""
+    shutil.rmtree(work, ignore_errors=True)
+    datatrove_input(texts, work / "src")
     script = work / "dt.py"
     script.write_text(DATATROVE_SCRIPT)
-    # output to files, not pipes: datatrove logs a lot, and a full pipe would stall it while polled
+    started = time.monotonic()
     with open(work / "stdout.txt", "w") as stdout, open(work / "stderr.txt", "w") as stderr:
-        process = psutil.Popen([python, str(script), str(src), str(work / "run"), str(tasks)], stdout=stdout, stderr=stderr)
+        process = psutil.Popen([python, str(script), str(work / "src"), str(work / "run"), str(tasks)],
+                               stdout=stdout, stderr=stderr)
         _, cpu, _ = watch(process)
+    seconds = time.monotonic() - started
     if process.returncode != 0:
         raise RuntimeError((work / "stderr.txt").read_text()[-3000:])
-    return float(re.search(r"SECONDS ([\d.]+)", (work / "stdout.txt").read_text()).group(1)), sum(cpu.values())
+    inner = float(re.search(r"SECONDS ([\d.]+)", (work / "stdout.txt").read_text()).group(1))
+    return seconds, inner, sum(cpu.values())
+
+
+# --- per-stage CPU seconds ----------------------------------------------------------------------
+
+class _Timed:
+    """A per-file stage whose `process` adds the CPU time spent inside it (not in later stages)."""
+
+    def __init__(self, stage, seconds: dict[str, float], name: str):
+        self.stage, self.seconds, self.name = stage, seconds, name
+
+    def setup(self) -> None:
+        self.stage.setup()
+
+    def process(self, element):
+        outputs = iter(self.stage.process(element))
+        while True:
+            start = time.process_time()
+            try:
+                output = next(outputs)
+            except StopIteration:
+                self.seconds[self.name] += time.process_time() - start
+                return
+            self.seconds[self.name] += time.process_time() - start
+            yield output
+
+
+def stage_cpu_seconds(input_dir: Path, output: Path) -> dict[str, float]:
+    """CPU seconds of each per-file stage over the whole corpus, one core, in this process: the
+    build's own stage DoFns, configured by the same command line, chained as `prepare.py` chains
+    them (without writing checkpoints)."""
+    from corpus.pipeline.cli import argument_parser, config_from_args
+    from corpus.pipeline.pipeline import per_file_stages
+    from corpus.pipeline.prepare import _run_chain
+    from corpus.pipeline.read import list_input_files
+
+    args, _ = argument_parser().parse_known_args(build_command(input_dir, output)[5:])
+    config = config_from_args(args)
+    seconds: dict[str, float] = defaultdict(float)
+    stages = [_Timed(stage, seconds, type(stage).__name__) for stage in per_file_stages(config)]
+    for stage in stages:
+        stage.setup()
+    files, _ = list_input_files([str(input_dir)], config.read)
+    for file in files:
+        _run_chain(stages, file, [], [], [])
+    return dict(seconds)
+
+
+# --- dedupe quality -----------------------------------------------------------------------------
+
+def read_output(output: Path):
+    """Kept pieces per document and rejects per document, keyed by (source_path, source_line)."""
+    kept: dict[tuple[str, int], int] = Counter()
+    rejects: dict[tuple[str, int], list] = defaultdict(list)
+    for _, url in list_shards(str(output / "arrow"), RECORDS_SUFFIX):
+        for record in read_records(url):
+            kept[(record.source_path, record.source_line)] += 1
+    for _, url in list_shards(str(output / "rejects"), REJECTS_SUFFIX):
+        for reject in read_rejects(url):
+            rejects[(reject.source_path, reject.source_line)].append(reject)
+    return kept, rejects
+
+
+def _doc(location: str) -> tuple[str, int]:
+    path, line = location.rsplit(":", 1)
+    return path, int(line)
+
+
+def evaluate(output: Path, info: dict, texts: dict[tuple[str, int], str]) -> dict:
+    """Recall over the planted pairs whose two copies both pass the filters before dedupe;
+    precision over every `near_duplicate` reject of the build. Documents are (file, line):
+    a copy is removed as a duplicate when every piece of it is an exact or near duplicate, and
+    caught when it is linked (through `duplicate_of`, transitively) to its twin."""
+    kept, rejects = read_output(output)
+    parent: dict[tuple[str, int], tuple[str, int]] = {}
+
+    def find(node):
+        while parent.get(node, node) != node:
+            parent[node] = parent.get(parent[node], parent[node])
+            node = parent[node]
+        return node
+
+    for doc, items in rejects.items():
+        for reject in items:
+            if reject.reason in DEDUPE_REASONS and reject.duplicate_of:
+                parent[find(doc)] = find(_doc(reject.duplicate_of))
+
+    def passes(doc) -> bool:  # no piece dropped before dedupe (read, clean, split, quality)
+        return (kept[doc] or doc in rejects) and not any(
+            r.reason not in DEDUPE_REASONS and r.stage not in AFTER_DEDUPE_STAGES for r in rejects.get(doc, []))
+
+    def removed_as_duplicate(doc) -> bool:
+        items = rejects.get(doc, [])
+        return not kept[doc] and bool(items) and all(r.reason in DEDUPE_REASONS for r in items)
+
+    counts: dict[str, Counter] = defaultdict(Counter)
+    misses: dict[str, list] = defaultdict(list)
+    for pair in info["pairs"]:
+        a, b = tuple(pair["a"]), tuple(pair["b"])
+        if pair["kind"] == "near":
+            kind = "near" if pair["jaccard"] >= NEAR_THRESHOLD else "near_negative"
+        elif pair["kind"] == "mojibake":
+            kind = "mojibake" if pair["jaccard"] == 1.0 else "mojibake_unrepaired"
+        else:
+            kind = "exact"
+        if not (passes(a) and passes(b)):
+            counts[kind]["filtered"] += 1
+            continue
+        caught = (removed_as_duplicate(a) or removed_as_duplicate(b)) and find(a) == find(b)
+        counts[kind]["pairs"] += 1
+        counts[kind]["caught"] += caught
+        if not caught and kind in ("exact", "near", "mojibake"):
+            misses[kind].append((pair["jaccard"], pair["chars"], a, b))
+
+    # precision: each near_duplicate reject against the document it names as kept
+    cleaned: dict[tuple[str, int], str] = {}
+
+    def text_of(doc):
+        if doc not in cleaned:
+            cleaned[doc] = clean_text(texts[doc], CleanConfig())
+        return cleaned[doc]
+
+    near_rejects = [r for items in rejects.values() for r in items if r.reason == "near_duplicate"]
+    good, low = 0, []
+    for reject in near_rejects:
+        mine, theirs = (reject.source_path, reject.source_line), _doc(reject.duplicate_of)
+        value = jaccard(text_of(mine), text_of(theirs))
+        if value < PRECISION_JACCARD:  # a piece of a longer document: the piece against the kept one's pieces
+            kept_text = text_of(theirs)
+            value = max([value, jaccard(reject.text, kept_text)]
+                        + [jaccard(reject.text, piece) for piece in split_text(kept_text, 2000)])
+        good += value >= PRECISION_JACCARD
+        if value < PRECISION_JACCARD:
+            low.append((round(value, 3), f"{mine[0]}:{mine[1]}#{reject.piece}", reject.duplicate_of))
+
+    exact_pairs = counts["exact"]["pairs"] + counts["mojibake"]["pairs"]
+    exact_caught = counts["exact"]["caught"] + counts["mojibake"]["caught"]
+    missing_ans = [r for items in rejects.values() for r in items
+                   if r.reason == "missing_ans" and ".jsonl" in r.source_path]
+    reasons = Counter(f"{r.stage}/{r.reason}" for items in rejects.values() for r in items)
+    return {
+        "exact_recall": exact_caught / max(1, exact_pairs), "exact_pairs": exact_pairs,
+        "near_recall": counts["near"]["caught"] / max(1, counts["near"]["pairs"]), "near_pairs": counts["near"]["pairs"],
+        "near_precision": good / max(1, len(near_rejects)), "near_rejects": len(near_rejects),
+        "jsonl_missing_ans": len(missing_ans),
+        "counts": {k: dict(v) for k, v in counts.items()},
+        "misses": {k: sorted(v)[:8] for k, v in misses.items()},
+        "low_precision": sorted(low)[:8],
+        "reasons": dict(reasons.most_common()),
+        "kept_pieces": sum(kept.values()),
+    }
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--work", default="/work/scratch/corpus-bench")
-    parser.add_argument("--mb", type=float, default=60)
-    parser.add_argument("--datatrove-python", default=None)
-    parser.add_argument("--skip-memory", action="store_true")
-    parser.add_argument("--only-memory", action="store_true")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default="/work/scratch/corpus-bench", help="corpus cache, packages and outputs")
+    parser.add_argument("--mb", type=float, default=60, help="corpus size cap (all the packages' text is ~54 MB)")
+    parser.add_argument("--packages", default="/work/scratch/corpus-bench/root",
+                        help="where the Debian packages are unpacked (downloaded into its sibling debs/)")
+    parser.add_argument("--pairs", type=int, default=1200, help="planted pairs")
+    parser.add_argument("--datatrove-python", default=None, help="python of a venv with datatrove installed")
+    parser.add_argument("--skip-memory", action="store_true", help="skip the memory scaling runs")
+    parser.add_argument("--only-memory", action="store_true", help="only the memory scaling runs")
+    parser.add_argument("--skip-stages", action="store_true", help="skip the per-stage CPU seconds pass")
     args = parser.parse_args()
     work = Path(args.work)
-    corpus = work / "corpus"
+    packages = Path(args.packages)
     if args.only_memory:
-        return memory_scaling(work, args.mb)
-    info = make_corpus(corpus, args.mb)
-    mb = info["bytes"] / (1 << 20)
-    print(f"corpus: {mb:.1f} MB ({', '.join(f'{k} {v / (1 << 20):.1f} MB' for k, v in info['by_source'].items())}), "
-          f"{len(info['pairs'])} planted pairs")
-    seconds, peaks, cpu, _ = run_build(corpus, work / "out" / "bench", workers=2)
+        return memory_scaling(work, packages, args.mb, args.pairs)
+    corpus = work / "corpus"
+    info = make_corpus(corpus, packages, args.mb, args.pairs)
+    texts = read_texts(corpus)
+    mb = sum(len(t.encode()) for t in texts.values()) / (1 << 20)
+    zh = sum(v for k, v in info["by_source"].items() if "zh" in k.lower()) / (1 << 20)
+    kinds = Counter(p["kind"] for p in info["pairs"])
+    near = [p for p in info["pairs"] if p["kind"] == "near"]
+    print(f"corpus: {mb:.1f} MB of text ({zh:.1f} MB from Chinese sources) in {len(texts)} documents, "
+          f"{info['file_bytes'] / (1 << 20):.1f} MB on disk in {len(info['files'])} files; "
+          f"JSONL half {info['halves']['jsonl'] / (1 << 20):.1f} MB, txt half {info['halves']['txt'] / (1 << 20):.1f} MB; "
+          f"{info['long_documents']} documents over 2,000 characters")
+    print(f"planted pairs (copies in the other half): {kinds['exact']} exact, {kinds['mojibake']} mojibake "
+          f"({info['mojibake_repaired']} repaired by the clean stage to an exact copy), {len(near)} near "
+          f"({sum(p['jaccard'] >= NEAR_THRESHOLD for p in near)} with char-5-gram Jaccard >= {NEAR_THRESHOLD}, "
+          f"{sum(p['jaccard'] < NEAR_THRESHOLD for p in near)} below as negatives)")
+    print("command: bee", " ".join(build_command(corpus, work / "out" / "bench")[3:]))
+
+    seconds, peaks, cpu, _, log = run_build(corpus, work / "out" / "bench")
+    build_cpu = sum(cpu.values())
     summary = json.loads((work / "out" / "bench" / "report.json").read_text())
-    print(f"end-to-end build, DirectRunner multi_processing, 2 workers: {seconds:.1f} s = {mb / seconds:.2f} MB/s "
-          f"{sum(cpu.values()):.1f} CPU-s = {sum(cpu.values()) / mb:.2f} CPU-s/MB (written {summary['written']}, rejected {summary['rejected']}, balanced {summary['balanced']})")
-    print(f"  CPU-s: driver {cpu[0]:.1f}, workers", sorted(round(v, 1) for k, v in cpu.items() if k and v > 0.5))
+    workers = sorted(round(v, 1) for k, v in cpu.items() if k and v > 0.5)
+    print(f"build: {seconds:.1f} s wall = {mb / seconds:.2f} MB/s, {build_cpu:.1f} CPU-s = {build_cpu / mb:.3f} CPU-s/MB "
+          f"(driver {cpu.get(0, 0):.1f}, worker processes {workers}); written {summary.get('written')}, "
+          f"rejected {summary.get('rejected')}, balanced {summary.get('balanced')}")
     print(f"  peak RSS: driver {peaks[0] / 2**20:.0f} MB, workers",
           sorted(round(v / 2**20) for k, v in peaks.items() if k and v > 50 << 20), "MB")
-    for stage, value in stage_times(corpus).items():
-        print(f"  stage {stage:20s} {value:6.2f} s/MB (one core) = {1 / value if value else float('inf'):7.2f} MB/s")
-    quality = evaluate(work / "out" / "bench", info["pairs"])
-    print("dedupe vs planted pairs (true Jaccard on 5-token shingles, positive >= 0.8):", json.dumps(quality))
+    summary_lines = [line for line in log.splitlines() if line.strip()][-4:]
+    print("  build's own summary (last lines):", " | ".join(" ".join(l.split()) for l in summary_lines))
+
+    if not args.skip_stages:
+        stages = stage_cpu_seconds(corpus, work / "out" / "bench")
+        per_file = sum(stages.values())
+        print(f"per-stage CPU seconds (the build's per-file stage DoFns over the whole corpus, one core, in this process):")
+        for name, value in stages.items():
+            print(f"  {name:28s} {value:7.2f} CPU-s  {value / mb:6.3f} CPU-s/MB  {100 * value / per_file:5.1f}%")
+        print(f"  {'per-file stages together':28s} {per_file:7.2f} CPU-s; the build's CPU minus this "
+              f"(dedupe, finish, packing, report, start-up, runner): {build_cpu - per_file:.1f} CPU-s")
+
+    quality = evaluate(work / "out" / "bench", info, texts)
+    print("pair counts by kind (pairs: both copies pass the filters before dedupe; filtered: one does not):",
+          json.dumps(quality["counts"]))
+    print("rejects by stage/reason:", json.dumps(quality["reasons"]))
+    for kind, misses in quality["misses"].items():
+        print(f"  missed {kind} pairs (jaccard, chars, original, copy), first 8:", misses)
+    if quality["low_precision"]:
+        print("  near_duplicate rejects below Jaccard 0.7 with their kept copy, first 8:", quality["low_precision"])
+
+    speedup = None
     if args.datatrove_python:
-        dt_seconds, dt_cpu = run_datatrove(args.datatrove_python, corpus, work / "datatrove")
-        print(f"datatrove MinHash dedupe only (5-grams, 14x8, 2 tasks/workers): {dt_seconds:.1f} s = {mb / dt_seconds:.2f} MB/s, "
-              f"{dt_cpu:.1f} CPU-s = {dt_cpu / mb:.2f} CPU-s/MB (its CPU includes process start-up and writing the deduplicated JSONL)")
-        print(f"ours end-to-end / datatrove dedupe-only: {dt_seconds / seconds:.2f}x wall, {dt_cpu / sum(cpu.values()):.2f}x per CPU-second")
+        dt_seconds, dt_inner, dt_cpu = run_datatrove(args.datatrove_python, texts, work / "datatrove")
+        speedup = dt_seconds / seconds
+        print(f"datatrove MinHash dedupe only (FineWeb defaults, input in 2 files, 2 tasks/workers): {dt_seconds:.1f} s wall "
+              f"({dt_inner:.1f} s inside its script) = {mb / dt_seconds:.2f} MB/s, {dt_cpu:.1f} CPU-s = {dt_cpu / mb:.3f} CPU-s/MB")
+        print(f"ours end-to-end / datatrove dedupe-only: {speedup:.2f}x wall, {dt_cpu / build_cpu:.2f}x per CPU-second")
+
+    print("\nfigure                                   ours        target")
+    rows = [
+        ("exact-duplicate recall", f"{quality['exact_recall']:.3f} ({quality['exact_pairs']} pairs)", "1.0",
+         quality["exact_recall"] >= TARGETS["exact_recall"]),
+        ("near-duplicate recall (J >= 0.8)", f"{quality['near_recall']:.3f} ({quality['near_pairs']} pairs)", ">= 0.95",
+         quality["near_recall"] >= TARGETS["near_recall"]),
+        ("near-duplicate precision (J >= 0.7)", f"{quality['near_precision']:.3f} ({quality['near_rejects']} rejects)",
+         ">= 0.95", quality["near_precision"] >= TARGETS["near_precision"]),
+        ("JSONL documents rejected missing_ans", str(quality["jsonl_missing_ans"]), "0", quality["jsonl_missing_ans"] == 0),
+    ]
+    if speedup is not None:
+        rows.append(("throughput vs datatrove dedupe (wall)", f"{speedup:.2f}x", ">= 3x", speedup >= TARGETS["speedup"]))
+    for name, value, target, ok in rows:
+        print(f"{name:40s} {value:28s} {target:8s} {verdict(ok)}")
     if not args.skip_memory:
-        memory_scaling(work, args.mb)
+        memory_scaling(work, packages, args.mb, args.pairs)
 
 
-def memory_scaling(work: Path, mb: float) -> None:
-    """Peak RSS of the driver and of the busiest worker at mb/2, mb and 2 x mb of corpus, and the
-    busiest worker's peak in each phase of the build."""
-    for size in (mb / 2, mb, 2 * mb):
-        corpus = work / f"corpus-{size:.0f}"
-        real = make_corpus(corpus, size)["bytes"] / (1 << 20)
-        seconds, peaks, _, phases = run_build(corpus, work / f"out-{size:.0f}" / "bench", workers=2)
-        workers = [v for k, v in peaks.items() if k]
+def memory_scaling(work: Path, packages: Path, mb: float, pairs: int) -> None:
+    """Peak RSS of the driver and of the busiest other process at a quarter, half and all of the
+    corpus, and the busiest process's peak in each phase of the build (same command line)."""
+    for fraction in (0.25, 0.5, 1.0):
+        size = mb * fraction
+        corpus = work / ("corpus" if fraction == 1.0 else f"corpus-{size:.0f}")
+        info = make_corpus(corpus, packages, size, int(pairs * fraction))
+        real = info["text_bytes"] / (1 << 20)
+        seconds, peaks, _, phases, _ = run_build(corpus, work / f"out-{size:.0f}" / "bench")
+        others = [v for k, v in peaks.items() if k] or [0]
         by_phase = ", ".join(f"{name} {phases[name] / 2**20:.0f}" for name in ("per-file", "dedupe", "finish") if name in phases)
-        print(f"memory at {real:.0f} MB of corpus: max worker RSS {max(workers) / 2**20:.0f} MB ({by_phase}), "
-              f"driver {peaks[0] / 2**20:.0f} MB ({seconds:.0f} s)")
+        print(f"memory at {real:.0f} MB of corpus: busiest process {max(max(others), peaks[0]) / 2**20:.0f} MB ({by_phase}), "
+              f"driver {peaks[0] / 2**20:.0f} MB, max worker {max(others) / 2**20:.0f} MB ({seconds:.0f} s)")
 
 
 if __name__ == "__main__":
