@@ -44,6 +44,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEDUPE_REASONS = ("exact_duplicate", "near_duplicate")
 AFTER_DEDUPE_STAGES = ("escape",)  # rejects of these stages come after dedupe: the copy still counts
 PRECISION_JACCARD = 0.7
+CJK = re.compile(r"[\u3400-\u9fff]")
 TARGETS = {"exact_recall": 1.0, "near_recall": 0.95, "near_precision": 0.95, "jsonl_missing_ans": 0, "speedup": 3.0}
 
 
@@ -277,6 +278,7 @@ def evaluate(output: Path, info: dict, texts: dict[tuple[str, int], str]) -> dic
         return not kept[doc] and bool(items) and all(r.reason in DEDUPE_REASONS for r in items)
 
     counts: dict[str, Counter] = defaultdict(Counter)
+    groups: dict[str, Counter] = defaultdict(Counter)
     misses: dict[str, list] = defaultdict(list)
     for pair in info["pairs"]:
         a, b = tuple(pair["a"]), tuple(pair["b"])
@@ -292,6 +294,11 @@ def evaluate(output: Path, info: dict, texts: dict[tuple[str, int], str]) -> dic
         caught = (removed_as_duplicate(a) or removed_as_duplicate(b)) and find(a) == find(b)
         counts[kind]["pairs"] += 1
         counts[kind]["caught"] += caught
+        if kind in ("exact", "mojibake", "near"):  # where the misses are: long documents, Chinese text
+            group = ("exact" if kind == "mojibake" else kind) + (" >2000 chars" if pair["chars"] > 2000 else " <=2000 chars") \
+                + (" zh" if CJK.search(texts[a]) else " en")
+            groups[group]["pairs"] += 1
+            groups[group]["caught"] += caught
         if not caught and kind in ("exact", "near", "mojibake"):
             misses[kind].append((pair["jaccard"], pair["chars"], a, b))
 
@@ -327,6 +334,7 @@ def evaluate(output: Path, info: dict, texts: dict[tuple[str, int], str]) -> dic
         "near_precision": good / max(1, len(near_rejects)), "near_rejects": len(near_rejects),
         "jsonl_missing_ans": len(missing_ans),
         "counts": {k: dict(v) for k, v in counts.items()},
+        "groups": {k: f"{v['caught']}/{v['pairs']}" for k, v in sorted(groups.items())},
         "misses": {k: sorted(v)[:8] for k, v in misses.items()},
         "low_precision": sorted(low)[:8],
         "reasons": dict(reasons.most_common()),
@@ -350,6 +358,7 @@ def main() -> None:
     parser.add_argument("--datatrove-python", default=None, help="python of a venv with datatrove installed")
     parser.add_argument("--skip-memory", action="store_true", help="skip the memory scaling runs")
     parser.add_argument("--only-memory", action="store_true", help="only the memory scaling runs")
+    parser.add_argument("--evaluate-only", action="store_true", help="only score the last build's output (no run)")
     parser.add_argument("--skip-stages", action="store_true", help="skip the per-stage CPU seconds pass")
     args = parser.parse_args()
     work = Path(args.work)
@@ -373,6 +382,8 @@ def main() -> None:
           f"{sum(p['jaccard'] < NEAR_THRESHOLD for p in near)} below as negatives)")
     print("command: bee", " ".join(build_command(corpus, work / "out" / "bench")[3:]))
 
+    if args.evaluate_only:
+        return print_quality(evaluate(work / "out" / "bench", info, texts))
     seconds, peaks, cpu, _, log = run_build(corpus, work / "out" / "bench")
     build_cpu = sum(cpu.values())
     summary = json.loads((work / "out" / "bench" / "report.json").read_text())
@@ -395,13 +406,7 @@ def main() -> None:
               f"(dedupe, finish, packing, report, start-up, runner): {build_cpu - per_file:.1f} CPU-s")
 
     quality = evaluate(work / "out" / "bench", info, texts)
-    print("pair counts by kind (pairs: both copies pass the filters before dedupe; filtered: one does not):",
-          json.dumps(quality["counts"]))
-    print("rejects by stage/reason:", json.dumps(quality["reasons"]))
-    for kind, misses in quality["misses"].items():
-        print(f"  missed {kind} pairs (jaccard, chars, original, copy), first 8:", misses)
-    if quality["low_precision"]:
-        print("  near_duplicate rejects below Jaccard 0.7 with their kept copy, first 8:", quality["low_precision"])
+    print_quality(quality)
 
     speedup = None
     if args.datatrove_python:
@@ -410,7 +415,23 @@ def main() -> None:
         print(f"datatrove MinHash dedupe only (FineWeb defaults, input in 2 files, 2 tasks/workers): {dt_seconds:.1f} s wall "
               f"({dt_inner:.1f} s inside its script) = {mb / dt_seconds:.2f} MB/s, {dt_cpu:.1f} CPU-s = {dt_cpu / mb:.3f} CPU-s/MB")
         print(f"ours end-to-end / datatrove dedupe-only: {speedup:.2f}x wall, {dt_cpu / build_cpu:.2f}x per CPU-second")
+    print_targets(quality, speedup)
+    if not args.skip_memory:
+        memory_scaling(work, packages, args.mb, args.pairs)
 
+
+def print_quality(quality: dict) -> None:
+    print("pair counts by kind (pairs: both copies pass the filters before dedupe; filtered: one does not):",
+          json.dumps(quality["counts"]))
+    print("recall by group (caught/pairs):", json.dumps(quality["groups"]))
+    print("rejects by stage/reason:", json.dumps(quality["reasons"]))
+    for kind, misses in quality["misses"].items():
+        print(f"  missed {kind} pairs (jaccard, chars, original, copy), first 8:", misses)
+    if quality["low_precision"]:
+        print("  near_duplicate rejects below Jaccard 0.7 with their kept copy, first 8:", quality["low_precision"])
+
+
+def print_targets(quality: dict, speedup: float | None) -> None:
     print("\nfigure                                   ours        target")
     rows = [
         ("exact-duplicate recall", f"{quality['exact_recall']:.3f} ({quality['exact_pairs']} pairs)", "1.0",
@@ -425,8 +446,6 @@ def main() -> None:
         rows.append(("throughput vs datatrove dedupe (wall)", f"{speedup:.2f}x", ">= 3x", speedup >= TARGETS["speedup"]))
     for name, value, target, ok in rows:
         print(f"{name:40s} {value:28s} {target:8s} {verdict(ok)}")
-    if not args.skip_memory:
-        memory_scaling(work, packages, args.mb, args.pairs)
 
 
 def memory_scaling(work: Path, packages: Path, mb: float, pairs: int) -> None:
