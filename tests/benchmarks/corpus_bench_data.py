@@ -27,8 +27,8 @@ from pathlib import Path
 import zstandard
 
 from corpus.pipeline.clean import clean_text, html_to_text
-from corpus.pipeline.read import txt_line_to_text
 from corpus.pipeline.quality import build_checks, judge
+from corpus.pipeline.read import txt_line_to_text
 from corpus.pipeline.split import split_text
 from schemas import BuildConfig
 from schemas.build_config import CleanConfig
