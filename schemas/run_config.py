@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.loading import SchemaError, load_file, parse_file, parse_text, validate_data
-from schemas.model_config import ModelConfig, preset
+from schemas.loading import SchemaError, parse_file, parse_text, validate_data
+from schemas.model_config import ModelConfig, load_model_config, preset
 
 
 class _Section(BaseModel):
@@ -24,7 +24,7 @@ class ModelSection(_Section):
     """Which model to train: exactly one of `preset` and `config`."""
 
     preset: str | None = Field(default=None, description="Name of a schemas.PRESETS entry (e.g. 'tiny', 'cpm-bee-1b').")
-    config: str | None = Field(default=None, description="Path to a CPM-Bee model config JSON (ModelConfig).")
+    config: str | None = Field(default=None, description="Path to a model config: CPM-Bee's JSON (ModelConfig) or the HF port's config.json.")
     activation_checkpointing: bool = Field(default=False, description="Recompute each block's activations in backward.")
 
     @model_validator(mode="after")
@@ -40,7 +40,7 @@ class ModelSection(_Section):
 
     def resolve(self) -> ModelConfig:
         """The ModelConfig this section names. Raises SchemaError for a bad config file."""
-        return preset(self.preset) if self.preset is not None else load_file(ModelConfig, self.config)
+        return preset(self.preset) if self.preset is not None else load_model_config(self.config)
 
 
 class DataSection(_Section):
