@@ -169,18 +169,27 @@ class CheckpointMismatch(ValueError):
 
 
 def from_cpm_live_state_dict(
-    config: ModelConfig, state_dict: Mapping[str, torch.Tensor], activation_checkpointing: bool = False
+    config: ModelConfig,
+    state_dict: Mapping[str, torch.Tensor],
+    activation_checkpointing: bool = False,
+    *,
+    dtype: torch.dtype = torch.float32,
+    copy: bool = True,
 ) -> CPMBee:
     """Build a `CPMBee` from an official CPM-Bee checkpoint or a Hugging Face port's weights.
 
     Takes the model config and a state dict in either layout: cpm_live names
     (`encoder.layers.0.self_att.self_attention.project_q.weight`, `input_embedding.weight`,
     `position_bias.relative_attention_bias`, ...) or the HF port's (the same behind
-    `cpmbee.`, plus an unused `lm_head.weight`). Tensors are cast to the model's float32.
-    Returns the model. Raises CheckpointMismatch listing every missing key, unexpected key
+    `cpmbee.`, plus an unused `lm_head.weight`). Tensors are cast to `dtype` (float32, the
+    dtype the model trains in, by default). The model is built on the meta device and takes
+    the tensors as its parameters, so its weights are in memory once; with `copy=False` a
+    tensor already of `dtype` becomes the parameter itself (for callers handing over tensors
+    they own, such as a memory-mapped file's). Returns the model. Raises CheckpointMismatch listing every missing key, unexpected key
     and shape mismatch (a pruned module named by `mask_modules` has no weights).
     """
-    model = CPMBee(config, activation_checkpointing=activation_checkpointing)
+    with torch.device("meta"):  # no weights allocated: the checkpoint's tensors become the parameters
+        model = CPMBee(config, activation_checkpointing=activation_checkpointing)
     is_hf = any(key.startswith(HF_PREFIX) for key in state_dict)
     cpm_live = _strip_hf_prefix(state_dict) if is_hf else dict(state_dict)
     expected = model.state_dict()
@@ -203,7 +212,8 @@ def from_cpm_live_state_dict(
             f"mask_modules={'set' if config.mask_modules else 'None'}): " + "; ".join(problems)
             + ". Check that the model config is the checkpoint's (sizes, num_layers, mask_modules)."
         )
-    model.load_state_dict(cpm_live, strict=True)
+    tensors = {key: value.to(dtype, copy=copy) for key, value in cpm_live.items()}
+    model.load_state_dict(tensors, strict=True, assign=True)
     return model
 
 
