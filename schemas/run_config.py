@@ -130,7 +130,22 @@ class RunConfig(_Section):
     eval: EvalSection = EvalSection()
     finetune: FinetuneSection | None = None
     seed: int = Field(default=1234, description="Seed of model init, data and dropout.")
-    max_steps: int = Field(ge=1, description="Optimizer steps to train (counting from step 0, resumes included).")
+    init_from: str | None = Field(
+        default=None,
+        description="Pretraining: weights to continue from (a CPM-Bee .pt, an HF port file or folder, or a checkpoint "
+        "folder of this trainer); optimizer state starts fresh. Fine-tuning uses finetune.init_from.",
+    )
+    start_step: int = Field(
+        default=0, ge=0,
+        description="The step a fresh run starts at (CPM-Bee's --start-step): step count, checkpoint names and the LR "
+        "schedule continue from it. A resumed run takes its step from the checkpoint.",
+    )  # fmt: skip
+    max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps to train (counting from step 0, resumes included). Set this or epochs.")
+    epochs: int | None = Field(
+        default=None, ge=1,
+        description="Fine-tuning: train this many passes over the training data instead of max_steps; a pass is "
+        "sum(weight x nlines) samples over the mixture's datasets (all ranks together).",
+    )  # fmt: skip
     log_interval: int = Field(default=1, ge=1, description="Print a progress line every this many steps.")
     log_dir: str | None = Field(default=None, description="Folder for metrics JSONL and TensorBoard (default: checkpoint.dir/logs).")
     max_nonfinite_steps: int = Field(default=10, ge=1, description="Abort after this many steps in a row with a non-finite loss.")
@@ -142,6 +157,21 @@ class RunConfig(_Section):
             raise ValueError("eval.patience is set but data.eval_manifest is not: early stop needs a held-out manifest")
         return self
 
+    @model_validator(mode="after")
+    def _length_and_start(self) -> RunConfig:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("set exactly one of max_steps and epochs")
+        if self.epochs is not None:
+            if self.finetune is None:
+                raise ValueError("epochs is for fine-tuning (a finetune: section); pretraining sets max_steps")
+            if self.schedule.kind in ("cosine", "linear") and self.schedule.decay_steps is None:
+                raise ValueError(f"schedule.kind {self.schedule.kind} with epochs needs schedule.decay_steps (there is no max_steps to decay to)")
+        if self.max_steps is not None and self.start_step >= self.max_steps:
+            raise ValueError(f"start_step {self.start_step} is not below max_steps {self.max_steps}: nothing to train")
+        if self.init_from is not None and self.finetune is not None:
+            raise ValueError("init_from is for pretraining; a fine-tuning run names its weights in finetune.init_from")
+        return self
+
 
 # fields holding paths; made absolute against the config file's folder
 _PATH_FIELDS = (
@@ -151,6 +181,7 @@ _PATH_FIELDS = (
     ("data", "vocab"),
     ("checkpoint", "dir"),
     ("finetune", "init_from"),
+    (None, "init_from"),
     (None, "deepspeed_config"),
     (None, "log_dir"),
 )

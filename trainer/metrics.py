@@ -108,7 +108,7 @@ class StepRecord:
         record.update(kind="train", tokens_per_second=self.tokens_per_second, data_wait_fraction=self.data_wait_fraction)
         return record
 
-    def progress_line(self, max_steps: int) -> str:
+    def progress_line(self, max_steps: int | str) -> str:
         """CPM-Bee-style line: `| step 3/100 | loss 7.1234 | lr ... | scale ... | grad_norm ... | ...`."""
         line = (
             f"| step {self.step}/{max_steps} | loss {self.loss:.4f} | lr {self.lr:.4e} | scale {self.loss_scale:g} "
@@ -135,7 +135,7 @@ def metrics_path(log_dir: str | Path, run_name: str) -> Path:
 class MetricsLog:
     """Rank 0's metrics sinks: JSONL file, TensorBoard (if installed), progress lines on stdout."""
 
-    def __init__(self, log_dir: str | Path, run_name: str, max_steps: int, log_interval: int = 1) -> None:
+    def __init__(self, log_dir: str | Path, run_name: str, max_steps: int | str, log_interval: int = 1) -> None:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.path = metrics_path(self.log_dir, run_name)

@@ -14,6 +14,7 @@ Every `torch.load` is `weights_only=True` and memory-mapped, so a checkpoint is 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,7 +22,13 @@ from typing import Literal
 import torch
 
 from schemas.model_config import PRESETS, ModelConfig, load_model_config, preset
-from trainer.model import CheckpointMismatch, CPMBee, from_cpm_live_state_dict
+from trainer.model import (
+    CheckpointMismatch,
+    CPMBee,
+    check_checkpoint_fits,
+    from_cpm_live_state_dict,
+    to_cpm_live_name,
+)
 
 CheckpointKind = Literal["file", "hf", "training"]
 # Written beside the weights by training saves and `bee export --format cpm-live`; the HF form
@@ -69,7 +76,7 @@ def describe_checkpoint(path: str | Path) -> CheckpointSource:
         # CPM-Bee ships cpm-bee-10b.pt with cpm-bee-10b.json; `bee export` writes the same pair
         return CheckpointSource("file", path, _configs_in(path.parent, first=path.with_suffix(".json")))
     if not path.is_dir():
-        raise FileNotFoundError(f"{path}: no such checkpoint file or folder")
+        raise FileNotFoundError(f"{path} does not exist (no such checkpoint file or folder)")
     if (path / LATEST_FILE).is_file():
         tag = CheckpointDir(path).latest()
         if tag is None:
@@ -144,7 +151,7 @@ def _hf_folder(folder: Path) -> dict[str, torch.Tensor]:
     return state
 
 
-def _training_checkpoint(step_folder: Path) -> dict[str, torch.Tensor]:
+def _zero_checkpoint(step_folder: Path):
     from trainer.lora import LORA_KEYS
     from trainer.zero_checkpoint import ZeroCheckpoint
 
@@ -154,7 +161,64 @@ def _training_checkpoint(step_folder: Path) -> dict[str, torch.Tensor]:
             f"{step_folder}: a LoRA run's checkpoint holds only the LoRA tensors: load the base model "
             f"(the run's finetune.init_from) with the run's delta.pt as the delta"
         )
-    return dict(checkpoint.tensors())
+    return checkpoint
+
+
+def _training_checkpoint(step_folder: Path) -> dict[str, torch.Tensor]:
+    return dict(_zero_checkpoint(step_folder).tensors())
+
+
+def open_tensors(source: CheckpointSource) -> tuple[dict[str, tuple[int, ...]], Iterator[tuple[str, torch.Tensor]]]:
+    """The checkpoint's shapes by cpm_live name, and its tensors one at a time in that order
+    (a training checkpoint's are assembled only as the iterator reaches them)."""
+    if source.kind == "training":
+        checkpoint = _zero_checkpoint(source.weights)
+        return checkpoint.shapes(), iter(checkpoint.tensors())
+    state = {name: t for key, t in read_state_dict(source).items() if (name := to_cpm_live_name(key)) is not None}
+    return {name: tuple(t.shape) for name, t in state.items()}, iter(state.items())
+
+
+def load_weights_into(model: torch.nn.Module, checkpoint: str, config: ModelConfig) -> None:
+    """Overwrite the weights of `model` (built from `config`, possibly ZeRO-3 partitioned under
+    `deepspeed.zero.Init`) with a checkpoint's (any kind `load_model` reads).
+
+    Partitioned: every rank must call it; rank 0 alone reads the checkpoint, one tensor at a
+    time, and each parameter is gathered, overwritten on rank 0 and partitioned again, so no
+    rank ever holds the whole model. Whole models read the (memory-mapped) checkpoint on each
+    rank. Raises ModelLoadError (on every rank) naming the checkpoint and the problem.
+    """
+    import deepspeed
+    import torch.distributed as dist
+
+    params = dict(model.named_parameters())
+    if not any(hasattr(p, "ds_id") for p in params.values()):
+        try:
+            shapes, tensors = open_tensors(describe_checkpoint(checkpoint))
+            check_checkpoint_fits(config, shapes)
+        except (OSError, ValueError) as error:
+            raise ModelLoadError(f"init_from {checkpoint}: {error}") from None
+        model.load_state_dict(dict(tensors), strict=True)
+        return
+    rank = dist.get_rank()
+    verdict: list[object] = [None]
+    tensors: Iterator[tuple[str, torch.Tensor]] = iter(())
+    if rank == 0:
+        try:
+            shapes, tensors = open_tensors(describe_checkpoint(checkpoint))
+            check_checkpoint_fits(config, shapes)
+            verdict = [list(shapes)]
+        except (OSError, ValueError) as error:
+            verdict = [str(error)]
+    dist.broadcast_object_list(verdict, src=0)  # the names in reading order, or rank 0's error
+    if isinstance(verdict[0], str):
+        raise ModelLoadError(f"init_from {checkpoint}: {verdict[0]}")
+    for name in verdict[0]:
+        tensor = next(tensors)[1] if rank == 0 else None
+        param = params[name]
+        with deepspeed.zero.GatheredParameters([param], modifier_rank=0):
+            if rank == 0:
+                with torch.no_grad():
+                    param.data.copy_(tensor)
 
 
 def read_state_dict(source: CheckpointSource) -> dict[str, torch.Tensor]:

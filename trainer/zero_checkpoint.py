@@ -71,25 +71,30 @@ class ZeroCheckpoint:
         return [*self.buffers, *self.frozen_shapes, *trainable, *self.shared]
 
     def tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
-        """(name, whole fp32 tensor) for every buffer, frozen and trainable parameter.
-        Raises ZeroCheckpointError when the partitions do not add up to the shapes."""
-        done: dict[str, torch.Tensor] = {}
+        """(name, whole fp32 tensor) for every buffer, frozen and trainable parameter, one at a
+        time. Raises ZeroCheckpointError when the partitions do not add up to the shapes."""
+        sources = set(self.shared.values())
+        kept: dict[str, torch.Tensor] = {}  # only the sources of shared (tied) parameters
+        for name, tensor in self._own_tensors():
+            if name in sources:
+                kept[name] = tensor
+            yield name, tensor
+        for alias, source in self.shared.items():
+            if source in kept:
+                yield alias, kept[source]
+
+    def _own_tensors(self) -> Iterator[tuple[str, torch.Tensor]]:
         for name, tensor in self.buffers.items():
-            done[name] = tensor.float() if tensor.is_floating_point() else tensor
-            yield name, done[name]
+            yield name, tensor.float() if tensor.is_floating_point() else tensor
         if self.frozen_shapes:
             fragments = [safe_load(path)["frozen_param_fragments"] for path in self._model_files]
             for name, shape in self.frozen_shapes.items():
                 whole = torch.cat([frags[name].reshape(-1) for frags in fragments])[: shape.numel()]
-                done[name] = whole.view(shape).clone()
-                yield name, done[name]
+                yield name, whole.view(shape).clone()
             del fragments
-        yield from self._trainable(done)
-        for alias, source in self.shared.items():
-            if source in done:
-                yield alias, done[source]
+        yield from self._trainable()
 
-    def _trainable(self, done: dict[str, torch.Tensor]) -> Iterator[tuple[str, torch.Tensor]]:
+    def _trainable(self) -> Iterator[tuple[str, torch.Tensor]]:
         # Per rank, its flat fp32 sub-groups (memory-mapped) read as one concatenation: the
         # parameters of every group follow each other there, ceil(n / W) elements each.
         flat_groups = []
@@ -108,11 +113,18 @@ class ZeroCheckpoint:
             if offset + part > bounds[-1]:
                 raise ZeroCheckpointError(f"{self.folder}: the partitions end before {name} {tuple(shape)}")
             pieces = [piece for rank in flat_groups for piece in _span(rank, bounds, offset, offset + part)]
-            done[name] = torch.cat(pieces)[:numel].view(shape)  # a copy: reads this parameter only
+            yield name, torch.cat(pieces)[:numel].view(shape)  # a copy: reads this parameter only
             offset += part
-            yield name, done[name]
         if offset != bounds[-1]:
             raise ZeroCheckpointError(f"{self.folder}: each rank holds {bounds[-1]} elements, its parameters {offset}")
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every tensor's shape by name (buffers, frozen, trainable, shared aliases)."""
+        shapes = {name: tuple(t.shape) for name, t in self.buffers.items()}
+        shapes |= {name: tuple(s) for name, s in self.frozen_shapes.items()}
+        shapes |= {name: tuple(s) for group in self.param_shapes for name, s in group.items()}
+        shapes |= {alias: shapes[source] for alias, source in self.shared.items() if source in shapes}
+        return shapes
 
 
 def _span(flats: list[torch.Tensor], bounds: list[int], start: int, end: int) -> list[torch.Tensor]:
