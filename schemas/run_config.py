@@ -147,6 +147,11 @@ class RunConfig(_Section):
         "sum(weight x nlines) samples over the mixture's datasets (all ranks together).",
     )  # fmt: skip
     log_interval: int = Field(default=1, ge=1, description="Print a progress line every this many steps.")
+    inspect_iters: int | None = Field(
+        default=None, ge=1,
+        description="Every this many steps, log mean/std/max of weights and gradients per parameter group (CPM-Bee's "
+        "--inspect-iters) to the metrics log and TensorBoard.",
+    )  # fmt: skip
     log_dir: str | None = Field(default=None, description="Folder for metrics JSONL and TensorBoard (default: checkpoint.dir/logs).")
     max_nonfinite_steps: int = Field(default=10, ge=1, description="Abort after this many steps in a row with a non-finite loss.")
     trace: bool = Field(default=True, description="Record which samples each step's rows hold (log_dir/trace/, read by `bee trace`).")

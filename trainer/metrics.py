@@ -171,6 +171,17 @@ class MetricsLog:
                 self._tensorboard.add_scalar(f"Loss/eval/{name}", value, step)
         print(f"| eval at step {step} | loss {loss:.4f} | best {best:.4f} | evals without improvement {bad_evals}", flush=True)
 
+    def parameter_stats(self, step: int, stats: dict[str, dict[str, float]], seconds: float) -> None:
+        """`inspect_iters`: per-group weight/gradient mean, std and max (trainer.param_stats), as an
+        `inspect` record and TensorBoard scalars `Inspect/<group>/<stat>`; `seconds` is their cost."""
+        self._write({"kind": "inspect", "step": step, "seconds": seconds, "groups": stats, "time": time.time()})
+        if self._tensorboard is not None:
+            for group, values in stats.items():
+                for stat, value in values.items():
+                    if math.isfinite(value):
+                        self._tensorboard.add_scalar(f"Inspect/{group}/{stat}", value, step)
+        print(f"| inspect at step {step}: {len(stats)} parameter groups in {seconds:.3f}s", flush=True)
+
     def event(self, kind: str, step: int, **fields: Any) -> None:
         """A one-off record (checkpoint saved, resumed, early stop) in the JSONL log."""
         self._write({"kind": kind, "step": step, "time": time.time(), **fields})

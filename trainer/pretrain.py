@@ -226,6 +226,7 @@ class Trainer:
         task_sums = TaskLossSums()
         loss_total, tokens, waited = 0.0, 0, 0.0
         micro_batches = self.run.optimizer.grad_accumulation
+        inspected = None
         for micro_batch in range(micro_batches):
             batch = next(self.loader)
             waited += self.loader.last_wait_seconds
@@ -245,6 +246,8 @@ class Trainer:
             if not finite and torch.isfinite(loss):
                 loss = loss * float("nan")
             self.engine.backward(loss)
+            if micro_batch == micro_batches - 1 and self._inspect_due():
+                inspected = self._inspect()  # after backward, before the step frees the gradients
             self.engine.step()
             task_sums.add(losses.detach(), predicted, torch.from_numpy(batch["task_ids"]).to(self.device), batch["task_names"])
             loss_total += loss.item()
@@ -262,12 +265,25 @@ class Trainer:
         applied = self.engine.was_step_applied()
         loss = loss_sum / self.world_size
         grad_norm = self.engine.get_global_grad_norm()
+        if inspected is not None and self.log is not None:
+            self.log.parameter_stats(self.state.step, *inspected)
         return StepRecord(
             step=self.state.step, loss=loss, task_loss=average_over_ranks(per_rank),
             lr=self._lr_of_last_step(applied), loss_scale=float(getattr(self.engine.optimizer, "loss_scale", 1.0)),
             grad_norm=float(grad_norm) if grad_norm is not None else float("nan"), applied=applied,
             tokens=int(token_sum), step_seconds=time.perf_counter() - started, data_wait_seconds=waited,
         )  # fmt: skip
+
+    def _inspect_due(self) -> bool:
+        return self.run.inspect_iters is not None and (self.state.step + 1) % self.run.inspect_iters == 0
+
+    def _inspect(self) -> tuple[dict[str, dict[str, float]], float]:
+        """Per-group weight and gradient statistics (trainer.param_stats) and the seconds they took."""
+        from trainer.param_stats import parameter_stats
+
+        started = time.perf_counter()
+        stats = parameter_stats(self.engine.module.named_parameters(), self.device)
+        return stats, time.perf_counter() - started
 
     def _lr_of_last_step(self, applied: bool) -> float:
         # the schedule already moved on after an applied step; report the rate the step used
