@@ -123,3 +123,26 @@ def test_pickled_code_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(1), "hook": SchemaError}, tmp_path / "evil.pt")
     with pytest.raises(ModelLoadError, match="plain tensors"):
         load_model(str(tmp_path / "evil.pt"), "tiny")
+
+
+def test_bee_export_command_writes_an_hf_folder_with_the_lora_merged(model, tmp_path):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    torch.save(to_cpm_live_state_dict(model), tmp_path / "base.pt")
+    write_config(tmp_path / "base.json")
+    tuned = CPMBee(CONFIG)
+    add_lora(tuned, ["w_out"], rank=2, alpha=4.0)
+    delta = {"lora": {k: torch.ones_like(v) for k, v in lora_state_dict(tuned).items()}, "rank": 2, "alpha": 4.0,
+             "targets": ["w_out"]}  # fmt: skip
+    torch.save(delta, tmp_path / "delta.pt")
+    args = ["export", str(tmp_path / "base.pt"), "--format", "hf", str(tmp_path / "hf"), "--dtype", "bf16",
+            "--merge-lora", str(tmp_path / "delta.pt")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    exported, _ = load_model(str(tmp_path / "hf"), dtype="bf16")
+    merged, _ = load_model(str(tmp_path / "base.pt"), delta=str(tmp_path / "delta.pt"), dtype="bf16")
+    assert same_weights(to_cpm_live_state_dict(exported), to_cpm_live_state_dict(merged))
+    bad = CliRunner().invoke(app, ["export", str(tmp_path / "nothing.pt"), str(tmp_path / "x.pt")])
+    assert bad.exit_code == 2 and "nothing.pt does not exist" in bad.output
