@@ -93,6 +93,7 @@ class StepRecord:
     tokens: int  # non-padding tokens of the step, all ranks
     step_seconds: float
     data_wait_seconds: float  # time rank 0 waited for batches during the step
+    samples_seen: int = 0  # samples read by the training loaders since the run began, all ranks (epochs count these)
     time: float = field(default_factory=time.time)
 
     @property

@@ -272,6 +272,7 @@ class Trainer:
             lr=self._lr_of_last_step(applied), loss_scale=float(getattr(self.engine.optimizer, "loss_scale", 1.0)),
             grad_norm=float(grad_norm) if grad_norm is not None else float("nan"), applied=applied,
             tokens=int(token_sum), step_seconds=time.perf_counter() - started, data_wait_seconds=waited,
+            samples_seen=self.state.samples_seen,
         )  # fmt: skip
 
     def _inspect_due(self) -> bool:
