@@ -28,10 +28,21 @@ class ZeroCheckpointError(ValueError):
     """A folder that is not a complete ZeRO-3 checkpoint; the message names it and what is wrong."""
 
 
+def deepspeed_safe_globals() -> list[type]:
+    """The classes DeepSpeed 0.19.8 pickles into its optimizer-states files, allowed for
+    `weights_only=True` loading: an int enum and a plain record of loss-scale numbers, neither
+    runs code when rebuilt. The one allow-list for DeepSpeed's files in this project."""
+    from deepspeed.runtime.fp16.loss_scaler import LossScaler
+    from deepspeed.runtime.zero.config import ZeroStageEnum
+
+    return [ZeroStageEnum, LossScaler]
+
+
 def safe_load(path: Path, mmap: bool = False) -> Any:
     """`torch.load` of a DeepSpeed file with `weights_only=True` (no code runs while reading it)."""
     try:
-        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+        with torch.serialization.safe_globals(deepspeed_safe_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except Exception as error:  # torch raises UnpicklingError / RuntimeError with the offending global
         raise ZeroCheckpointError(f"{path}: cannot be read as plain tensors and data: {error}") from None
 
