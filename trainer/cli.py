@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import shlex
 import subprocess
-from pathlib import Path
 from enum import Enum
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer

@@ -14,6 +14,7 @@ Every `torch.load` is `weights_only=True` and memory-mapped, so a checkpoint is 
 from __future__ import annotations
 
 import json
+import pickle
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,7 +118,7 @@ def resolve_model_config(model_config: str | None, source: CheckpointSource) -> 
 def _torch_file(path: Path) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except Exception as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
         raise ModelLoadError(f"{path}: cannot be read as a state dict of plain tensors: {error}") from None
     if isinstance(state, dict) and "lora" in state:
         raise ModelLoadError(f"{path} is a LoRA delta, not a model: pass it as the delta, with the base model's checkpoint")
@@ -235,7 +236,7 @@ def read_delta(path: str | Path) -> dict:
     path = Path(path)
     try:
         delta = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
         raise ModelLoadError(f"{path}: cannot be read as a LoRA delta: {error}") from None
     if not isinstance(delta, dict) or not {"lora", "rank", "alpha", "targets"} <= delta.keys():
         raise ModelLoadError(f"{path}: not a LoRA delta (expected the keys lora, rank, alpha, targets that fine-tuning writes)")

@@ -145,8 +145,8 @@ class Trainer:
         self.log = MetricsLog(run_log_dir(run), run.name, total, run.log_interval) if self.rank == 0 else None
         self.trace = TraceWriter(run_log_dir(run), self.rank) if run.trace else None
         if self.rank == 0:
-            print(f"| training to {total}" + (f" of {self.epoch_samples:,} samples" if self.epoch_samples else "")
-                  + (f", from step {run.start_step}" if run.start_step else "")
+            length = f"{run.max_steps} steps" if run.max_steps is not None else f"{run.epochs} epochs of {self.epoch_samples:,} samples"
+            print(f"| training to {length}" + (f", from step {run.start_step}" if run.start_step else "")
                   + (f", weights from {run.init_from}" if run.init_from else ""), flush=True)  # fmt: skip
 
     # ---------------------------------------------------------------- checkpoints

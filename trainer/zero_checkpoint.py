@@ -13,6 +13,7 @@ whole, and unpickles it with `weights_only=False`; here every load is `weights_o
 from __future__ import annotations
 
 import math
+import pickle
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -43,7 +44,7 @@ def safe_load(path: Path, mmap: bool = False) -> Any:
     try:
         with torch.serialization.safe_globals(deepspeed_safe_globals()):
             return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except Exception as error:  # torch raises UnpicklingError / RuntimeError with the offending global
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:  # the message names the offending global
         raise ZeroCheckpointError(f"{path}: cannot be read as plain tensors and data: {error}") from None
 
 
