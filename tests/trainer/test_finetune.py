@@ -22,7 +22,7 @@ def test_lora_finetune_saves_only_the_delta(tmp_path) -> None:
     torch.manual_seed(3)
     pretrained = tmp_path / "pretrained.pt"
     torch.save(to_hf_state_dict(CPMBee(preset("tiny"))), pretrained)  # the HF port's names load too
-    small = write_dataset(tmp_path / "data" / "small", 24, seed=5)  # one epoch: a few steps
+    small = write_dataset(tmp_path / "data" / "small", 40, seed=5)  # 2 blocks (one per rank); one epoch: a few steps
     manifest = write_manifest(tmp_path / "small.json", {"small": ("qa_task", small)})
     config = write_run(
         tmp_path, finetune={"init_from": str(pretrained), "method": "lora", "lora_rank": 4},
@@ -34,9 +34,9 @@ def test_lora_finetune_saves_only_the_delta(tmp_path) -> None:
     steps = read_metrics(tmp_path / "ckpt" / "logs" / "tiny.metrics.jsonl")
     last = steps[-1]["step"]
     assert [r["step"] for r in steps] == list(range(1, last + 1)) and all(r["applied"] for r in steps)
-    # epochs: 1 = weight x nlines = 24 samples read over both ranks; the run stops at the step that completes them
-    assert last >= 2 and steps[-2]["samples_seen"] < 24 <= steps[-1]["samples_seen"]
-    assert "training to 1 epochs of 24 samples" in result.stdout
+    # epochs: 1 = weight x nlines = 40 samples read over both ranks; the run stops at the step that completes them
+    assert last >= 2 and steps[-2]["samples_seen"] < 40 <= steps[-1]["samples_seen"]
+    assert "training to 1 epochs of 40 samples" in result.stdout
     delta = torch.load(tmp_path / "ckpt" / DELTA_FILE)
     assert delta["rank"] == 4 and len(delta["lora"]) == 2 * 7 * 2  # layers x projections x (A, B)
     assert all(name.endswith(("lora_A", "lora_B")) for name in delta["lora"])
