@@ -117,7 +117,13 @@ def resolve_model_config(model_config: str | None, source: CheckpointSource) -> 
 
 def _torch_file(path: Path) -> dict[str, torch.Tensor]:
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:
+            if "mmap" not in str(error):
+                raise
+            # a file in torch's legacy (pre-1.6, non-zip) format cannot be memory-mapped
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
         raise ModelLoadError(f"{path}: cannot be read as a state dict of plain tensors: {error}") from None
     if isinstance(state, dict) and "lora" in state:

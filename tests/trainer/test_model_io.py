@@ -146,3 +146,9 @@ def test_bee_export_command_writes_an_hf_folder_with_the_lora_merged(model, tmp_
     assert same_weights(to_cpm_live_state_dict(exported), to_cpm_live_state_dict(merged))
     bad = CliRunner().invoke(app, ["export", str(tmp_path / "nothing.pt"), str(tmp_path / "x.pt")])
     assert bad.exit_code == 2 and "nothing.pt does not exist" in bad.output
+
+
+def test_a_legacy_format_torch_file_loads_without_memory_mapping(model, tmp_path):
+    torch.save(to_cpm_live_state_dict(model), tmp_path / "old.pt", _use_new_zipfile_serialization=False)
+    loaded, _ = load_model(str(tmp_path / "old.pt"), write_config(tmp_path / "m.json"))
+    assert same_weights(to_cpm_live_state_dict(loaded), to_cpm_live_state_dict(model))
