@@ -5,7 +5,7 @@ from schemas.build_plan import BuildPlan
 from schemas.fileinfo import DEFAULT_BLOCK_SIZE, FileInfo
 from schemas.loading import SchemaError, load_file, validate_data
 from schemas.manifest import DatasetEntry, Fingerprints, MixtureManifest, Provenance
-from schemas.model_config import PRESETS, ModelConfig, preset
+from schemas.model_config import PRESETS, ModelConfig, load_model_config, preset
 from schemas.record import Record, Reject
 from schemas.run_config import RunConfig, load_run_config
 from schemas.runner_profile import RunnerProfile
@@ -42,6 +42,7 @@ __all__ = [
     "Provenance",
     "SchemaError",
     "load_file",
+    "load_model_config",
     "preset",
     "validate_data",
 ]

@@ -1,8 +1,21 @@
-"""`ModelConfig`: CPM-Bee's model config JSON, with the published sizes as presets."""
+"""`ModelConfig`: CPM-Bee's model config JSON, with the published sizes as presets.
+
+`load_model_config` also reads what CPM-Bee users have on disk: CPM-Bee's own config files
+(keys of theirs that mean nothing here, such as `int4`, are ignored with a note) and the
+Hugging Face port's `config.json` (`hidden_size`, `num_hidden_layers`, ...).
+"""
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from schemas.loading import SchemaError, parse_file, validate_data
+
+log = logging.getLogger(__name__)
 
 # Attention/FFN layers kept by BMCook's pruning of the 48-layer model: 19 attention and
 # 24 feed-forward layers remain (CPM-Bee README, "模型压缩"). `(mask_att, mask_ffn)`.
@@ -83,3 +96,78 @@ def preset(name: str) -> ModelConfig:
     if name not in PRESETS:
         raise KeyError(f"unknown model preset {name!r}; known: {', '.join(PRESETS)}")
     return PRESETS[name].model_copy(deep=True)
+
+
+# ---- configs from elsewhere -----------------------------------------------------------------
+
+# Keys of CPM-Bee's config files (and of its CPMBeeConfig objects) with no meaning here.
+# Any other unknown key is still an error, so a misspelt field is caught.
+CPM_BEE_IGNORED_KEYS: dict[str, str] = {
+    "int4": "CPM-Bee's int4 weight-loading switch (older src/config/*.json)",
+    "dtype": "CPMBeeConfig's torch dtype, derived from `half`",
+}
+# The rotary scale CPM-Bee hard-codes (EmbeddingExt distance_scale=16); the HF port makes it a key.
+DISTANCE_SCALE = 16
+# The HF port's (transformers' CpmBeeConfig) names for our fields; the rest share our names.
+HF_FIELD_NAMES: dict[str, str] = {
+    "hidden_size": "dim_model",
+    "num_hidden_layers": "num_layers",
+    "num_attention_heads": "num_heads",
+}
+# CpmBeeConfig's defaults, used for a field its config.json leaves out (as the port would).
+HF_DEFAULTS: dict[str, Any] = {
+    "vocab_size": 30720, "hidden_size": 4096, "num_attention_heads": 64, "dim_head": 64, "dim_ff": 10240,
+    "num_hidden_layers": 32, "dropout_p": 0.0, "position_bias_num_buckets": 256,
+    "position_bias_num_segment_buckets": 32, "position_bias_max_distance": 2048, "eps": 1e-6, "half": False,
+}  # fmt: skip
+HF_MODEL_TYPE = "cpmbee"
+
+
+def is_hf_config(data: dict[str, Any]) -> bool:
+    """Whether a parsed config is the HF port's `config.json` rather than CPM-Bee's own file."""
+    return data.get("model_type") == HF_MODEL_TYPE or any(key in data for key in HF_FIELD_NAMES)
+
+
+def model_config_from_dict(data: object, source: str) -> tuple[ModelConfig, list[str]]:
+    """A ModelConfig from a parsed CPM-Bee config or HF port `config.json`.
+
+    Returns the config and the keys that were ignored. Raises SchemaError naming `source`
+    for a bad value, an unknown key in a CPM-Bee config, or a `distance_scale` other than 16.
+    """
+    if not isinstance(data, dict):
+        raise SchemaError(source, ["(top level): expected a mapping of model hyper-parameters"])
+    fields = set(ModelConfig.model_fields)
+    if is_hf_config(data):
+        merged = HF_DEFAULTS | data
+        renamed = {HF_FIELD_NAMES.get(key, key): value for key, value in merged.items()}
+        kept = {key: value for key, value in renamed.items() if key in fields}
+        # everything else is the port's or transformers' own (architectures, use_cache, init_std, ...)
+        ignored = sorted(key for key in data if HF_FIELD_NAMES.get(key, key) not in fields)
+    else:
+        kept = {key: value for key, value in data.items() if key not in CPM_BEE_IGNORED_KEYS and key != "distance_scale"}
+        ignored = sorted(key for key in data if key in CPM_BEE_IGNORED_KEYS)
+    scale = data.get("distance_scale", DISTANCE_SCALE)
+    if scale != DISTANCE_SCALE:
+        raise SchemaError(source, [f"distance_scale: only CPM-Bee's rotary scale {DISTANCE_SCALE} is supported (got {scale})"])
+    return validate_data(ModelConfig, kept, source), ignored
+
+
+def load_model_config(path: str | Path) -> ModelConfig:
+    """Read a model config file: CPM-Bee's JSON (this project's too) or the HF port's `config.json`.
+
+    Keys that mean nothing here are ignored with a one-line note on the log. Raises
+    SchemaError naming the file and field at fault.
+    """
+    config, ignored = model_config_from_dict(parse_file(path), str(path))
+    if ignored:
+        log.warning("%s: ignoring keys this trainer does not use: %s", path, ", ".join(ignored))
+    return config
+
+
+def to_hf_config(config: ModelConfig) -> dict[str, Any]:
+    """The HF port's `config.json` for `config` (transformers' CpmBeeConfig field names)."""
+    ours_to_hf = {ours: hf for hf, ours in HF_FIELD_NAMES.items()}
+    fields = {ours_to_hf.get(key, key): value for key, value in config.model_dump().items()}
+    fields["mask_modules"] = [list(pair) for pair in config.mask_modules] if config.mask_modules else None
+    return {"architectures": ["CpmBeeForCausalLM"], "model_type": HF_MODEL_TYPE, **fields,
+            "distance_scale": DISTANCE_SCALE, "init_std": 1.0, "use_cache": True}  # fmt: skip

@@ -12,8 +12,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.loading import SchemaError, load_file, parse_file, parse_text, validate_data
-from schemas.model_config import ModelConfig, preset
+from schemas.loading import SchemaError, parse_file, parse_text, validate_data
+from schemas.model_config import ModelConfig, load_model_config, preset
 
 
 class _Section(BaseModel):
@@ -24,7 +24,7 @@ class ModelSection(_Section):
     """Which model to train: exactly one of `preset` and `config`."""
 
     preset: str | None = Field(default=None, description="Name of a schemas.PRESETS entry (e.g. 'tiny', 'cpm-bee-1b').")
-    config: str | None = Field(default=None, description="Path to a CPM-Bee model config JSON (ModelConfig).")
+    config: str | None = Field(default=None, description="Path to a model config: CPM-Bee's JSON (ModelConfig) or the HF port's config.json.")
     activation_checkpointing: bool = Field(default=False, description="Recompute each block's activations in backward.")
 
     @model_validator(mode="after")
@@ -40,7 +40,7 @@ class ModelSection(_Section):
 
     def resolve(self) -> ModelConfig:
         """The ModelConfig this section names. Raises SchemaError for a bad config file."""
-        return preset(self.preset) if self.preset is not None else load_file(ModelConfig, self.config)
+        return preset(self.preset) if self.preset is not None else load_model_config(self.config)
 
 
 class DataSection(_Section):
@@ -130,8 +130,28 @@ class RunConfig(_Section):
     eval: EvalSection = EvalSection()
     finetune: FinetuneSection | None = None
     seed: int = Field(default=1234, description="Seed of model init, data and dropout.")
-    max_steps: int = Field(ge=1, description="Optimizer steps to train (counting from step 0, resumes included).")
+    init_from: str | None = Field(
+        default=None,
+        description="Pretraining: weights to continue from (a CPM-Bee .pt, an HF port file or folder, or a checkpoint "
+        "folder of this trainer); optimizer state starts fresh. Fine-tuning uses finetune.init_from.",
+    )
+    start_step: int = Field(
+        default=0, ge=0,
+        description="The step a fresh run starts at (CPM-Bee's --start-step): step count, checkpoint names and the LR "
+        "schedule continue from it. A resumed run takes its step from the checkpoint.",
+    )  # fmt: skip
+    max_steps: int | None = Field(default=None, ge=1, description="Optimizer steps to train (counting from step 0, resumes included). Set this or epochs.")
+    epochs: int | None = Field(
+        default=None, ge=1,
+        description="Fine-tuning: train this many passes over the training data instead of max_steps; a pass is "
+        "sum(weight x nlines) samples over the mixture's datasets (all ranks together).",
+    )  # fmt: skip
     log_interval: int = Field(default=1, ge=1, description="Print a progress line every this many steps.")
+    inspect_iters: int | None = Field(
+        default=None, ge=1,
+        description="Every this many steps, log mean/std/max of weights and gradients per parameter group (CPM-Bee's "
+        "--inspect-iters) to the metrics log and TensorBoard.",
+    )  # fmt: skip
     log_dir: str | None = Field(default=None, description="Folder for metrics JSONL and TensorBoard (default: checkpoint.dir/logs).")
     max_nonfinite_steps: int = Field(default=10, ge=1, description="Abort after this many steps in a row with a non-finite loss.")
     trace: bool = Field(default=True, description="Record which samples each step's rows hold (log_dir/trace/, read by `bee trace`).")
@@ -140,6 +160,21 @@ class RunConfig(_Section):
     def _eval_needs_manifest(self) -> RunConfig:
         if self.eval.patience is not None and self.data.eval_manifest is None:
             raise ValueError("eval.patience is set but data.eval_manifest is not: early stop needs a held-out manifest")
+        return self
+
+    @model_validator(mode="after")
+    def _length_and_start(self) -> RunConfig:
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ValueError("set exactly one of max_steps and epochs")
+        if self.epochs is not None:
+            if self.finetune is None:
+                raise ValueError("epochs is for fine-tuning (a finetune: section); pretraining sets max_steps")
+            if self.schedule.kind in ("cosine", "linear") and self.schedule.decay_steps is None:
+                raise ValueError(f"schedule.kind {self.schedule.kind} with epochs needs schedule.decay_steps (there is no max_steps to decay to)")
+        if self.max_steps is not None and self.start_step >= self.max_steps:
+            raise ValueError(f"start_step {self.start_step} is not below max_steps {self.max_steps}: nothing to train")
+        if self.init_from is not None and self.finetune is not None:
+            raise ValueError("init_from is for pretraining; a fine-tuning run names its weights in finetune.init_from")
         return self
 
 
@@ -151,6 +186,7 @@ _PATH_FIELDS = (
     ("data", "vocab"),
     ("checkpoint", "dir"),
     ("finetune", "init_from"),
+    (None, "init_from"),
     (None, "deepspeed_config"),
     (None, "log_dir"),
 )

@@ -1,8 +1,9 @@
-"""`bee train`: start pretraining or fine-tuning through the `deepspeed` launcher.
+"""`bee train` (pretraining or fine-tuning through the `deepspeed` launcher) and `bee export` (trainer/export.py).
 
     bee train pretrain run.yaml --gpus 8 [--hostfile H] [--resume] [--set optimizer.lr=3e-4]
     bee train finetune ft.yaml --gpus 2 --cpu
     bee train pretrain run.yaml --print-command      # show the deepspeed command, run nothing
+    bee export CHECKPOINT OUTPUT --format cpm-live|hf [--dtype fp16] [--merge-lora delta.pt]
 
 It runs exactly `trainer.launch.deepspeed_command`, the command the README documents.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import shlex
 import subprocess
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -62,3 +64,36 @@ def finetune_command(config: ConfigArg, gpus: GpusOpt = None, hostfile: Hostfile
                      set_: SetOpt = None, cpu: CpuOpt = False, print_command: PrintOpt = False) -> None:  # fmt: skip
     """Fine-tune from `finetune.init_from`, fully or with LoRA (trainer/finetune.py under deepspeed)."""
     _launch("finetune", config, gpus, hostfile, resume, set_ or [], cpu, print_command)
+
+
+class ExportFormatOpt(str, Enum):
+    cpm_live = "cpm-live"
+    hf = "hf"
+
+
+class ExportDtype(str, Enum):
+    fp32 = "fp32"
+    fp16 = "fp16"
+    bf16 = "bf16"
+
+
+def export_command(
+    checkpoint: Annotated[str, typer.Argument(help="A CPM-Bee .pt, an HF port file or folder, or a checkpoint folder of this trainer (its root or a step-N folder).")],
+    output: Annotated[Path, typer.Argument(help="cpm-live: the weights file to write (its config goes beside it as <stem>.json); hf: the folder to write.")],
+    format: Annotated[ExportFormatOpt, typer.Option("--format", help="cpm-live: one state dict with CPM-Bee's names; hf: the HF port's config.json + model.safetensors.")] = ExportFormatOpt.cpm_live,
+    dtype: Annotated[ExportDtype, typer.Option("--dtype", help="Dtype of the written weights.")] = ExportDtype.fp32,
+    merge_lora: Annotated[Optional[Path], typer.Option("--merge-lora", help="A LoRA delta (delta.pt of a LoRA fine-tune) folded into the weights.", exists=True, dir_okay=False)] = None,
+    model_config: Annotated[Optional[str], typer.Option("--model-config", help="A preset name or a model config file (CPM-Bee JSON or HF config.json); default: the one beside the checkpoint.")] = None,
+) -> None:  # fmt: skip
+    """Write a checkpoint as CPM-Bee's (cpm_live names) or the HF port's files (bee export)."""
+    from trainer.export import export_checkpoint
+    from trainer.model import CheckpointMismatch
+    from trainer.model_io import ModelLoadError
+
+    try:
+        path = export_checkpoint(checkpoint, output, format.value, dtype=dtype.value, model_config=model_config,
+                                 merge_lora=str(merge_lora) if merge_lora else None)  # fmt: skip
+    except (FileNotFoundError, ModelLoadError, CheckpointMismatch, SchemaError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo(f"wrote {format.value} {dtype.value} weights to {path}")

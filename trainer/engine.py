@@ -108,7 +108,8 @@ def build_engine(model: torch.nn.Module, run: RunConfig, precision: Precision) -
     import deepspeed
 
     schedule_config = run.schedule
-    decay_steps = schedule_config.decay_steps or run.max_steps
+    # epochs runs have no max_steps: their cosine/linear schedules must name decay_steps (RunConfig checks)
+    decay_steps = schedule_config.decay_steps or run.max_steps or 1
     holder: dict[str, LRSchedule] = {}
 
     def make_schedule(optimizer: Any) -> LRSchedule:

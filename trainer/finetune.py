@@ -32,26 +32,15 @@ MODEL_FILE = "model.pt"
 
 
 def load_pretrained_state(init_from: str) -> dict[str, torch.Tensor]:
-    """Weights to start from: a `.pt`/`.bin` state dict, or a checkpoint folder of this trainer
-    (its root, whose `latest` is used, or one `step-N` folder), consolidated from ZeRO partitions.
-    Raises FileNotFoundError / CheckpointError naming the path."""
-    from trainer.checkpoint import COMPLETE_FILE, LATEST_FILE, CheckpointDir, CheckpointError
+    """Weights to start from, by cpm_live or HF name: any checkpoint `trainer.model_io.load_model`
+    reads (a state dict file, an HF port folder, a checkpoint folder of this trainer: its root,
+    whose `latest` is used, or one `step-N` folder). Raises FileNotFoundError / ModelLoadError naming the path."""
+    from trainer.model_io import describe_checkpoint, read_state_dict
 
-    path = Path(init_from)
-    if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        return state.get("state_dict", state) if isinstance(state, dict) else state
-    if not path.is_dir():
-        raise FileNotFoundError(f"finetune.init_from: {path} does not exist")
-    from deepspeed.utils.zero_to_fp32 import get_fp32_state_dict_from_zero_checkpoint
-
-    if (path / LATEST_FILE).is_file():
-        root, tag = path, CheckpointDir(path).latest()
-    else:
-        root, tag = path.parent, path.name
-    if tag is None or not (root / tag / COMPLETE_FILE).is_file():
-        raise CheckpointError(f"finetune.init_from: {path} is not a complete checkpoint of this trainer")
-    return dict(get_fp32_state_dict_from_zero_checkpoint(str(root), tag=tag))
+    try:
+        return read_state_dict(describe_checkpoint(init_from))
+    except FileNotFoundError as error:
+        raise FileNotFoundError(f"finetune.init_from: {error}") from None
 
 
 def build_finetune_model(run: RunConfig) -> torch.nn.Module:
@@ -61,7 +50,7 @@ def build_finetune_model(run: RunConfig) -> torch.nn.Module:
 
     finetune = run.finetune
     model = from_cpm_live_state_dict(
-        run.model.resolve(), load_pretrained_state(finetune.init_from), run.model.activation_checkpointing
+        run.model.resolve(), load_pretrained_state(finetune.init_from), run.model.activation_checkpointing, copy=False
     )
     if finetune.method == "lora":
         torch.manual_seed(run.seed)  # the same LoRA A on every rank
@@ -92,6 +81,11 @@ def export_weights(engine: Any, run: RunConfig, rank: int) -> Path:
         buffer = io.BytesIO()
         torch.save(payload, buffer)
         write_bytes_atomically(path, buffer.getvalue())
+        if not delta:  # model.json beside model.pt, as `bee export --format cpm-live` writes it
+            from corpus.atomic_file import write_text_atomically
+            from trainer.export import cpm_live_config_path
+
+            write_text_atomically(cpm_live_config_path(path), run.model.resolve().model_dump_json(indent=2) + "\n")
         print(f"| wrote {'LoRA delta' if delta else 'model'} to {path}", flush=True)
     return path
 

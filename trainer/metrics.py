@@ -93,6 +93,7 @@ class StepRecord:
     tokens: int  # non-padding tokens of the step, all ranks
     step_seconds: float
     data_wait_seconds: float  # time rank 0 waited for batches during the step
+    samples_seen: int = 0  # samples read by the training loaders since the run began, all ranks (epochs count these)
     time: float = field(default_factory=time.time)
 
     @property
@@ -108,7 +109,7 @@ class StepRecord:
         record.update(kind="train", tokens_per_second=self.tokens_per_second, data_wait_fraction=self.data_wait_fraction)
         return record
 
-    def progress_line(self, max_steps: int) -> str:
+    def progress_line(self, max_steps: int | str) -> str:
         """CPM-Bee-style line: `| step 3/100 | loss 7.1234 | lr ... | scale ... | grad_norm ... | ...`."""
         line = (
             f"| step {self.step}/{max_steps} | loss {self.loss:.4f} | lr {self.lr:.4e} | scale {self.loss_scale:g} "
@@ -135,7 +136,7 @@ def metrics_path(log_dir: str | Path, run_name: str) -> Path:
 class MetricsLog:
     """Rank 0's metrics sinks: JSONL file, TensorBoard (if installed), progress lines on stdout."""
 
-    def __init__(self, log_dir: str | Path, run_name: str, max_steps: int, log_interval: int = 1) -> None:
+    def __init__(self, log_dir: str | Path, run_name: str, max_steps: int | str, log_interval: int = 1) -> None:
         self.log_dir = Path(log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.path = metrics_path(self.log_dir, run_name)
@@ -170,6 +171,17 @@ class MetricsLog:
             for name, value in task_loss.items():
                 self._tensorboard.add_scalar(f"Loss/eval/{name}", value, step)
         print(f"| eval at step {step} | loss {loss:.4f} | best {best:.4f} | evals without improvement {bad_evals}", flush=True)
+
+    def parameter_stats(self, step: int, stats: dict[str, dict[str, float]], seconds: float) -> None:
+        """`inspect_iters`: per-group weight/gradient mean, std and max (trainer.param_stats), as an
+        `inspect` record and TensorBoard scalars `Inspect/<group>/<stat>`; `seconds` is their cost."""
+        self._write({"kind": "inspect", "step": step, "seconds": seconds, "groups": stats, "time": time.time()})
+        if self._tensorboard is not None:
+            for group, values in stats.items():
+                for stat, value in values.items():
+                    if math.isfinite(value):
+                        self._tensorboard.add_scalar(f"Inspect/{group}/{stat}", value, step)
+        print(f"| inspect at step {step}: {len(stats)} parameter groups in {seconds:.3f}s", flush=True)
 
     def event(self, kind: str, step: int, **fields: Any) -> None:
         """A one-off record (checkpoint saved, resumed, early stop) in the JSONL log."""

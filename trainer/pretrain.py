@@ -44,6 +44,7 @@ class LoopState:
 
     step: int = 0  # optimizer steps done (skipped ones included)
     tokens_seen: int = 0  # non-padding tokens trained on, all ranks
+    samples_seen: int = 0  # samples read by the training loaders, all ranks (epochs count these)
     nonfinite_in_a_row: int = 0
     best_eval: float = math.inf
     evals_without_improvement: int = 0
@@ -90,7 +91,12 @@ def build_model(run: RunConfig) -> torch.nn.Module:
     )
     torch.manual_seed(run.seed)
     with partitioned:
-        return CPMBee(config, activation_checkpointing=run.model.activation_checkpointing)
+        model = CPMBee(config, activation_checkpointing=run.model.activation_checkpointing)
+    if run.init_from is not None:
+        from trainer.model_io import load_weights_into
+
+        load_weights_into(model, run.init_from, config)
+    return model
 
 
 class Trainer:
@@ -108,7 +114,7 @@ class Trainer:
         self.run = run
         self.dist = dist
         self.rank, self.world_size = init_distributed()
-        model_config = run.model.resolve()
+        model_config = self.model_config = run.model.resolve()
         self.tokenizer = CPMBeeTokenizer(run.data.vocab)
         if self.tokenizer.vocab_size > model_config.vocab_size:
             raise ValueError(
@@ -129,9 +135,19 @@ class Trainer:
             self._eval_start = self.eval_loader.state_dict()  # every evaluation replays these batches
         self.store = CheckpointDir(run.checkpoint.dir, run.checkpoint.keep_last)
         self.state = LoopState()
+        self.epoch_samples = epoch_samples(run.data.manifest) if run.epochs is not None else None
+        if run.start_step:
+            # CPM-Bee's --start-step: the count and the LR schedule go on from there (a resume overrides both)
+            self.state.step = run.start_step
+            self.schedule.start_at(run.start_step)
         self.last_checkpoint: str | None = None
-        self.log = MetricsLog(run_log_dir(run), run.name, run.max_steps, run.log_interval) if self.rank == 0 else None
+        total = run.max_steps if run.max_steps is not None else f"{run.epochs} epochs"
+        self.log = MetricsLog(run_log_dir(run), run.name, total, run.log_interval) if self.rank == 0 else None
         self.trace = TraceWriter(run_log_dir(run), self.rank) if run.trace else None
+        if self.rank == 0:
+            length = f"{run.max_steps} steps" if run.max_steps is not None else f"{run.epochs} epochs of {self.epoch_samples:,} samples"
+            print(f"| training to {length}" + (f", from step {run.start_step}" if run.start_step else "")
+                  + (f", weights from {run.init_from}" if run.init_from else ""), flush=True)  # fmt: skip
 
     # ---------------------------------------------------------------- checkpoints
 
@@ -153,6 +169,11 @@ class Trainer:
             "loop": asdict(self.state), "data": self.loader.state_dict(), "rng": rng_state(),
         }  # fmt: skip
         save_trainer_state(self.store.root / tmp_name, self.rank, trainer_state)
+        if self.rank == 0:  # so that load_model / bee export / bee generate find the model's shape
+            from corpus.atomic_file import write_text_atomically
+            from trainer.model_io import MODEL_CONFIG_FILE
+
+            write_text_atomically(self.store.root / tmp_name / MODEL_CONFIG_FILE, self.model_config.model_dump_json(indent=2) + "\n")
         self.dist.barrier()  # every rank has written all its files
         if self.rank == 0:
             self.store.publish(tag)
@@ -205,6 +226,7 @@ class Trainer:
         task_sums = TaskLossSums()
         loss_total, tokens, waited = 0.0, 0, 0.0
         micro_batches = self.run.optimizer.grad_accumulation
+        inspected = None
         for micro_batch in range(micro_batches):
             batch = next(self.loader)
             waited += self.loader.last_wait_seconds
@@ -224,6 +246,8 @@ class Trainer:
             if not finite and torch.isfinite(loss):
                 loss = loss * float("nan")
             self.engine.backward(loss)
+            if micro_batch == micro_batches - 1 and self._inspect_due():
+                inspected = self._inspect()  # after backward, before the step frees the gradients
             self.engine.step()
             task_sums.add(losses.detach(), predicted, torch.from_numpy(batch["task_ids"]).to(self.device), batch["task_names"])
             loss_total += loss.item()
@@ -231,20 +255,36 @@ class Trainer:
         if self.trace is not None:
             self.trace.flush()
         inject_fault("step", self.state.step + 1)
-        loss_sum, token_sum = self._all_reduce([loss_total / micro_batches, float(tokens)])
+        read = float(sum(self.loader.counters()["samples_read"].values()))  # this rank's, whole run
+        loss_sum, token_sum, read_sum = self._all_reduce([loss_total / micro_batches, float(tokens), read])
         per_rank: list[dict[str, float]] = [{} for _ in range(self.world_size)]
         self.dist.all_gather_object(per_rank, task_sums.means())
         self.state.step += 1
         self.state.tokens_seen += int(token_sum)
+        self.state.samples_seen = int(read_sum)
         applied = self.engine.was_step_applied()
         loss = loss_sum / self.world_size
         grad_norm = self.engine.get_global_grad_norm()
+        if inspected is not None and self.log is not None:
+            self.log.parameter_stats(self.state.step, *inspected)
         return StepRecord(
             step=self.state.step, loss=loss, task_loss=average_over_ranks(per_rank),
             lr=self._lr_of_last_step(applied), loss_scale=float(getattr(self.engine.optimizer, "loss_scale", 1.0)),
             grad_norm=float(grad_norm) if grad_norm is not None else float("nan"), applied=applied,
             tokens=int(token_sum), step_seconds=time.perf_counter() - started, data_wait_seconds=waited,
+            samples_seen=self.state.samples_seen,
         )  # fmt: skip
+
+    def _inspect_due(self) -> bool:
+        return self.run.inspect_iters is not None and (self.state.step + 1) % self.run.inspect_iters == 0
+
+    def _inspect(self) -> tuple[dict[str, dict[str, float]], float]:
+        """Per-group weight and gradient statistics (trainer.param_stats) and the seconds they took."""
+        from trainer.param_stats import parameter_stats
+
+        started = time.perf_counter()
+        stats = parameter_stats(self.engine.module.named_parameters(), self.device)
+        return stats, time.perf_counter() - started
 
     def _lr_of_last_step(self, applied: bool) -> float:
         # the schedule already moved on after an applied step; report the rate the step used
@@ -309,7 +349,7 @@ class Trainer:
         losses: list[float] = []
         saved_at = self.state.step
         try:
-            while self.state.step < run.max_steps and not self.state.stopped_early:
+            while not self.finished():
                 record = self.train_step()
                 losses.append(record.loss)
                 if self.log is not None:
@@ -326,6 +366,14 @@ class Trainer:
         finally:
             self.close()
         return TrainResult(self.state, losses, self.last_checkpoint)
+
+    def finished(self) -> bool:
+        """max_steps reached, `epochs` passes over the training data read, or stopped early."""
+        if self.state.stopped_early:
+            return True
+        if self.run.max_steps is not None:
+            return self.state.step >= self.run.max_steps
+        return self.state.samples_seen >= self.run.epochs * self.epoch_samples
 
     def _report_data(self) -> None:
         """Where rank 0's samples came from (token shards or tokenized online) and what was skipped."""
@@ -346,6 +394,18 @@ class Trainer:
             self.log.close()
         if self.trace is not None:
             self.trace.close()
+
+
+def epoch_samples(manifest_path: str) -> int:
+    """Samples in one pass over a mixture: sum of weight x nlines over its datasets (the mixture
+    draws a dataset with probability weight x nlines, so a pass reads each dataset about
+    weight times). Raises ValueError for an empty mixture."""
+    from trainer.mixture import Mixture
+
+    total = round(sum(source.entry.weight * source.nlines for source in Mixture(manifest_path).sources))
+    if total <= 0:
+        raise ValueError(f"{manifest_path}: the mixture holds no samples (sum of weight x nlines is 0): epochs cannot be counted")
+    return total
 
 
 def _fault_nonfinite(step: int) -> bool:

@@ -88,6 +88,12 @@ class LRSchedule:
         for group in self.optimizer.param_groups:
             group["lr"] = rate
 
+    def start_at(self, step: int) -> None:
+        """Continue from `step` applied steps (CPM-Bee's `--start-step`): the next rate is `rate_at(step)`."""
+        self.rate_at(step)  # validates the step
+        self.applied_steps = step
+        self._apply()
+
     def step(self, *args: Any, **kwargs: Any) -> None:
         """One optimizer step was applied: move to the next rate."""
         self.applied_steps += 1

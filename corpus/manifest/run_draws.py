@@ -56,6 +56,9 @@ class RunShape:
                metrics: str | Path | None = None) -> RunShape:
         """The shape of `run` on `world_size` ranks; `fill` given, or measured from an earlier
         run's metrics JSONL (`metrics`), or assumed 1.0."""
+        if run.max_steps is None:  # an `epochs` fine-tuning run: each pass reads a dataset about weight times
+            raise ValueError(f"the run trains for epochs: {run.epochs}, not a number of steps; its draws per dataset "
+                             "are weight x epochs passes (set max_steps to see them by steps)")
         rows = run.data.batch_size * run.optimizer.grad_accumulation * world_size
         shape = cls(run.max_steps, rows, run.data.max_length, run.data.weight_by)
         if fill is not None:

@@ -97,7 +97,17 @@ class Launch:
 
 
 def launch(config: Path, resume: bool = False, entry: str = "pretrain", **env: str) -> Launch:
-    """Run `deepspeed --num_gpus 2` on CPU for `config` and wait for it."""
+    """Run `deepspeed --num_gpus 2` on CPU for `config` and wait for it. A launch whose port
+    was taken between choosing it and binding it (other sessions launch on this machine too)
+    fails before it trains, and is started again on another port, at most twice."""
+    for _ in range(2):
+        result = _launch_once(config, resume, entry, env)
+        if "EADDRINUSE" not in result.stderr:
+            return result
+    return _launch_once(config, resume, entry, env)
+
+
+def _launch_once(config: Path, resume: bool, entry: str, env: dict[str, str]) -> Launch:
     port = free_local_port()  # other sessions launch DeepSpeed on this machine too
     command = deepspeed_command(config, num_gpus=2, resume=resume, master_port=port, entry=entry)
     marker = uuid.uuid4().hex

@@ -4,8 +4,10 @@ Four launches, three of them at once (each costs ~15 s of start-up):
 - uninterrupted: 6 steps, checkpoints at 3 and 6, evaluation at 3 and 6;
 - killed: the same run, SIGKILLed by a fault hook in the middle of saving step 6;
 - non-finite: 2 micro-batches per step, every loss from step 2 on NaN, max_nonfinite_steps=2;
-then `--resume` of the killed run, which must continue from step 3 (the last complete
-checkpoint) and reproduce the uninterrupted run's steps 4-6 exactly.
+then, at once, `--resume` of the killed run, which must continue from step 3 (the last complete
+checkpoint) and reproduce the uninterrupted run's steps 4-6 exactly, and a continued
+pretraining run: `init_from` the uninterrupted run's checkpoint, `start_step` 3, with
+`inspect_iters`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+import torch
 
 from pretrain_fixtures import Launch, launch, write_run
 from trainer.checkpoint import CheckpointDir
@@ -39,7 +42,17 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, Laun
             name: pool.submit(launch, configs[name], **env[name]) for name in configs
         }
         results = {name: (configs[name], future.result()) for name, future in futures.items()}
-    results["resumed"] = (configs["killed"], launch(configs["killed"], resume=True))
+    # continued pretraining from the finished run's checkpoint, CPM-Bee's --start-step 3
+    root = tmp_path_factory.mktemp("continued")
+    configs["continued"] = write_run(
+        root, init_from=str(roots["whole"] / "ckpt"), start_step=3, max_steps=5, inspect_iters=2,
+        schedule__decay_steps=6, eval__interval=100, checkpoint__interval=100,
+    )  # fmt: skip
+    with ThreadPoolExecutor(2) as pool:
+        resumed = pool.submit(launch, configs["killed"], resume=True)
+        continued = pool.submit(launch, configs["continued"])
+        results["resumed"] = (configs["killed"], resumed.result())
+        results["continued"] = (configs["continued"], continued.result())
     return results
 
 
@@ -132,3 +145,73 @@ def test_early_stop_counts_evaluations_without_improvement() -> None:
     for loss in (3.0, 3.5, 2.0, 2.5):
         state.record_eval(loss, min_delta=0.0, patience=2)
     assert not state.stopped_early and state.evals_without_improvement == 1
+
+
+def first_batch_loss(config: Path, model) -> float:
+    """The loss a run logs for its first step (the mean over both ranks of each rank's first
+    micro-batch), computed in this process with `model` on the batches the run's loaders make."""
+    from schemas import load_run_config
+    from tokenization import CPMBeeTokenizer
+    from trainer.data import MixtureLoader
+    from trainer.engine import model_inputs
+    from trainer.metrics import mean_loss, token_losses
+
+    run = load_run_config(config)
+    tokenizer = CPMBeeTokenizer(run.data.vocab)
+    losses = []
+    for rank in range(2):
+        loader = MixtureLoader.from_config(run.data.model_copy(update={"background": False}), run.data.manifest,
+                                           tokenizer, rank, 2, run.seed)  # fmt: skip
+        batch = next(loader)
+        loader.close()
+        with torch.no_grad():
+            logits, _ = model(**model_inputs(batch, torch.device("cpu")))
+            losses.append(float(mean_loss(*token_losses(logits, torch.from_numpy(batch["target"])))))
+    return sum(losses) / 2
+
+
+@pytest.mark.integration
+def test_load_model_consolidates_the_zero3_checkpoint_and_export_reads_back(runs, tmp_path) -> None:
+    from trainer.export import export_checkpoint
+    from trainer.model import to_cpm_live_state_dict
+    from trainer.model_io import load_model
+
+    config, result = runs["whole"]
+    ok(result)
+    model, model_config = load_model(str(config.parent / "ckpt"))  # root: `latest`; model_config.json beside
+    assert model_config.num_layers == 2 and model_config.vocab_size == 4096
+    same, _ = load_model(str(config.parent / "ckpt" / "step-00000006"), "tiny")
+    want = to_cpm_live_state_dict(model)
+    assert all(torch.equal(want[k], v) for k, v in to_cpm_live_state_dict(same).items())
+    for fmt, output in (("cpm-live", tmp_path / "bee.pt"), ("hf", tmp_path / "hf")):
+        export_checkpoint(str(config.parent / "ckpt"), output, fmt)
+        got = to_cpm_live_state_dict(load_model(str(output))[0])
+        assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+@pytest.mark.integration
+def test_continued_pretraining_starts_from_the_checkpoint_weights_at_start_step(runs) -> None:
+    from trainer.model_io import load_model
+    from trainer.param_stats import parameter_stats
+
+    config, result = runs["continued"]
+    ok(result)
+    steps = metrics(config)
+    whole = metrics(runs["whole"][0])
+    assert [r["step"] for r in steps] == [4, 5]
+    assert [r["lr"] for r in steps] == [r["lr"] for r in whole[3:5]]  # the schedule goes on from step 3
+    assert CheckpointDir(config.parent / "ckpt").latest() == "step-00000005"
+    # its first step trains the uninterrupted run's final weights on the data's first batches
+    pretrained, _ = load_model(str(runs["whole"][0].parent / "ckpt"))
+    assert steps[0]["loss"] == pytest.approx(first_batch_loss(config, pretrained), rel=1e-4)
+    assert steps[0]["loss"] < whole[0]["loss"]  # the same batches, trained weights
+    # inspect_iters=2: step 4's weight statistics, reduced from the two ranks' partitions
+    (inspected,) = metrics(config, "inspect")
+    assert inspected["step"] == 4 and inspected["seconds"] > 0
+    expected = parameter_stats(pretrained.named_parameters(), torch.device("cpu"))
+    assert inspected["groups"].keys() == expected.keys()
+    for group, values in expected.items():
+        got = inspected["groups"][group]
+        assert got["grad_std"] > 0
+        for stat in ("weight_mean", "weight_std", "weight_max"):
+            assert got[stat] == pytest.approx(values[stat], rel=1e-5, abs=1e-7), (group, stat)
