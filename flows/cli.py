@@ -22,6 +22,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "tokenize": ("tokenization.cli", "tokenize"),
     "train": ("trainer.cli", "app"),
     "trace": ("trainer.trace_cli", "trace"),
+    "generate": ("trainer.generation.cli", "generate_command"),
 }
 
 
