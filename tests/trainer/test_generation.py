@@ -39,12 +39,18 @@ def tokenizer() -> CPMBeeTokenizer:
 
 
 def tiny_model(tokenizer: CPMBeeTokenizer, seed: int = 0, **update) -> CPMBee:
-    """2-layer tiny model; `</s>` scaled up so answers end at varied lengths."""
-    config = preset("tiny").model_copy(update={"vocab_size": 128, **update})
+    """2-layer tiny model (segment buckets enough for SAMPLES' depth) whose `</s>` embedding
+    points along the mean final hidden state, so that answers end at varied lengths and the
+    multi-slot samples cross from slot to slot."""
+    config = preset("tiny").model_copy(update={"vocab_size": 128, "position_bias_num_segment_buckets": 128, **update})
     torch.manual_seed(seed)
     model = CPMBee(config).eval()
+    batch = CPMBeeBeamSearch(model, tokenizer).prepare(copy.deepcopy(SAMPLES))
+    _, hidden, _ = model.inference(*(batch.prompt[k] for k in PROMPT_KEYS), batch.segment_rel, batch.ext_table_ids,
+                                   batch.ext_table_sub)  # fmt: skip
+    mean = hidden.mean(dim=(0, 1))
     with torch.no_grad():
-        model.input_embedding.weight[tokenizer.eos_id] *= 6.0
+        model.input_embedding.weight[tokenizer.eos_id] = mean / mean.norm() * 0.1
     return model
 
 
