@@ -193,3 +193,31 @@ def test_bfloat16_model_decodes_with_a_bfloat16_cache(tokenizer):
     assert logits.dtype == torch.bfloat16 and cache.layers[0].k.dtype == torch.bfloat16
     data = gen.generate(copy.deepcopy(SAMPLES), beam_size=2, max_length=6)
     assert all("<ans>" in sample for sample in data)
+
+
+def test_bee_generate_end_to_end(tmp_path, tokenizer):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from trainer.model import to_cpm_live_state_dict
+
+    model = tiny_model(tokenizer)
+    torch.save(to_cpm_live_state_dict(model), tmp_path / "model.pt")
+    (tmp_path / "model_config.json").write_text(model.config.model_dump_json())
+    lines = [json.dumps(s, ensure_ascii=False) for s in SAMPLES] + ["not json", json.dumps({"input": "no answer"})]
+    (tmp_path / "in.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "out.jsonl"
+    args = ["generate", str(tmp_path / "model.pt"), "--input", str(tmp_path / "in.jsonl"), "--output", str(out),
+            "--vocab", str(TINY_VOCAB), "--beam-size", "2", "--max-length", "8", "--batch-size", "3"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    filled = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    expected = CPMBeeBeamSearch(model, tokenizer).generate(copy.deepcopy(SAMPLES), beam_size=2, max_length=8)
+    assert filled == expected
+    rejects = [json.loads(line) for line in (tmp_path / "out.rejects.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in rejects] == [5, 6]
+    assert "not JSON" in rejects[0]["reason"] and "<ans>" in rejects[1]["reason"]
+    assert "generated 4 of 6 samples (2 rejected)" in result.output
+
+    result = CliRunner().invoke(app, ["generate", str(tmp_path / "model.pt"), "--vocab", str(TINY_VOCAB)])
+    assert result.exit_code == 2 and "--input" in result.output
