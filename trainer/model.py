@@ -133,7 +133,8 @@ class CPMBee(nn.Module):
         past_key_values: KVCache | None = None,
         capacity: int = 0,
         feed_step: torch.Tensor | None = None,  # (N, Lq) int: the call that fed each token
-    ) -> tuple[torch.Tensor, torch.Tensor, KVCache]:
+        logits: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor, KVCache]:
         """Incremental decoding with a key/value cache, CPM-Bee's `CPMBeeTorch.inference`.
 
         The new tokens attend over every token in `past_key_values` plus themselves: a key is
@@ -146,7 +147,9 @@ class CPMBee(nn.Module):
         token (default: this call's number, so within one call the rule is void and a cached
         step sees everything before it); giving it lets one call recompute a whole decoding
         (prompt 0, the t-th generated token t) exactly as the cached steps saw it.
-        Returns (logits (N, Lq, V + E), hidden (N, Lq, D), the cache, now holding these tokens).
+        Returns (logits (N, Lq, V + E), or None when `logits` is False (a prompt whose
+        predictions nobody reads: the vocabulary projection is most of a small model's
+        work), hidden (N, Lq, D), the cache, now holding these tokens).
         """
         batch, len_q = input.shape
         cache = past_key_values
@@ -181,9 +184,10 @@ class CPMBee(nn.Module):
         for layer, kv in zip(self.encoder.layers, cache.layers):
             hidden = layer.forward_cached(hidden, attn_bias, row_valid, kv, start)
         hidden = self.encoder.output_layernorm(hidden)
+        if not logits:
+            return None, hidden, cache
         ext_table = self.input_embedding(ext_table_ids, ext_table_sub)  # (E, D)
-        logits = self.input_embedding.projection(hidden, ext_table)  # (N, Lq, V + E)
-        return logits, hidden, cache
+        return self.input_embedding.projection(hidden, ext_table), hidden, cache  # (N, Lq, V + E)
 
 
 # what a cache keeps of every key besides its keys and values (all (N, C) int/bool tensors)

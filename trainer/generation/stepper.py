@@ -36,7 +36,7 @@ class Stepper:
             prompt = batch.prompt
             _, _, self.cache = self.model.inference(
                 *(prompt[key] for key in PROMPT_KEYS), batch.segment_rel, batch.ext_table_ids, batch.ext_table_sub,
-                capacity=prompt["input"].size(1) + self.max_steps + 1,
+                capacity=prompt["input"].size(1) + self.max_steps + 1, logits=False,
             )  # fmt: skip
         self.reorder(torch.arange(batch.size, device=self.device).repeat_interleave(rows_per_sample))
 
@@ -79,12 +79,15 @@ class Stepper:
             width = batch.prompt["input"].size(1)
             feed_step = torch.cat([torch.zeros(width, dtype=torch.int32), torch.arange(1, steps + 1, dtype=torch.int32)])
             feed_step = feed_step.to(self.device).expand(n, -1)
-        logits, _, cache = self.model.inference(
+        logits, hidden, cache = self.model.inference(
             *(columns[key] for key in PROMPT_KEYS), segment_rel, batch.ext_table_ids, batch.ext_table_sub,
-            past_key_values=past, feed_step=None if self.use_cache else feed_step,
+            past_key_values=past, feed_step=None if self.use_cache else feed_step, logits=self.use_cache,
         )  # fmt: skip
         if self.use_cache:
             self.cache = cache
+        else:  # only the last position's prediction is read
+            embedding = self.model.input_embedding
+            logits = embedding.projection(hidden[:, -1:], embedding(batch.ext_table_ids, batch.ext_table_sub))
         logits = logits[:, -1, :].float()
         vocab, model_vocab = batch.banned.size(1) - batch.ext_table_ids.numel(), self.model.config.vocab_size
         if model_vocab != vocab:
