@@ -23,6 +23,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("trainer.cli", "app"),
     "trace": ("trainer.trace_cli", "trace"),
     "export": ("trainer.cli", "export_command"),
+    "generate": ("trainer.generation.cli", "generate_command"),
 }
 
 

@@ -8,6 +8,7 @@ B batch, L sequence, D dim_model, H heads, Dh dim_head, F dim_ff, E ext-table en
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -137,6 +138,15 @@ class BucketPositionBias(nn.Module):
         return buckets + torch.where(distance < max_exact, distance.to(torch.int32), large)
 
 
+@dataclass
+class LayerKV:
+    """One attention layer's key/value cache for incremental decoding: (N, H, C, Dh) each,
+    C the capacity; columns [0, filled) hold the keys seen so far (`trainer.model.KVCache`)."""
+
+    k: torch.Tensor
+    v: torch.Tensor
+
+
 class Attention(nn.Module):
     """Multi-head attention without biases; the position bias and masks come as one additive
     float mask to `scaled_dot_product_attention` (fused kernels on GPU)."""
@@ -164,6 +174,25 @@ class Attention(nn.Module):
         out = out.transpose(1, 2).reshape(batch, seqlen, self.num_heads * self.dim_head)  # (B, L, H*Dh)
         return self.attention_out(out)
 
+    def forward_cached(
+        self, x: torch.Tensor, attn_bias: torch.Tensor, row_valid: torch.Tensor, kv: LayerKV, start: int
+    ) -> torch.Tensor:
+        """Incremental decoding: x (N, Lq, D) are the new tokens, written into `kv` at columns
+        [start, start + Lq); they attend over columns [0, start + Lq). attn_bias (N, H, Lq,
+        start + Lq) with -inf where masked; row_valid (N, Lq) as in `forward`."""
+        batch, seqlen, _ = x.shape
+        end = start + seqlen
+        q, k, v = (
+            proj(x).view(batch, seqlen, self.num_heads, self.dim_head).transpose(1, 2)  # (N, H, Lq, Dh)
+            for proj in (self.project_q, self.project_k, self.project_v)
+        )
+        kv.k[:, :, start:end] = k
+        kv.v[:, :, start:end] = v
+        out = F.scaled_dot_product_attention(q, kv.k[:, :, :end], kv.v[:, :, :end], attn_mask=attn_bias.to(q.dtype))
+        out = out.masked_fill(~row_valid[:, None, :, None], 0.0)
+        out = out.transpose(1, 2).reshape(batch, seqlen, self.num_heads * self.dim_head)  # (N, Lq, H*Dh)
+        return self.attention_out(out)
+
 
 class SelfAttentionBlock(nn.Module):
     """Pre-norm self-attention with the scaled residual."""
@@ -176,6 +205,13 @@ class SelfAttentionBlock(nn.Module):
 
     def forward(self, hidden: torch.Tensor, attn_bias: torch.Tensor, row_valid: torch.Tensor) -> torch.Tensor:
         x = self.self_attention(self.layernorm_before_attention(hidden), attn_bias, row_valid)
+        return (hidden + self.dropout(x)) / RESIDUAL_SCALE
+
+    def forward_cached(
+        self, hidden: torch.Tensor, attn_bias: torch.Tensor, row_valid: torch.Tensor, kv: LayerKV, start: int
+    ) -> torch.Tensor:
+        """`forward` for incremental decoding (see `Attention.forward_cached`)."""
+        x = self.self_attention.forward_cached(self.layernorm_before_attention(hidden), attn_bias, row_valid, kv, start)
         return (hidden + self.dropout(x)) / RESIDUAL_SCALE
 
 
@@ -239,6 +275,16 @@ class TransformerBlock(nn.Module):
     def forward(self, hidden: torch.Tensor, attn_bias: torch.Tensor, row_valid: torch.Tensor) -> torch.Tensor:
         if self.self_att is not None:
             hidden = self.self_att(hidden, attn_bias, row_valid)
+        if self.ffn is not None:
+            hidden = self.ffn(hidden)
+        return hidden
+
+    def forward_cached(
+        self, hidden: torch.Tensor, attn_bias: torch.Tensor, row_valid: torch.Tensor, kv: LayerKV | None, start: int
+    ) -> torch.Tensor:
+        """`forward` for incremental decoding; `kv` is None exactly when attention is pruned."""
+        if self.self_att is not None:
+            hidden = self.self_att.forward_cached(hidden, attn_bias, row_valid, kv, start)
         if self.ffn is not None:
             hidden = self.ffn(hidden)
         return hidden
