@@ -113,6 +113,12 @@ class NearDedupeConfig(_StageConfig):
     """Stage 6: MinHash LSH near-duplicates, clustered globally inside the Beam job."""
 
     enabled: bool = True
+    apply_to_json: bool = Field(
+        default=False,
+        description="Also near-dedupe structured samples (on their content). Off by default: short samples that share "
+                    "a template (the same question, most options) look alike without being copies; exact dedupe "
+                    "still applies to them.",
+    )
     num_perm: int = Field(default=112, gt=0, le=MAX_NUM_PERM, description="MinHash permutations (FineWeb: 14 x 8 = 112).")
     bands: int | None = Field(default=14, gt=0, le=MAX_NUM_PERM, description="LSH bands; null derives bands x rows from `threshold` (datasketch).")
     rows: int | None = Field(default=8, gt=0, le=MAX_NUM_PERM, description="Rows per band.")
@@ -236,7 +242,7 @@ class BuildConfig(BaseModel):
         A checkpointed input file is reused only when this and the file itself are unchanged.
         """
         parts = [self.read, self.clean, self.split, self.quality, self.exact_dedupe]
-        signature = self.near_dedupe.model_dump(include={"num_perm", "ngram", "shingles", "seed", "enabled"})
+        signature = self.near_dedupe.model_dump(include={"num_perm", "ngram", "shingles", "seed", "enabled", "apply_to_json"})
         text = "|".join(part.model_dump_json(exclude=_NOT_CONTENT.get(name, set()))
                         for name, part in zip(("read", "clean", "split", "quality", "exact_dedupe"), parts))
         text += repr(sorted(signature.items()))

@@ -11,7 +11,8 @@ What "content" means:
   names an option replaced by that option's text (so the same question with its options
   reordered and the answer renumbered to match is the same content).
 
-Near duplicates (the default `near_dedupe.shingles: chars`): the shingles are the character
+Near duplicates (text documents; structured samples only with `near_dedupe.apply_to_json`; the
+default `near_dedupe.shingles: chars`): the shingles are the character
 5-grams of the lower-cased, whitespace-collapsed content text, for Latin and CJK text alike,
 so the signatures estimate the character-5-gram Jaccard similarity of two documents.
 """
@@ -250,7 +251,7 @@ class ComputeFingerprintsFn(beam.DoFn):
     def process(self, record: Record):
         self.counters.records_in.inc()
         update = {"content_hash": content_hash(record, self.exact, self.metadata_fields)}
-        if self.hasher is not None:
+        if self.hasher is not None and (record.kind == "text" or self.near.apply_to_json):
             update["minhash"] = self.hasher.signature(content_text(record, self.metadata_fields))
         self.counters.records_out.inc()
         yield record.model_copy(update=update)
