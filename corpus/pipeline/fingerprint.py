@@ -161,25 +161,30 @@ _PRIME = np.uint64(1_000_003)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
-def _polynomial_hashes(units: np.ndarray, n: int) -> np.ndarray:
-    """Distinct 32-bit hashes of the n-grams of `units` (uint64 values), ascending."""
+def _polynomial_hashes(units: np.ndarray, n: int, distinct: bool = True) -> np.ndarray:
+    """32-bit hashes of the n-grams of `units` (uint64 values): distinct and ascending, or (not
+    `distinct`) one per n-gram in text order, which is all a MinHash needs."""
     n = min(n, len(units))
     count = len(units) - n + 1
-    grams = np.zeros(count, dtype=np.uint64)
-    for offset in range(n):  # uint64 arithmetic wraps, which is what a hash wants
-        grams = grams * _PRIME + units[offset:offset + count]
-    mixed = (grams ^ (grams >> np.uint64(31))) * _MIX
-    return np.unique((mixed >> np.uint64(32)).astype(np.uint32))
+    grams = units[:count].copy()
+    for offset in range(1, n):  # uint64 arithmetic wraps, which is what a hash wants
+        grams *= _PRIME
+        grams += units[offset:offset + count]
+    grams ^= grams >> np.uint64(31)
+    grams *= _MIX
+    hashes = (grams >> np.uint64(32)).astype(np.uint32)
+    return np.unique(hashes) if distinct else hashes
 
 
-def char_shingle_hashes(text: str, n: int) -> np.ndarray:
-    """The distinct character n-grams of `shingle_text(text)` as 32-bit hashes, ascending
-    (a polynomial over the code points, numpy)."""
+def char_shingle_hashes(text: str, n: int, distinct: bool = True) -> np.ndarray:
+    """The character n-grams of `shingle_text(text)` as 32-bit hashes (a polynomial over the code
+    points, numpy): distinct and ascending, or one per n-gram (`distinct=False`)."""
     chars = shingle_text(text)
     if not chars:
         return np.zeros(0, dtype=np.uint32)
     points = np.frombuffer(chars.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    return _polynomial_hashes(points + np.uint64(1), n)
+    points += np.uint64(1)
+    return _polynomial_hashes(points, n, distinct)
 
 
 def shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
@@ -214,6 +219,8 @@ class MinHasher:
 
     def signature(self, text: str) -> bytes | None:
         """Little-endian uint32 values; None for a text without a single shingle."""
+        if self.config.shingles == "chars":  # repeated shingles do not change a minimum: no need to dedupe them
+            return self.signature_of_hashes(char_shingle_hashes(text, self.config.ngram, distinct=False))
         return self.signature_of_hashes(shingle_hashes(text, self.config))
 
     def signature_of_hashes(self, hashes: np.ndarray) -> bytes | None:
@@ -225,7 +232,9 @@ class MinHasher:
         values = np.full(self._a.shape[1], np.iinfo(np.uint32).max, dtype=np.uint32)
         for start in range(0, len(hashes), MINHASH_CHUNK):
             mixed = _fmix(hashes[start:start + MINHASH_CHUNK].astype(np.uint32).reshape(-1, 1), 32)
-            np.minimum(values, (mixed * self._a + self._b).min(axis=0), out=values)
+            permuted = mixed * self._a
+            permuted += self._b
+            np.minimum(values, permuted.min(axis=0), out=values)
         return values.astype(MINHASH_DTYPE).tobytes()
 
 
