@@ -21,6 +21,10 @@ MAX_NUM_PERM = 1024  # 4 KiB of signature per record; FineWeb uses 112
 MAX_CHARS = 100_000_000
 
 
+# The per-file stages' order and what their checkpoints hold; a change invalidates checkpoints.
+PER_FILE_CHAIN = "read,clean,quality,fingerprint(document),split"
+
+
 class _StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -252,4 +256,5 @@ class BuildConfig(BaseModel):
                         for name, part in zip(("read", "clean", "split", "quality", "exact_dedupe"), parts))
         text += repr(sorted(signature.items()))
         text += f"|reject_text_chars={self.write.reject_text_chars}|keeps_records_without_ans={self.keeps_records_without_ans}"
+        text += f"|chain={PER_FILE_CHAIN}"
         return hashlib.sha256(text.encode()).hexdigest()
