@@ -82,13 +82,14 @@ def sample_content(data: dict[str, Any], metadata_fields: list[str]) -> dict[str
         if isinstance(node, str) and node in options:
             return {"option": canonical(options[node])}
         if isinstance(node, dict):
-            return {key if key not in options else "option": answer(child) for key, child in node.items()}
+            return {key if key not in options else "option: " + json.dumps(canonical(options[key]), ensure_ascii=False):
+                    answer(child) for key, child in node.items()}
         if isinstance(node, list):
             return [answer(child) for child in node]
         return node
 
     content = {key: value for key, value in data.items() if key not in metadata_fields}
-    collect(content)
+    collect({key: value for key, value in content.items() if key != "<ans>"})  # an <ans> may be keyed by options
     return {key: answer(value) if key == "<ans>" else canonical(value) for key, value in content.items()}
 
 

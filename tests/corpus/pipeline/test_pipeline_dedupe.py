@@ -105,6 +105,9 @@ def test_structured_samples_compare_on_content_with_options_by_text():
     wrong_answer = {"question": "Q?", "options": {"<option_0>": "blue", "<option_1>": "red"}, "<ans>": "<option_1>"}
     assert sample_hash(sample) == sample_hash(reordered)
     assert sample_hash(sample) != sample_hash(wrong_answer)
+    options = {"<option_0>": "a", "<option_1>": "b"}
+    judged = {"question": "Q?", "options": options, "<ans>": {"<option_0>": "yes", "<option_1>": "no"}}
+    assert sample_hash(judged) != sample_hash({**judged, "<ans>": {"<option_0>": "no", "<option_1>": "yes"}})
     assert sample_content(sample, ReadConfig().metadata_fields) == {"question": "Q?", "options": ["blue", "red"],
                                                                     "<ans>": {"option": "blue"}}
 
