@@ -21,6 +21,10 @@ MAX_NUM_PERM = 1024  # 4 KiB of signature per record; FineWeb uses 112
 MAX_CHARS = 100_000_000
 
 
+# The per-file stages' order and what their checkpoints hold; a change invalidates checkpoints.
+PER_FILE_CHAIN = "read,clean,quality,fingerprint(document),split"
+
+
 class _StageConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -34,6 +38,15 @@ class ReadConfig(_StageConfig):
     skip_hidden: bool = Field(default=True, description="Ignore files and folders whose name starts with a dot (listed in the report's `skipped_files`).")
     follow_symlinks: bool = Field(default=True, description="Read through symlinked files and folders of a local input root (a link back to a folder already being walked is skipped as a loop); false lists them as skipped.")
     split_bytes: int = Field(default=64 << 20, ge=1 << 10, description="Uncompressed input files larger than this are cut at line ends into byte ranges of about this size, read by different workers (`.gz`/`.zst` files are read whole). Does not change the output.")
+    text_fields: list[str] = Field(
+        default=["text", "content"], min_length=1,
+        description="A JSON record without `<ans>` whose first present field of these is a string is a text document "
+                    "(datatrove's `text_key`); its other fields are kept as metadata.",
+    )
+    metadata_fields: list[str] = Field(
+        default=["id", "source", "url", "meta", "metadata"],
+        description="Top-level fields of a structured sample that exact and near dedupe leave out (not content).",
+    )
 
 
 class CleanConfig(_StageConfig):
@@ -104,12 +117,28 @@ class NearDedupeConfig(_StageConfig):
     """Stage 6: MinHash LSH near-duplicates, clustered globally inside the Beam job."""
 
     enabled: bool = True
+    apply_to_json: bool = Field(
+        default=False,
+        description="Also near-dedupe structured samples (on their content). Off by default: short samples that share "
+                    "a template (the same question, most options) look alike without being copies; exact dedupe "
+                    "still applies to them.",
+    )
     num_perm: int = Field(default=112, gt=0, le=MAX_NUM_PERM, description="MinHash permutations (FineWeb: 14 x 8 = 112).")
     bands: int | None = Field(default=14, gt=0, le=MAX_NUM_PERM, description="LSH bands; null derives bands x rows from `threshold` (datasketch).")
     rows: int | None = Field(default=8, gt=0, le=MAX_NUM_PERM, description="Rows per band.")
-    threshold: float = Field(default=0.8, gt=0, le=1, description="Jaccard similarity that makes two samples near-duplicates.")
-    ngram: int = Field(default=5, gt=0, le=64, description="Shingle size in tokens (words for Latin text, characters for CJK).")
-    shingles: Literal["words_and_chars", "jieba"] = Field(default="words_and_chars", description="`jieba` uses jieba words for CJK (needs jieba installed).")
+    threshold: float = Field(
+        default=0.75, gt=0, le=1,
+        description="Estimated Jaccard similarity at which two documents are linked as near duplicates (FineWeb's 0.75): "
+                    "pairs whose true character 5-gram Jaccard is >= 0.8 are found despite the estimate's noise "
+                    "(about +-0.04 at 112 permutations).",
+    )
+    ngram: int = Field(default=5, gt=0, le=64, description="Shingle size: characters (`chars`), else tokens (words for Latin text, characters or jieba words for CJK).")
+    shingles: Literal["chars", "words_and_chars", "jieba"] = Field(
+        default="chars",
+        description="`chars`: character n-grams of the lower-cased, whitespace-collapsed text (Latin and CJK alike: the "
+                    "estimate tracks character n-gram Jaccard); `words_and_chars`: word n-grams for Latin, character "
+                    "n-grams for CJK; `jieba`: jieba words for CJK (needs jieba installed).",
+    )
     seed: int = Field(default=1, description="MinHash seed.")
     verify: bool = Field(default=True, description="Keep a band collision only when the signatures' estimated Jaccard reaches `threshold`.")
     cc_rounds: int = Field(default=8, gt=0, le=64, description="Large-star/small-star rounds of the connected-components step; the build fails (never guesses) if they do not converge.")
@@ -124,9 +153,25 @@ class NearDedupeConfig(_StageConfig):
 
 
 class EscapeConfig(_StageConfig):
-    """Stage 7: escape `<` as `<<` (CPM-Bee's rule) and validate structured samples."""
+    """Stage 7: the escape state of what is stored (`<` written `<<`, CPM-Bee's rule) and the
+    validation of structured samples."""
 
-    require_ans: bool = Field(default=True, description="Structured samples must have a top-level `<ans>` key.")
+    input: Literal["escaped", "raw"] = Field(
+        default="escaped",
+        description="Structured samples (`<ans>`) as given: `escaped` (CPM-Bee's documented format: every literal `<` "
+                    "already written `<<`; validated, never escaped again) or `raw` (escaped here).",
+    )
+    documents: Literal["build", "transform"] = Field(
+        default="build",
+        description="Text documents (txt lines, JSON records with a text field) are escaped once at build time "
+                    "(`build`, the dataset is marked `escaped`), or stored unescaped for CPM-Bee transforms that "
+                    "escape (`transform`: the whole dataset is stored unescaped and marked `escaped: false`).",
+    )
+    require_ans: bool | None = Field(
+        default=None,
+        description="A JSON record with neither a text field nor `<ans>`: kept unchanged (false) or rejected "
+                    "(true, `not_a_sample`); null: kept exactly when the build declares `transforms`.",
+    )
     special_tokens: list[str] = Field(
         default=[r"ans", r"option_\d+", r"mask_\d+", r"root", r"s", r"/s", r"unk", r"mask"],
         description="Regexes of `<name>` tokens kept unescaped; keys of the sample that look like `<name>` are kept too.",
@@ -176,6 +221,18 @@ class BuildConfig(BaseModel):
         return [value] if isinstance(value, str) else value
 
     @property
+    def dataset_escaped(self) -> bool:
+        """What the dataset holds: `<` escaped as `<<` everywhere (the `escaped` flag of meta.bin and the manifest)."""
+        return self.escape.documents == "build"
+
+    @property
+    def keeps_records_without_ans(self) -> bool:
+        """Whether a JSON record with neither a text field nor `<ans>` is kept (for transforms to turn into a sample)."""
+        if self.escape.require_ans is not None:
+            return not self.escape.require_ans
+        return bool(self.transforms)
+
+    @property
     def resolved_work_dir(self) -> str:
         return self.work_dir or self.output.rstrip("/") + ".work"
 
@@ -194,9 +251,10 @@ class BuildConfig(BaseModel):
         A checkpointed input file is reused only when this and the file itself are unchanged.
         """
         parts = [self.read, self.clean, self.split, self.quality, self.exact_dedupe]
-        signature = self.near_dedupe.model_dump(include={"num_perm", "ngram", "shingles", "seed", "enabled"})
+        signature = self.near_dedupe.model_dump(include={"num_perm", "ngram", "shingles", "seed", "enabled", "apply_to_json"})
         text = "|".join(part.model_dump_json(exclude=_NOT_CONTENT.get(name, set()))
                         for name, part in zip(("read", "clean", "split", "quality", "exact_dedupe"), parts))
         text += repr(sorted(signature.items()))
-        text += f"|reject_text_chars={self.write.reject_text_chars}"
+        text += f"|reject_text_chars={self.write.reject_text_chars}|keeps_records_without_ans={self.keeps_records_without_ans}"
+        text += f"|chain={PER_FILE_CHAIN}"
         return hashlib.sha256(text.encode()).hexdigest()

@@ -25,9 +25,14 @@ class Record(BaseModel):
     source_path: str = Field(description="Input file, relative to its input root (e.g. `txt/part-000.txt`).")
     source_line: int = Field(ge=1, description="1-based line number in the (decompressed) input file.")
     piece: int = Field(default=0, ge=0, description="Index of the piece when a long txt line was split; 0 otherwise.")
-    kind: RecordKind = Field(description="`text` for a txt sample, `json` for a structured (json/jsonl) sample.")
-    text: str = Field(description="The sample text; for json samples, the string values joined by newlines.")
+    kind: RecordKind = Field(
+        description="`text` for a text document (a txt line, or a JSON record with a text field and no `<ans>`), "
+                    "`json` for a structured sample (a JSON record with `<ans>`, or one left to the build's transforms).")
+    text: str = Field(description="The document text; for json samples, the string values joined by newlines.")
     data: dict[str, Any] | None = Field(default=None, description="The json object (json samples only).")
+    metadata: dict[str, Any] | None = Field(
+        default=None,
+        description="A JSON document's other fields (any JSON type), written beside `text`: `{\"text\": ..., **metadata}`.")
     raw_chars: int = Field(default=0, ge=0, description="Length in characters as read, before cleaning.")
     quality: dict[str, float] = Field(default_factory=dict, description="Quality scores by metric name.")
     content_hash: str | None = Field(default=None, description="Hash of the normalised text (exact dedupe key).")
@@ -72,6 +77,7 @@ RECORD_ARROW_SCHEMA = pa.schema(
         pa.field("kind", pa.string(), nullable=False),
         pa.field("text", pa.large_string(), nullable=False),
         pa.field("data_json", pa.large_string()),
+        pa.field("metadata_json", pa.large_string()),
         pa.field("raw_chars", pa.int64(), nullable=False),
         pa.field("chars", pa.int64(), nullable=False),
         pa.field("quality", pa.map_(pa.string(), pa.float64())),
@@ -112,6 +118,7 @@ def record_to_row(record: Record) -> dict[str, Any]:
         "kind": record.kind,
         "text": record.text,
         "data_json": _dumps(record.data),
+        "metadata_json": _dumps(record.metadata),
         "raw_chars": record.raw_chars,
         "chars": len(record.text),
         "quality": sorted(record.quality.items()),
@@ -131,6 +138,7 @@ def record_from_row(row: dict[str, Any]) -> Record:
         kind=row["kind"],
         text=row["text"],
         data=None if row["data_json"] is None else json.loads(row["data_json"]),
+        metadata=None if row.get("metadata_json") is None else json.loads(row["metadata_json"]),
         raw_chars=row["raw_chars"],
         quality=dict(row["quality"] or []),
         content_hash=row["content_hash"],

@@ -1,11 +1,13 @@
 """Shared test fixtures: where the repository and the read-only shared/ folder live."""
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
+# beside the checkout; BEE_SHARED names it for a checkout elsewhere (a git worktree)
+SHARED = Path(os.environ.get("BEE_SHARED", REPO_ROOT.parent / "shared"))
 
 
 @pytest.fixture(scope="session")

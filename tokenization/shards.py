@@ -53,13 +53,14 @@ DEFAULT_MAX_DEPTH = 16  # CPM-Bee's pretraining default
 def record_to_sample(record: Any, escaped: bool) -> Any:
     """The CPM-Bee sample a dataset record stands for.
 
-    A plain-text record `{"text": t}` becomes `{"input": "", "<ans>": t}`: CPM-Bee's pretraining
+    A plain-text record `{"text": t}` (or a text document with metadata, `{"text": t, "id": ...}`:
+    a string `text` and no `<ans>`; the metadata is not model input) becomes `{"input": "", "<ans>": t}`: CPM-Bee's pretraining
     transform for text (README, "wiki" example) predicts the text after a random cut point; the
     cut at 0 is the one that keeps shards deterministic and the whole text predicted. `t` is
     escaped (`<` -> `<<`) unless the data file says it was escaped at build time, as CPM-Bee's
     transform escapes it. Anything else (a structured sample) is used as it is.
     """
-    if isinstance(record, dict) and len(record) == 1 and isinstance(record.get("text"), str):
+    if isinstance(record, dict) and isinstance(record.get("text"), str) and "<ans>" not in record:
         text = record["text"] if escaped else CPMBeeTokenizer.escape(record["text"])
         return {"input": "", "<ans>": text}
     return record
@@ -77,7 +78,7 @@ def data_file_fingerprint(dataset: Path, info: FileInfo) -> str:
 def conversion_key(info: FileInfo, max_depth: int) -> str:
     """How a file's records become ids; a change (here or in the file's `escaped` flag) makes its shard stale."""
     escaped = info.extra_keys.get("escaped") is True
-    return f"v{SHARDS_FORMAT_VERSION}:max_depth={max_depth}:escaped={escaped}:text=input+ans"
+    return f"v{SHARDS_FORMAT_VERSION}:max_depth={max_depth}:escaped={escaped}:text+metadata=input+ans"
 
 
 class ShardEntry(BaseModel):

@@ -30,15 +30,28 @@ from corpus.atomic_file import file_signature
 from corpus.dataset import DistributedDataset
 from corpus.dataset.reader import rank_blocks
 from corpus.manifest import read_manifest
+from corpus.manifest.escape_check import check_dataset_transform
 from corpus.manifest.lines import resolve_dataset_path
 from schemas import DatasetEntry, MixtureManifest
 from tokenization import DatasetTokenRows
 from tokenization.retokenize import entry_shards_dir
-from trainer.transforms import DatasetTransform
+from trainer.transforms import DatasetTransform, TransformScriptError
 
 log = logging.getLogger(__name__)
 
 WeightBy = Literal["lines", "tokens"]
+
+
+def dataset_transform(entry: DatasetEntry, base_dir: Path, path: Path) -> DatasetTransform:
+    """The entry's transform, checked at start-up: a `transform.py` must not escape a dataset
+    stored escaped a second time (corpus.manifest.escape_check; raises TransformScriptError
+    naming the dataset, with a before/after record)."""
+    transform = DatasetTransform(entry.transforms, base_dir, entry.identity, bool(entry.escaped))
+    if entry.escaped and transform.script is not None:
+        problem = check_dataset_transform(entry.identity, str(path), transform.script.function())
+        if problem:
+            raise TransformScriptError(problem)
+    return transform
 
 
 @dataclass
@@ -102,7 +115,7 @@ class Mixture:
             entry=entry,
             path=path,
             reader=reader,
-            transform=DatasetTransform(entry.transforms, self.base_dir, entry.identity, bool(entry.escaped)),
+            transform=dataset_transform(entry, self.base_dir, path),
             incontext_p=_incontext_p(entry),
             nlines=reader.nlines,
             token_rows=self._token_rows(entry, path, reader),
@@ -142,7 +155,7 @@ class Mixture:
                 else:
                     transform, token_rows = source.transform, source.token_rows
                     if (source.entry.transforms, source.entry.escaped) != (entry.transforms, entry.escaped):
-                        transform = DatasetTransform(entry.transforms, self.base_dir, entry.identity, bool(entry.escaped))
+                        transform = dataset_transform(entry, self.base_dir, source.path)
                     if source.entry != entry:  # e.g. the retokenize flow recorded new shards
                         token_rows = self._token_rows(entry, source.path, source.reader)
                     # a copy, so that the current mixture is untouched if a later entry fails

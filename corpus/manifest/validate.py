@@ -2,9 +2,12 @@
 
 Schema, unique identities, weights > 0, dataset folders and their `meta.bin` (and the data
 files it lists), recorded `nlines` against `meta.bin`, and transforms: a `transform.py` must
-parse and define `transform(data, num_sample, r)` (checked with `ast`, never executed: a
-manifest under review may point at code nobody has vetted yet), and `$field` mappings must
-follow CPM-Bee's rules (string leaves, as many `*` on each side, no `*` for constants).
+parse and define `transform(data, num_sample, r)` (checked with `ast` first), and `$field`
+mappings must follow CPM-Bee's rules (string leaves, as many `*` on each side, no `*` for
+constants). A `transform.py` of a dataset marked `escaped` that passes those checks is then
+run on a few of its records holding `<<` (escape_check.py): one that escapes a second time is
+a problem, shown with a before/after record. That runs the script, as training would:
+validate only manifests whose transforms you would train with.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from corpus.dataset import DatasetCorrupt, read_meta
+from corpus.manifest.escape_check import check_dataset_transform
 from corpus.manifest.lines import resolve_dataset_path, sampling_nlines
 from schemas import DatasetEntry, SchemaError, validate_data
 from schemas.loading import parse_text
@@ -61,7 +65,10 @@ def validate_manifest(path: str | os.PathLike) -> list[str]:
         dataset_problems, nlines = _check_dataset(entry, base_dir)
         problems.extend(f"{where}: {problem}" for problem in dataset_problems)
         nlines_known[entry.identity] = nlines if entry.weight > 0 else 0
-        problems.extend(f"{where}: {problem}" for problem in _check_transforms(entry.transforms, base_dir))
+        transform_problems = _check_transforms(entry.transforms, base_dir)
+        problems.extend(f"{where}: {problem}" for problem in transform_problems)
+        if not transform_problems and not dataset_problems and nlines is not None:
+            problems.extend(f"{where}: {problem}" for problem in _check_escaping(entry, base_dir))
     if nlines_known and all(n is not None for n in nlines_known.values()) and sum(nlines_known.values()) == 0:
         problems.append(f"{path}: (top level): weight × nlines sums to 0: an empty mixture (CPM-Bee stops with 'Empty datasets')")
     return problems
@@ -87,6 +94,22 @@ def _check_dataset(entry: DatasetEntry, base_dir: Path) -> tuple[list[str], int 
     if entry.nlines is not None and entry.nlines != nlines:
         problems.append(f"nlines: manifest says {entry.nlines:,} but meta.bin says {nlines:,} (stale stats: rebuild the entry)")
     return problems, nlines
+
+
+def _check_escaping(entry: DatasetEntry, base_dir: Path) -> list[str]:
+    """A `transform.py` must not escape a dataset stored escaped a second time (escape_check.py)."""
+    if not entry.escaped or not isinstance(entry.transforms, str):
+        return []
+    from trainer.transforms import TransformScript, TransformScriptError  # only now: it imports the trainer
+
+    try:
+        function = TransformScript(resolve_dataset_path(entry.transforms, base_dir), entry.identity).function()
+        problem = check_dataset_transform(entry.identity, str(resolve_dataset_path(entry.path, base_dir)), function)
+    except TransformScriptError as error:
+        return [f"transforms: {error}"]
+    except (DatasetCorrupt, OSError) as error:
+        return [f"path: records unreadable: {error}"]
+    return [f"transforms: {problem}"] if problem else []
 
 
 def _check_transforms(transforms: str | list[dict[str, Any]], base_dir: Path) -> list[str]:

@@ -252,7 +252,7 @@ def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, c
 
     units_in = sum(read_file_units(work_dir, f.key) for f in ranges)
     collector = StatsCollector(units_in)
-    packed = pack_dataset(str(staging), config.dataset_name, config.write, {"build_config_hash": config_hash},
+    packed = pack_dataset(str(staging), config.dataset_name, config.write, {"build_config_hash": config_hash, "escaped": config.dataset_escaped},
                           on_record=collector.add_record)
     stats = collector.finish(str(staging))
     log(stats.balance_line())
@@ -265,7 +265,7 @@ def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, c
     entry = DatasetEntry(
         dataset_name=config.dataset_name, task_name=config.task_name, weight=config.weight,
         path=os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve()),
-        incontext_weight=config.incontext_weight, transforms=config.transforms, escaped=True,
+        incontext_weight=config.incontext_weight, transforms=config.transforms, escaped=config.dataset_escaped,
         nlines=packed.nlines, nbytes=packed.nbytes,
         fingerprints=Fingerprints(content=fingerprint),
         provenance=Provenance(build_config=config_path, inputs=list(config.input), built_at=built_at,

@@ -27,7 +27,7 @@ from corpus.pipeline.shards import (
     write_records,
     write_rejects,
 )
-from corpus.pipeline.stage import Fingerprint
+from corpus.pipeline.stage import document_fingerprints
 
 PREPARED = "prepared"
 DONE = "done"  # output tag: `(source_path, key)` of each file or range whose checkpoint is written (as prepare.py's)
@@ -102,8 +102,7 @@ class _ReadFileCheckpointFn(beam.DoFn):
         self.work_dir = work_dir
 
     def process(self, file: InputFile):
-        for record in read_records(prepared_url(self.work_dir, file.key, RECORDS_SUFFIX)):
-            yield Fingerprint.of(record)
+        yield from document_fingerprints(read_records(prepared_url(self.work_dir, file.key, RECORDS_SUFFIX)))
         yield beam.pvalue.TaggedOutput(DONE, (file.source_path, file.key))
 
 

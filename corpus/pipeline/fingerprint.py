@@ -1,6 +1,20 @@
-"""Fingerprints a record carries into the dedupe stages: the exact-dedupe hash of its normalised
-text and its MinHash signature (datasketch). Computed per input file, before the checkpoint,
-so a relaunched build does not hash finished files again.
+"""Fingerprints a document carries into the dedupe stages: the exact-dedupe hash of its
+normalised content and its MinHash signature (datasketch's permutations). Computed per input
+file on whole documents, before they are split, so a document and its copy match however they
+are later cut, and before the checkpoint, so a relaunched build does not hash finished files again.
+
+What "content" means:
+- a text document (txt line, or a JSON record's text field): its text; the record's other
+  fields (ids, sources) are metadata and never compared;
+- a structured sample: the object without its top-level `read.metadata_fields`; every
+  `<option_N>` object compared as the sorted list of its option texts, and an `<ans>` that
+  names an option replaced by that option's text (so the same question with its options
+  reordered and the answer renumbered to match is the same content).
+
+Near duplicates (text documents; structured samples only with `near_dedupe.apply_to_json`; the
+default `near_dedupe.shingles: chars`): the shingles are the character
+5-grams of the lower-cased, whitespace-collapsed content text, for Latin and CJK text alike,
+so the signatures estimate the character-5-gram Jaccard similarity of two documents.
 """
 
 from __future__ import annotations
@@ -9,11 +23,14 @@ import hashlib
 import json
 import re
 import zlib
+from typing import Any
 
 import apache_beam as beam
 import numpy as np
 from datasketch import MinHash
+from datasketch.minhash import _fmix
 
+from corpus.pipeline.read import json_text_view
 from corpus.pipeline.stage import StageCounters
 from corpus.pipeline.units import jieba_tokens, tokens
 from schemas import Record
@@ -28,13 +45,62 @@ STAGE = "fingerprint"
 MINHASH_SCHEME = "affine32"  # datasketch 2.x: 32-bit values
 MINHASH_DTYPE = np.dtype("<u4")
 _WHITESPACE = re.compile(r"\s+")
+_OPTION_KEY = re.compile(r"^<option_\d+>$")
+MINHASH_CHUNK = 4096  # shingles per (chunk x num_perm) block of the signature computation
 
 
-def normalise_for_hash(record: Record, config: ExactDedupeConfig) -> str:
-    """The text exact dedupe compares: json samples as canonical JSON, txt samples normalised."""
-    if record.kind == "json":
-        return json.dumps(record.data, ensure_ascii=False, sort_keys=True)
-    text = record.text
+def _is_options(value: Any) -> bool:
+    return isinstance(value, dict) and bool(value) and all(_OPTION_KEY.match(key) for key in value)
+
+
+def sample_content(data: dict[str, Any], metadata_fields: list[str]) -> dict[str, Any]:
+    """What dedupe compares of a structured sample: the object without its top-level metadata
+    fields; option objects as the sorted list of their texts; an `<ans>` naming an option (or
+    several) resolved to the option text(s)."""
+    options: dict[str, Any] = {}
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            if _is_options(node):
+                options.update(node)
+            for child in node.values():
+                collect(child)
+        elif isinstance(node, list):
+            for child in node:
+                collect(child)
+
+    def canonical(node: Any) -> Any:
+        if _is_options(node):
+            return sorted((canonical(child) for child in node.values()), key=lambda v: json.dumps(v, ensure_ascii=False))
+        if isinstance(node, dict):
+            return {key: canonical(child) for key, child in node.items()}
+        if isinstance(node, list):
+            return [canonical(child) for child in node]
+        return node
+
+    def answer(node: Any) -> Any:
+        if isinstance(node, str) and node in options:
+            return {"option": canonical(options[node])}
+        if isinstance(node, dict):
+            return {key if key not in options else "option: " + json.dumps(canonical(options[key]), ensure_ascii=False):
+                    answer(child) for key, child in node.items()}
+        if isinstance(node, list):
+            return [answer(child) for child in node]
+        return node
+
+    content = {key: value for key, value in data.items() if key not in metadata_fields}
+    collect({key: value for key, value in content.items() if key != "<ans>"})  # an <ans> may be keyed by options
+    return {key: answer(value) if key == "<ans>" else canonical(value) for key, value in content.items()}
+
+
+def content_text(record: Record, metadata_fields: list[str]) -> str:
+    """The text near dedupe compares: a document's text, or the string values of a sample's content."""
+    if record.kind == "json" and record.data is not None:
+        return json_text_view(sample_content(record.data, metadata_fields))
+    return record.text
+
+
+def _normalise_text(text: str, config: ExactDedupeConfig) -> str:
     if config.lowercase:
         text = text.lower()
     if config.collapse_whitespace:
@@ -42,21 +108,51 @@ def normalise_for_hash(record: Record, config: ExactDedupeConfig) -> str:
     return text
 
 
-def content_hash(record: Record, config: ExactDedupeConfig) -> str:
-    """128-bit BLAKE2b of the normalised text, hex."""
-    return hashlib.blake2b(normalise_for_hash(record, config).encode("utf-8"), digest_size=16).hexdigest()
+def _normalise_value(value: Any, config: ExactDedupeConfig) -> Any:
+    if isinstance(value, str):
+        return _normalise_text(value, config)
+    if isinstance(value, dict):
+        return {key: _normalise_value(child, config) for key, child in value.items()}
+    if isinstance(value, list):
+        return [_normalise_value(child, config) for child in value]
+    return value
+
+
+def normalise_for_hash(record: Record, config: ExactDedupeConfig, metadata_fields: list[str] | None = None) -> str:
+    """The string exact dedupe compares: a document's normalised text; a structured sample's
+    content (`sample_content`, string values normalised) as canonical JSON."""
+    if record.kind == "json" and record.data is not None:
+        content = sample_content(record.data, metadata_fields if metadata_fields is not None else [])
+        return json.dumps(_normalise_value(content, config), ensure_ascii=False, sort_keys=True)
+    return _normalise_text(record.text, config)
+
+
+def content_hash(record: Record, config: ExactDedupeConfig, metadata_fields: list[str] | None = None) -> str:
+    """128-bit BLAKE2b of the normalised content, hex."""
+    return hashlib.blake2b(normalise_for_hash(record, config, metadata_fields).encode("utf-8"), digest_size=16).hexdigest()
 
 
 def shingle_tokens(text: str, config: NearDedupeConfig) -> list[str]:
-    """The tokens shingles are made of: of the lower-cased text, cut by jieba if configured."""
+    """The tokens of token shingles (`words_and_chars`, `jieba`): of the lower-cased text."""
     return jieba_tokens(text.lower()) if config.shingles == "jieba" else tokens(text.lower())
 
 
+def shingle_text(text: str) -> str:
+    """What character shingles are cut from: lower-cased, whitespace runs as one space, stripped."""
+    return _WHITESPACE.sub(" ", text.lower()).strip()
+
+
 def shingles(text: str, config: NearDedupeConfig) -> set[bytes]:
-    """Token n-grams of the lower-cased text: word n-grams for Latin, character n-grams for CJK.
-    (The readable definition; signatures use the same n-grams, hashed, via `shingle_hashes`.)"""
-    toks = shingle_tokens(text, config)
+    """The readable definition of the shingles (signatures hash the same n-grams, via `shingle_hashes`):
+    `chars`: character n-grams of `shingle_text(text)`; `words_and_chars` / `jieba`: token n-grams
+    (words for Latin, characters or jieba words for CJK). A text shorter than n is one shingle."""
     n = config.ngram
+    if config.shingles == "chars":
+        chars = shingle_text(text)
+        if len(chars) <= n:
+            return {chars.encode()} if chars else set()
+        return {chars[i:i + n].encode() for i in range(len(chars) - n + 1)}
+    toks = shingle_tokens(text, config)
     if len(toks) <= n:
         return {"\x1f".join(toks).encode()} if toks else set()
     return {"\x1f".join(toks[i:i + n]).encode() for i in range(len(toks) - n + 1)}
@@ -66,9 +162,37 @@ _PRIME = np.uint64(1_000_003)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
 
+def _polynomial_hashes(units: np.ndarray, n: int, distinct: bool = True) -> np.ndarray:
+    """32-bit hashes of the n-grams of `units` (uint64 values): distinct and ascending, or (not
+    `distinct`) one per n-gram in text order, which is all a MinHash needs."""
+    n = min(n, len(units))
+    count = len(units) - n + 1
+    grams = units[:count].copy()
+    for offset in range(1, n):  # uint64 arithmetic wraps, which is what a hash wants
+        grams *= _PRIME
+        grams += units[offset:offset + count]
+    grams ^= grams >> np.uint64(31)
+    grams *= _MIX
+    hashes = (grams >> np.uint64(32)).astype(np.uint32)
+    return np.unique(hashes) if distinct else hashes
+
+
+def char_shingle_hashes(text: str, n: int, distinct: bool = True) -> np.ndarray:
+    """The character n-grams of `shingle_text(text)` as 32-bit hashes (a polynomial over the code
+    points, numpy): distinct and ascending, or one per n-gram (`distinct=False`)."""
+    chars = shingle_text(text)
+    if not chars:
+        return np.zeros(0, dtype=np.uint32)
+    points = np.frombuffer(chars.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+    points += np.uint64(1)
+    return _polynomial_hashes(points, n, distinct)
+
+
 def shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
-    """The distinct shingles of `shingles(text)` as 32-bit hashes, ascending; compiled
-    (`_text_units.shingle_hashes`) when built, except for jieba shingles."""
+    """The distinct shingles of `shingles(text)` as 32-bit hashes, ascending; token shingles
+    compiled (`_text_units.shingle_hashes`) when built, except for jieba shingles."""
+    if config.shingles == "chars":
+        return char_shingle_hashes(text, config.ngram)
     if _compiled_shingle_hashes is None or config.shingles == "jieba":
         return python_shingle_hashes(text, config)
     return np.frombuffer(_compiled_shingle_hashes(text.lower(), config.ngram), dtype=np.uint32)
@@ -81,13 +205,7 @@ def python_shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
     if not toks:
         return np.zeros(0, dtype=np.uint32)
     token_hashes = np.fromiter((zlib.crc32(t.encode()) for t in toks), dtype=np.uint64, count=len(toks))
-    n = min(config.ngram, len(toks))
-    count = len(toks) - n + 1
-    grams = np.zeros(count, dtype=np.uint64)
-    for offset in range(n):  # uint64 arithmetic wraps, which is what a hash wants
-        grams = grams * _PRIME + token_hashes[offset:offset + count]
-    mixed = (grams ^ (grams >> np.uint64(31))) * _MIX
-    return np.unique((mixed >> np.uint64(32)).astype(np.uint32))
+    return _polynomial_hashes(token_hashes, config.ngram)
 
 
 class MinHasher:
@@ -96,17 +214,29 @@ class MinHasher:
     def __init__(self, config: NearDedupeConfig):
         self.config = config
         self.permutations = MinHash(num_perm=config.num_perm, seed=config.seed, scheme=MINHASH_SCHEME).permutations
+        a, b = self.permutations
+        self._a = np.asarray(a, dtype=np.uint32).reshape(1, -1)
+        self._b = np.asarray(b, dtype=np.uint32).reshape(1, -1)
 
     def signature(self, text: str) -> bytes | None:
-        """Little-endian uint32 values; None for a text without a single token."""
-        hashes = shingle_hashes(text, self.config)
+        """Little-endian uint32 values; None for a text without a single shingle."""
+        if self.config.shingles == "chars":  # repeated shingles do not change a minimum: no need to dedupe them
+            return self.signature_of_hashes(char_shingle_hashes(text, self.config.ngram, distinct=False))
+        return self.signature_of_hashes(shingle_hashes(text, self.config))
+
+    def signature_of_hashes(self, hashes: np.ndarray) -> bytes | None:
+        """datasketch's affine32 MinHash of already hashed shingles (its `update_batch` with
+        `hashfunc=int`: the MurmurHash3 finaliser, then `a*h + b` mod 2^32, column minima),
+        computed in blocks of `MINHASH_CHUNK` shingles without a Python call per shingle."""
         if not len(hashes):
             return None
-        # The shingles are hashed already: datasketch only permutes and takes minima.
-        minhash = MinHash(num_perm=self.config.num_perm, seed=self.config.seed, hashfunc=int,
-                          permutations=self.permutations, scheme=MINHASH_SCHEME)
-        minhash.update_batch(hashes.tolist())
-        return np.asarray(minhash.hashvalues, dtype=MINHASH_DTYPE).tobytes()
+        values = np.full(self._a.shape[1], np.iinfo(np.uint32).max, dtype=np.uint32)
+        for start in range(0, len(hashes), MINHASH_CHUNK):
+            mixed = _fmix(hashes[start:start + MINHASH_CHUNK].astype(np.uint32).reshape(-1, 1), 32)
+            permuted = mixed * self._a
+            permuted += self._b
+            np.minimum(values, permuted.min(axis=0), out=values)
+        return values.astype(MINHASH_DTYPE).tobytes()
 
 
 def signature_values(signature: bytes) -> np.ndarray:
@@ -114,10 +244,15 @@ def signature_values(signature: bytes) -> np.ndarray:
 
 
 class ComputeFingerprintsFn(beam.DoFn):
+    """A whole document (before split) -> the same record with `content_hash` and `minhash` set;
+    its pieces inherit both."""
+
     stage = STAGE
-    def __init__(self, exact: ExactDedupeConfig, near: NearDedupeConfig):
+
+    def __init__(self, exact: ExactDedupeConfig, near: NearDedupeConfig, metadata_fields: list[str] | None = None):
         self.exact = exact
         self.near = near
+        self.metadata_fields = list(metadata_fields) if metadata_fields is not None else []
 
     def setup(self) -> None:
         self.counters = StageCounters(STAGE)
@@ -125,8 +260,8 @@ class ComputeFingerprintsFn(beam.DoFn):
 
     def process(self, record: Record):
         self.counters.records_in.inc()
-        update = {"content_hash": content_hash(record, self.exact)}
-        if self.hasher is not None:
-            update["minhash"] = self.hasher.signature(record.text)
+        update = {"content_hash": content_hash(record, self.exact, self.metadata_fields)}
+        if self.hasher is not None and (record.kind == "text" or self.near.apply_to_json):
+            update["minhash"] = self.hasher.signature(content_text(record, self.metadata_fields))
         self.counters.records_out.inc()
         yield record.model_copy(update=update)

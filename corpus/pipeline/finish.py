@@ -2,7 +2,8 @@
 checkpointed records, escape and validate the survivors (stage 7), write the file's record
 and reject shards (stage 8a).
 
-The global stages only moved fingerprints and verdicts; here each file's records and the
+The global stages only moved document fingerprints and verdicts on documents; a verdict covers
+every piece of its document (pieces share the document's `(source_path, source_line)`). Here each file's records and the
 rejects of its per-file stages come back from its checkpoint, so a worker holds one input
 file at a time whatever the size of the build. Counters are the ones each stage would have
 counted on whole records: `exact_dedupe.*` and `near_dedupe.*` (in, out, dropped), then
@@ -21,7 +22,7 @@ from corpus.pipeline import dedupe_exact, dedupe_minhash
 from corpus.pipeline.checkpoint import read_checkpoint
 from corpus.pipeline.escape import EscapeSpecialTokensFn
 from corpus.pipeline.shards import RECORDS_SUFFIX, REJECTS_SUFFIX, join, shard_name, write_records, write_rejects
-from corpus.pipeline.stage import StageCounters, Verdict, reject_record
+from corpus.pipeline.stage import StageCounters, Verdict, document_position, reject_record
 from schemas import BuildConfig, Record, Reject
 
 STAGE = "write"
@@ -69,7 +70,7 @@ class _FinishFileFn(beam.DoFn):
             rejects += key_rejects
         kept: list[Record] = []
         for record in records:
-            record, reject = self._resolve(record, verdicts.get(record.position))
+            record, reject = self._resolve(record, verdicts.get(document_position(record.position)))
             if record is not None:
                 for output in self.escape.process(record):
                     if isinstance(output, beam.pvalue.TaggedOutput):

@@ -42,7 +42,7 @@ def pack_dataset(staging: str, dataset_name: str, config: WriteConfig, extra_met
     record packed; returns the dataset's path and counts."""
     path = Path(staging) / DATASET_DIR
     builder = build_dataset(path, data_file_name(dataset_name), block_size=config.block_size,
-                            serializer=config.serializer, extra_meta={"escaped": True, **extra_meta})
+                            serializer=config.serializer, extra_meta={"escaped": True, **extra_meta})  # build passes the config's state
     with builder as writer:
         for _, url in list_shards(join(staging, ARROW_DIR), RECORDS_SUFFIX):
             for record in read_records(url):

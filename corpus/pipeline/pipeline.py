@@ -1,8 +1,8 @@
 """The corpus build as one Beam pipeline, top to bottom as in DESIGN.md:
 
-    input files ─ read → clean → split → quality → fingerprint ─┬─ (checkpoint per file)
+    input files ─ read → clean → quality → fingerprint → split ─┬─ (checkpoint per file)
     checkpointed files ─────────────────────────────────────────┘
-      fingerprints → exact dedupe → near dedupe (MinHash LSH) → verdicts ─┐
+      document fingerprints → exact dedupe → near dedupe (MinHash LSH) → verdicts ─┐
       per input file: checkpointed records and rejects + its verdicts ────┴→ escape/validate
         → Parquet record and reject shards
 
@@ -28,14 +28,16 @@ from schemas import BuildConfig
 
 
 def per_file_stages(config: BuildConfig) -> list[beam.DoFn]:
-    """Stages 1-4 and the fingerprints, in order; each is the DoFn of its own stage module."""
+    """The per-file stages, in order; each is the DoFn of its own stage module. Documents are
+    judged and fingerprinted whole, as datatrove and FineWeb do, and split last: a document and
+    its copy match however they are cut, and its pieces share one dedupe verdict."""
     keep = config.write.reject_text_chars
     return [
-        ReadFileLines(config.read, keep),
+        ReadFileLines(config.read, keep, config.keeps_records_without_ans),
         CleanTextFn(config.clean, keep),
-        SplitLongDocumentsFn(config.split, keep),
         QualityFilterFn(config.quality, keep),
-        ComputeFingerprintsFn(config.exact_dedupe, config.near_dedupe),
+        ComputeFingerprintsFn(config.exact_dedupe, config.near_dedupe, config.read.metadata_fields),
+        SplitLongDocumentsFn(config.split, keep),
     ]
 
 

@@ -1,4 +1,8 @@
-"""The per-file part of a build (stages 1-4 and the fingerprints), checkpointed per input file.
+"""The per-file part of a build (read, clean, quality, fingerprint, split), checkpointed per input file.
+
+Documents are filtered and fingerprinted whole, then split: every piece carries its
+document's fingerprint and position, and only one `Fingerprint` per document (the document's
+position, `(source_path, source_line, 0)`) goes on to dedupe, so one verdict covers all pieces.
 
 Each stage stays its own DoFn with its own counters; `PrepareInputFiles` runs them one after
 another over one input file inside a single worker call, so that the moment a file is done
@@ -14,7 +18,7 @@ import apache_beam as beam
 
 from corpus.pipeline.checkpoint import DONE, write_file_checkpoint
 from corpus.pipeline.read import FILES, InputFile
-from corpus.pipeline.stage import REJECTED, STAGE_ERROR, Fingerprint, stage_error_reject
+from corpus.pipeline.stage import REJECTED, STAGE_ERROR, document_fingerprints, stage_error_reject
 from schemas import Record
 
 
@@ -67,8 +71,7 @@ class _PrepareFileFn(beam.DoFn):
         units: list[int] = []
         _run_chain(self.stages, file, records, rejects, units)
         write_file_checkpoint(self.work_dir, file, self.prepare_hash, records, rejects, sum(units))
-        for record in records:
-            yield Fingerprint.of(record)
+        yield from document_fingerprints(records)
         yield beam.pvalue.TaggedOutput(DONE, (file.source_path, file.key))
 
 

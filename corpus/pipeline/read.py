@@ -347,6 +347,18 @@ def txt_line_to_text(line: str) -> str:
     return _BLANK_RUN.sub("\n\n", text)
 
 
+def classify_json(data: dict, text_fields: list[str]) -> tuple[str, str | None]:
+    """What a JSON object is: `("sample", None)` with a top-level `<ans>` key (a CPM-Bee
+    structured sample), else `("document", field)` with the first of `text_fields` it has (a
+    text document, like a txt line), else `("other", None)`."""
+    if "<ans>" in data:
+        return "sample", None
+    for field in text_fields:
+        if field in data:
+            return "document", field
+    return "other", None
+
+
 def json_text_view(value: object) -> str:
     """The string values of a json sample (keys excluded), depth first, joined by newlines."""
     parts: list[str] = []
@@ -368,9 +380,10 @@ def json_text_view(value: object) -> str:
 class ReadFileLines(beam.DoFn):
     """`InputFile` -> `Record` per line; rejects to `rejected`; `(source_path, units)` to `files`."""
 
-    def __init__(self, config: ReadConfig, reject_text_chars: int = 2000):
+    def __init__(self, config: ReadConfig, reject_text_chars: int = 2000, keep_records_without_ans: bool = False):
         self.config = config
         self.reject_text_chars = reject_text_chars
+        self.keep_records_without_ans = keep_records_without_ans  # BuildConfig.keeps_records_without_ans
 
     def setup(self) -> None:
         self.counters = StageCounters(STAGE)
@@ -407,6 +420,34 @@ class ReadFileLines(beam.DoFn):
             return self._reject(file, number, "broken_json", f"{where}: {type(error).__name__}: {error}", line)
         if not isinstance(data, dict):
             return self._reject(file, number, "not_an_object", f"{where}: a JSON {type(data).__name__}, expected an object", line)
+        return self._json_record(file, number, data, line)
+
+    def _json_record(self, file: InputFile, number: int, data: dict, line: str) -> Record | Reject:
+        """A JSON object as a text document (a text field, no `<ans>`), a structured sample
+        (`<ans>`, or kept for the build's transforms), or a reject saying which settings would take it."""
+        where = f"{file.source_path}:{number}"
+        kind, field = classify_json(data, self.config.text_fields)
+        if kind == "document":
+            text = data[field]
+            if not isinstance(text, str):
+                return self._reject(file, number, "text_not_a_string",
+                                    f"{where}: field {field!r} (the first of read.text_fields {self.config.text_fields} "
+                                    f"present) is a JSON {type(text).__name__}, not a string", line)
+            metadata = {key: value for key, value in data.items() if key != field}
+            if "text" in metadata:
+                return self._reject(file, number, "text_field_clash",
+                                    f"{where}: text read from {field!r}, but the record also has a 'text' field, which "
+                                    f"the document would be written as; put 'text' first in read.text_fields or rename it",
+                                    line)
+            return Record(source_path=file.source_path, source_line=number, kind="text", text=text, metadata=metadata,
+                          raw_chars=len(text))
+        if kind == "other" and not self.keep_records_without_ans:
+            keys = ", ".join(list(data)[:8])
+            return self._reject(file, number, "not_a_sample",
+                                f"{where}: neither a text field (read.text_fields: {self.config.text_fields}) nor a "
+                                f"top-level `<ans>` key (keys: {keys}); to keep it, add its text field to "
+                                f"read.text_fields, or declare `transforms` that turn it into a sample "
+                                f"(or set escape.require_ans: false)", line)
         text = json_text_view(data)
         return Record(source_path=file.source_path, source_line=number, kind="json", text=text, data=data, raw_chars=len(text))
 

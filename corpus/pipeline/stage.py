@@ -6,6 +6,7 @@ what the global stages exchange instead of whole records: a record's `Fingerprin
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import apache_beam as beam
@@ -21,7 +22,8 @@ Position = tuple[str, int, int]  # (source_path, source_line, piece): `Record.po
 
 
 class Fingerprint(NamedTuple):
-    """What dedupe needs of a record; sorts by input position first."""
+    """What dedupe needs of a document (its pieces share it); sorts by input position first.
+    `position` is the document's: `(source_path, source_line, 0)`, whichever pieces were kept."""
 
     position: Position
     content_hash: str | None
@@ -29,7 +31,22 @@ class Fingerprint(NamedTuple):
 
     @classmethod
     def of(cls, record: Record) -> Fingerprint:
-        return cls(record.position, record.content_hash, record.minhash)
+        return cls(document_position(record.position), record.content_hash, record.minhash)
+
+
+def document_position(position: Position) -> Position:
+    """The position of the document a piece was cut from: dedupe verdicts are on documents."""
+    return (position[0], position[1], 0)
+
+
+def document_fingerprints(records: Iterable[Record]) -> Iterator[Fingerprint]:
+    """One fingerprint per document among `records` (pieces of one document carry the same one)."""
+    seen: set[Position] = set()
+    for record in records:
+        fingerprint = Fingerprint.of(record)
+        if fingerprint.position not in seen:
+            seen.add(fingerprint.position)
+            yield fingerprint
 
 
 class Verdict(NamedTuple):

@@ -152,3 +152,20 @@ def test_a_rank_without_blocks_of_a_dataset_does_not_draw_it(tmp_path):
                               {"dataset_name": "large", "task_name": "t", "path": "large"}])
     assert Mixture(manifest, rank=0, world_size=2).probabilities["t.small"] > 0
     assert Mixture(manifest, rank=1, world_size=2).probabilities == pytest.approx({"t.small": 0.0, "t.large": 1.0})
+
+
+def test_start_up_refuses_a_transform_that_escapes_an_escaped_dataset(tmp_path):
+    from trainer.transforms import TransformScriptError
+
+    with build_dataset(tmp_path / "wiki", "part-0000", extra_meta={"escaped": True}) as writer:
+        for i in range(5):
+            writer.write({"text": f"if a << b then {i}", "id": i})
+    (tmp_path / "t.py").write_text(
+        "def transform(data, num_sample, r):\n    return {'input': '', '<ans>': data['text'].replace('<', '<<')}\n")
+    manifest = tmp_path / "datasets.json"
+    entry = {"dataset_name": "wiki", "task_name": "lm", "path": "wiki", "transforms": "t.py", "escaped": True}
+    write_manifest(manifest, [entry])
+    with pytest.raises(TransformScriptError, match=r"lm\.wiki: .*escapes again.*<<<<"):
+        Mixture(manifest)
+    write_manifest(manifest, [{**entry, "escaped": False}])
+    assert Mixture(manifest).sources[0].identity == "lm.wiki"

@@ -33,6 +33,15 @@ def zh_doc(seed: int) -> str:
     return f"第{seed}篇文章。{ZH}{extra}。"
 
 
+def unique_doc(seed: int, words: int = 80) -> str:
+    """An English paragraph with no prose shared with any other (a long document of these is
+    not repetitive as a whole)."""
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    body = " ".join("".join(rng.choice(letters) for _ in range(rng.randrange(3, 9))) for _ in range(words))
+    return f"Part {seed}: {body}."
+
+
 def near_copy(text: str) -> str:
     """The same text with one word changed: Jaccard of 5-gram shingles stays well above 0.8."""
     words = text.split(" ")
@@ -44,7 +53,7 @@ def write_corpus(root: Path) -> dict:
     """Write the test corpus under `root`; returns what was planted, for the tests to check."""
     (root / "txt").mkdir(parents=True)
     (root / "json").mkdir(parents=True)
-    long_doc = "<n>".join(en_doc(100 + i) for i in range(8))  # ~4 000 chars: split into pieces
+    long_doc = "<n>".join(unique_doc(100 + i) for i in range(8))  # ~4 500 chars: split into pieces
     en_lines = [en_doc(i) for i in range(6)]
     en_lines.append(en_doc(0))                    # line 7: exact duplicate of line 1
     en_lines.append(near_copy(en_doc(1)))         # line 8: near duplicate of line 2
@@ -62,13 +71,16 @@ def write_corpus(root: Path) -> dict:
     (root / "txt" / "cut.txt.zst").write_bytes(zstandard.ZstdCompressor().compress(zst_body)[:-40])
     (root / "txt" / "empty.txt.gz").write_bytes(b"")
     json_lines = [
-        json.dumps({"input": "1 < 2 <mask_0>", "question": "比较", "<ans>": {"<mask_0>": "是"}}, ensure_ascii=False),
+        json.dumps({"input": "1 << 2 <mask_0>", "question": "比较", "<ans>": {"<mask_0>": "是"}}, ensure_ascii=False),
         json.dumps({"input": "翻译", "options": {"<option_0>": "a", "<option_1>": "b"}, "<ans>": "<option_1>"}, ensure_ascii=False),
         "{broken json",
         "[1, 2, 3]",
         json.dumps({"input": "no answer key"}),
-        json.dumps({"input": "1 < 2 <mask_0>", "question": "比较", "<ans>": {"<mask_0>": "是"}}, ensure_ascii=False),
+        json.dumps({"input": "1 << 2 <mask_0>", "question": "比较", "<ans>": {"<mask_0>": "是"}}, ensure_ascii=False),
         json.dumps({"input": ["a list"], "<ans>": "x"}),
+        json.dumps({"input": "1 < 2, written unescaped", "<ans>": "yes"}),        # line 8: lone `<`
+        json.dumps({"text": "A JSON document. " + en_doc(70), "id": 7, "source": "web"}),  # line 9: a document
+        json.dumps({"content": en_doc(3), "id": "dup"}),  # line 10: same text as txt/en.txt:4, other fields
     ]
     (root / "json" / "qa.jsonl").write_text("\n".join(json_lines) + "\n", encoding="utf-8")
     (root / "json" / "notes.md").write_text("not an input type\n", encoding="utf-8")

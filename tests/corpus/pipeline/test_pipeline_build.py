@@ -46,19 +46,20 @@ def test_records_in_equals_written_plus_rejected(built):
 def test_every_kind_of_trouble_is_a_reject_with_its_reason_and_place(built):
     _, result = built
     reasons = Counter((r.source_path, r.reason) for r in all_rejects(result.output))
-    assert reasons[("txt/en.txt", "exact_duplicate")] == 1
+    assert reasons[("txt/en.txt", "exact_duplicate")] == 2  # line 7, and line 4 (also json/qa.jsonl:10)
     assert reasons[("txt/zh.txt.gz", "exact_duplicate")] == 1
     assert reasons[("txt/en.txt", "near_duplicate")] == 1
     assert reasons[("txt/en.txt", "empty_line")] == 1
-    assert reasons[("txt/en.txt", "too_short")] == 1
+    assert reasons[("txt/en.txt", "too_few_tokens")] == 2  # the junk line, and "short line" (judged before split)
     assert reasons[("txt/bad-bytes.txt", "invalid_utf8")] == 1
     assert reasons[("txt/cut.txt.zst", "truncated_file")] == 1
     assert reasons[("txt/empty.txt.gz", "empty_file")] == 1
     assert reasons[("json/qa.jsonl", "broken_json")] == 1
     assert reasons[("json/qa.jsonl", "not_an_object")] == 1
-    assert reasons[("json/qa.jsonl", "missing_ans")] == 1
+    assert reasons[("json/qa.jsonl", "not_a_sample")] == 1
     assert reasons[("json/qa.jsonl", "non_string_value")] == 1
     assert reasons[("json/qa.jsonl", "exact_duplicate")] == 1
+    assert reasons[("json/qa.jsonl", "unescaped_lt")] == 1
     junk = [r for r in all_rejects(result.output) if r.source_line == 12 and r.source_path == "txt/en.txt"]
     assert junk and junk[0].stage == "quality" and junk[0].score is not None and junk[0].threshold is not None
 
@@ -69,6 +70,9 @@ def test_duplicates_name_the_earliest_copy(built):
     assert rejects[("txt/en.txt", 7)].duplicate_of == "txt/en.txt:1"
     assert rejects[("txt/en.txt", 8)].duplicate_of == "txt/en.txt:2"
     assert rejects[("txt/zh.txt.gz", 5)].duplicate_of == "txt/zh.txt.gz:1"
+    # the same document as a JSON record (ids differ) and as a txt line: json/ sorts first
+    assert rejects[("txt/en.txt", 4)].reason == "exact_duplicate"
+    assert rejects[("txt/en.txt", 4)].duplicate_of == "json/qa.jsonl:10"
     kept = {(r.source_path, r.source_line): r for r in all_records(result.output)}
     assert kept[("txt/en.txt", 2)].cluster_size == 2
 

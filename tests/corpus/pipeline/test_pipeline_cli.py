@@ -56,7 +56,7 @@ def test_cli_uses_every_core_by_default_and_ends_with_a_summary_line(tmp_path):
     cores = available_cores()
     last = result.output.strip().splitlines()[-1]
     assert re.fullmatch(
-        rf"3 records in \(\+0 split pieces\), 1 written, 2 rejected \(split 1, exact_dedupe 1\); "
+        rf"3 records in \(\+0 split pieces\), 1 written, 2 rejected \(quality 1, exact_dedupe 1\); "
         rf"{cores} workers?, 0\.0 MB in [0-9.]+ s = [0-9.]+ MB/s; 1 path not read \(unknown_type 1\); report: {tmp_path}/out/report\.md", last), last
 
 

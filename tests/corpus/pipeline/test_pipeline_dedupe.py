@@ -6,15 +6,25 @@ from __future__ import annotations
 import random
 
 import apache_beam as beam
+import numpy as np
+from datasketch import MinHash
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from corpus.pipeline.dedupe_exact import ExactDedupe
 from corpus.pipeline.dedupe_minhash import MinHashDedupe, bands_and_rows, estimated_jaccard
-from corpus.pipeline.fingerprint import MinHasher, content_hash, shingles
+from corpus.pipeline.fingerprint import (
+    MINHASH_DTYPE,
+    MINHASH_SCHEME,
+    MinHasher,
+    char_shingle_hashes,
+    content_hash,
+    sample_content,
+    shingles,
+)
 from corpus.pipeline.stage import Fingerprint, location
 from schemas import Record
-from schemas.build_config import ExactDedupeConfig, NearDedupeConfig
+from schemas.build_config import ExactDedupeConfig, NearDedupeConfig, ReadConfig
 
 NEAR = NearDedupeConfig()
 
@@ -36,9 +46,76 @@ def chinese(seed: int, chars: int = 300) -> str:
     return "".join(rng.choice("天地玄黄宇宙洪荒日月盈昃辰宿列张寒来暑往秋收冬藏") for _ in range(chars))
 
 
-def test_cjk_shingles_are_character_ngrams_and_latin_shingles_word_ngrams():
-    assert shingles("天地玄黄宇宙", NearDedupeConfig(ngram=5)) == {"天\x1f地\x1f玄\x1f黄\x1f宇".encode(), "地\x1f玄\x1f黄\x1f宇\x1f宙".encode()}
-    assert len(shingles("one two three four five six", NearDedupeConfig(ngram=5))) == 2
+def test_token_shingles_are_character_ngrams_for_cjk_and_word_ngrams_for_latin():
+    config = NearDedupeConfig(ngram=5, shingles="words_and_chars")
+    assert shingles("天地玄黄宇宙", config) == {"天\x1f地\x1f玄\x1f黄\x1f宇".encode(), "地\x1f玄\x1f黄\x1f宇\x1f宙".encode()}
+    assert len(shingles("one two three four five six", config)) == 2
+
+
+def test_default_shingles_are_character_5grams_of_the_collapsed_lowercase_text():
+    assert shingles("天地玄黄宇宙", NEAR) == {"天地玄黄宇".encode(), "地玄黄宇宙".encode()}
+    assert shingles("Ab  c\nD", NEAR) == {"ab c ".encode(), "b c d".encode()}
+    assert len(char_shingle_hashes("abcdefg abcdefg", 5)) == len(shingles("abcdefg abcdefg", NEAR))
+
+
+def test_signatures_equal_datasketch_minhash_of_the_same_hashes():
+    hasher = MinHasher(NEAR)
+    hashes = char_shingle_hashes(prose(4) + chinese(4), 5)
+    reference = MinHash(num_perm=NEAR.num_perm, seed=NEAR.seed, hashfunc=int, permutations=hasher.permutations,
+                        scheme=MINHASH_SCHEME)
+    reference.update_batch(hashes.tolist())
+    assert hasher.signature_of_hashes(hashes) == np.asarray(reference.hashvalues, dtype=MINHASH_DTYPE).tobytes()
+
+
+def _char_jaccard(a: str, b: str) -> float:
+    sa, sb = shingles(a, NEAR), shingles(b, NEAR)
+    return len(sa & sb) / len(sa | sb)
+
+
+def _edited(text: str, rate: float, rng: random.Random, alphabet: str) -> str:
+    chars = list(text)
+    for index in range(len(chars)):
+        if rng.random() < rate:
+            chars[index] = rng.choice(alphabet)
+    return "".join(chars)
+
+
+def test_estimated_similarity_tracks_character_5gram_jaccard_for_latin_and_cjk():
+    """What "near duplicate" means: estimated Jaccard of character 5-grams >= threshold."""
+    rng = random.Random(7)
+    hasher = MinHasher(NEAR)
+    errors = []
+    for seed in range(12):
+        for base, alphabet in ((prose(seed, 200), "abcdefghij "), (chinese(seed, 600), "天地玄黄宇宙洪荒日月")):
+            edited = _edited(base, rng.choice([0.002, 0.01, 0.03, 0.08]), rng, alphabet)
+            errors.append(abs(estimated_jaccard(hasher.signature(base), hasher.signature(edited))
+                              - _char_jaccard(base, edited)))
+    assert max(errors) < 0.2 and sum(errors) / len(errors) < 0.06
+
+
+def sample_hash(data: dict) -> str:
+    r = Record(source_path="a.jsonl", source_line=1, kind="json", text="", data=data)
+    return content_hash(r, ExactDedupeConfig(), ReadConfig().metadata_fields)
+
+
+def test_structured_samples_compare_on_content_with_options_by_text():
+    sample = {"id": 1, "question": "Q?", "options": {"<option_0>": "red", "<option_1>": "blue"}, "<ans>": "<option_1>"}
+    reordered = {"id": 2, "source": "b", "question": "Q?", "options": {"<option_0>": "blue", "<option_1>": "red"},
+                 "<ans>": "<option_0>"}
+    wrong_answer = {"question": "Q?", "options": {"<option_0>": "blue", "<option_1>": "red"}, "<ans>": "<option_1>"}
+    assert sample_hash(sample) == sample_hash(reordered)
+    assert sample_hash(sample) != sample_hash(wrong_answer)
+    options = {"<option_0>": "a", "<option_1>": "b"}
+    judged = {"question": "Q?", "options": options, "<ans>": {"<option_0>": "yes", "<option_1>": "no"}}
+    assert sample_hash(judged) != sample_hash({**judged, "<ans>": {"<option_0>": "no", "<option_1>": "yes"}})
+    assert sample_content(sample, ReadConfig().metadata_fields) == {"question": "Q?", "options": ["blue", "red"],
+                                                                    "<ans>": {"option": "blue"}}
+
+
+def test_documents_compare_on_text_whatever_their_metadata():
+    a = Record(source_path="a.jsonl", source_line=1, kind="text", text="Same  text", metadata={"id": 7})
+    b = Record(source_path="b.txt", source_line=3, kind="text", text="same text")
+    assert content_hash(a, ExactDedupeConfig()) == content_hash(b, ExactDedupeConfig())
 
 
 def test_exact_duplicates_keep_the_earliest_position_across_files():

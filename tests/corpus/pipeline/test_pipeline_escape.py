@@ -1,5 +1,5 @@
-"""Stage 7, escape and validate: `<` becomes `<<` except in CPM-Bee special tokens; structured
-samples need `<ans>` and plain-string leaves."""
+"""Stage 7, escape and validate: `<` becomes `<<` except in CPM-Bee special tokens; escaped
+structured samples are checked and kept; structured samples need plain-string leaves."""
 
 from __future__ import annotations
 
@@ -21,7 +21,45 @@ def test_plain_text_escapes_every_angle_bracket():
 def test_real_cpm_bee_samples_pass_unchanged(shared_cpm_bee):
     for line in (shared_cpm_bee / "ccpm_eval.jsonl").read_text(encoding="utf-8").splitlines()[:50]:
         sample = json.loads(line)
-        assert ESCAPER.escape(sample) == sample
+        assert ESCAPER.prepare(sample) == sample
+
+
+def test_escaped_input_is_checked_and_never_escaped_again():
+    sample = {"input": "1 << 2 <mask_0>", "<<k": "a<<<<b", "<ans>": {"<mask_0>": "x"}}
+    assert ESCAPER.prepare(sample) == sample
+    with pytest.raises(InvalidSample) as error:
+        ESCAPER.prepare({"input": "1 < 2", "<ans>": "x"})
+    assert error.value.reason == "unescaped_lt" and "escape.input: raw" in str(error.value)
+    with pytest.raises(InvalidSample):
+        ESCAPER.prepare({"a<b": "key with a lone <", "<ans>": "x"})
+
+
+def test_raw_input_is_escaped_once():
+    raw = StructuredEscaper(EscapeConfig(input="raw"))
+    assert raw.prepare({"input": "1 < 2", "<ans>": "<b>"}) == {"input": "1 << 2", "<ans>": "<<b>"}
+
+
+def test_transform_mode_stores_everything_unescaped():
+    """`escape.documents: transform`: escaped samples are unescaped (the exact inverse), documents kept as read."""
+    sample = {"input": "1 << 2 <mask_0> a<<<<b", "<ans>": {"<mask_0>": "x"}}
+    assert ESCAPER.prepare(sample, store_escaped=False) == {"input": "1 < 2 <mask_0> a<<b", "<ans>": {"<mask_0>": "x"}}
+    assert StructuredEscaper(EscapeConfig(input="raw")).escape(ESCAPER.prepare(sample, store_escaped=False)) == sample
+    fn = EscapeSpecialTokensFn(EscapeConfig(documents="transform"))
+    fn.setup()
+    doc = Record(source_path="a.jsonl", source_line=1, kind="text", text="a < b", metadata={"id": 7})
+    assert fn.process_record(doc)[0].payload == {"text": "a < b", "id": 7}
+
+
+def test_a_document_is_written_as_text_plus_its_metadata_escaped_once():
+    fn = EscapeSpecialTokensFn(EscapeConfig())
+    fn.setup()
+    doc = Record(source_path="a.jsonl", source_line=1, kind="text", text="a < b",
+                 metadata={"id": 7, "source": "x<y", "meta": {"n": [1, "<"]}})
+    assert fn.process_record(doc)[0].payload == {"text": "a << b", "id": 7, "source": "x<<y", "meta": {"n": [1, "<<"]}}
+
+
+def test_a_record_kept_for_transforms_may_hold_any_json_value():
+    assert ESCAPER.prepare({"question": "q", "id": 3, "tags": ["a<<b"]}) == {"question": "q", "id": 3, "tags": ["a<<b"]}
 
 
 def test_structured_values_escape_text_but_keep_the_samples_special_tokens():
@@ -31,7 +69,6 @@ def test_structured_values_escape_text_but_keep_the_samples_special_tokens():
 
 
 @pytest.mark.parametrize(("sample", "reason"), [
-    ({"input": "no answer"}, "missing_ans"),
     ({"input": ["a"], "<ans>": "b"}, "non_string_value"),
     ({"input": 3, "<ans>": "b"}, "non_string_value"),
 ])

@@ -176,3 +176,45 @@ def test_a_bom_before_the_first_json_line_is_not_broken_json(tmp_path):
     assert [(r.source_path, r.source_line, r.text) for r in out if isinstance(r, Record)] == [
         ("a.jsonl", 1, "x\ny"), ("b.txt", 1, "one"), ("b.txt", 2, "two")]
     assert not [item for item in out if getattr(item, "tag", None) == REJECTED]
+
+
+def _read_json_lines(tmp_path, objects: list, config: ReadConfig, keep_without_ans: bool = False) -> list:
+    from corpus.pipeline.read import ReadFileLines
+
+    (tmp_path / "in").mkdir(exist_ok=True)
+    (tmp_path / "in" / "a.jsonl").write_text("".join(json.dumps(o) + "\n" for o in objects), encoding="utf-8")
+    files, _ = list_input_files([str(tmp_path / "in")], config)
+    reader = ReadFileLines(config, keep_records_without_ans=keep_without_ans)
+    reader.setup()
+    return [getattr(out, "value", out) for out in reader.process(files[0])][:-1]  # minus the file count
+
+
+def test_a_json_record_with_a_text_field_is_a_document_with_its_other_fields_as_metadata(tmp_path):
+    config = ReadConfig()
+    doc, content, sample, other, not_string, clash = _read_json_lines(tmp_path, [
+        {"id": 7, "text": "words", "source": "web"},
+        {"content": "from content", "url": "u"},
+        {"text": "a sample's input", "<ans>": "x"},
+        {"question": "q"},
+        {"text": None},
+        {"content": "c", "text": 3},
+    ], ReadConfig(text_fields=["content", "text"]))
+    assert (doc.kind, doc.text, doc.metadata) == ("text", "words", {"id": 7, "source": "web"})
+    assert (content.kind, content.text, content.metadata) == ("text", "from content", {"url": "u"})
+    assert sample.kind == "json" and sample.data == {"text": "a sample's input", "<ans>": "x"}
+    assert other.reason == "not_a_sample" and "read.text_fields" in other.detail and "transforms" in other.detail
+    assert not_string.reason == "text_not_a_string"
+    assert clash.reason == "text_field_clash"
+    assert config.text_fields == ["text", "content"]
+
+
+def test_records_without_text_or_ans_are_kept_when_the_build_declares_transforms(tmp_path):
+    from schemas import BuildConfig
+
+    base = {"input": ["in"], "output": "out", "dataset_name": "d", "task_name": "t"}
+    assert not BuildConfig(**base).keeps_records_without_ans
+    assert BuildConfig(**base, transforms="transform.py").keeps_records_without_ans
+    assert not BuildConfig(**base, transforms="transform.py", escape={"require_ans": True}).keeps_records_without_ans
+    assert BuildConfig(**base, escape={"require_ans": False}).keeps_records_without_ans
+    (kept,) = _read_json_lines(tmp_path, [{"question": "q", "id": 3}], ReadConfig(), keep_without_ans=True)
+    assert kept.kind == "json" and kept.data == {"question": "q", "id": 3}

@@ -103,7 +103,7 @@ def test_compiled_counts_reject_sizes_below_one():
 @settings(max_examples=1000, deadline=None)
 @given(text=texts, n=st.integers(1, 7))
 def test_compiled_shingle_hashes_equal_the_python_definition(text: str, n: int):
-    config = NearDedupeConfig(ngram=n)
+    config = NearDedupeConfig(ngram=n, shingles="words_and_chars")
     compiled_hashes = fingerprint.shingle_hashes(text, config)
     assert compiled_hashes.dtype == np.uint32
     assert compiled_hashes.tolist() == fingerprint.python_shingle_hashes(text, config).tolist()
@@ -111,7 +111,7 @@ def test_compiled_shingle_hashes_equal_the_python_definition(text: str, n: int):
 
 @needs_compiled
 def test_compiled_shingle_hashes_of_a_text_without_tokens_are_empty():
-    assert fingerprint.shingle_hashes(" ,.!", NearDedupeConfig()).tolist() == []
+    assert fingerprint.shingle_hashes(" ,.!", NearDedupeConfig(shingles="words_and_chars")).tolist() == []
     with pytest.raises(ValueError, match=">= 1"):
         fingerprint._compiled_shingle_hashes("a b", 0)
 
