@@ -34,12 +34,14 @@ MODEL_FILE = "model.pt"
 def load_pretrained_state(init_from: str) -> dict[str, torch.Tensor]:
     """Weights to start from: a `.pt`/`.bin` state dict, or a checkpoint folder of this trainer
     (its root, whose `latest` is used, or one `step-N` folder), consolidated from ZeRO partitions.
-    Raises FileNotFoundError / CheckpointError naming the path."""
+    Every file is read as plain data (trainer.safe_load). Raises FileNotFoundError /
+    CheckpointError naming the path, UnsafeCheckpoint naming a file that is not plain data."""
     from trainer.checkpoint import COMPLETE_FILE, LATEST_FILE, CheckpointDir, CheckpointError
+    from trainer.safe_load import deepspeed_reads_restricted, load_checkpoint_file
 
     path = Path(init_from)
     if path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint_file(path)
         return state.get("state_dict", state) if isinstance(state, dict) else state
     if not path.is_dir():
         raise FileNotFoundError(f"finetune.init_from: {path} does not exist")
@@ -51,7 +53,8 @@ def load_pretrained_state(init_from: str) -> dict[str, torch.Tensor]:
         root, tag = path.parent, path.name
     if tag is None or not (root / tag / COMPLETE_FILE).is_file():
         raise CheckpointError(f"finetune.init_from: {path} is not a complete checkpoint of this trainer")
-    return dict(get_fp32_state_dict_from_zero_checkpoint(str(root), tag=tag))
+    with deepspeed_reads_restricted(root / tag):  # zero_to_fp32 asks torch.load for weights_only=False
+        return dict(get_fp32_state_dict_from_zero_checkpoint(str(root), tag=tag))
 
 
 def build_finetune_model(run: RunConfig) -> torch.nn.Module:
