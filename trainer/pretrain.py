@@ -390,15 +390,22 @@ def exit_on_sigterm() -> None:
 
 def run_entry_point(job: Callable[..., Any], argv: list[str] | None = None) -> int:
     """What `trainer/pretrain.py` and `trainer/finetune.py` do as scripts: parse the launcher's
-    arguments, load the run config, run `job(run, resume=...)`; exit code 3 on a non-finite abort."""
+    arguments, load the run config, run `job(run, resume=...)`; exit code 3 on a non-finite abort,
+    2 on a checkpoint that cannot be resumed or fine-tuned from (or is refused as unsafe)."""
     exit_on_sigterm()
     args = parse_args(argv)
     run = load_run_config(args.config, args.set)
+    from trainer.checkpoint import CheckpointError
+    from trainer.safe_load import UnsafeCheckpoint
+
     try:
         job(run, resume=args.resume)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 3
+    except (CheckpointError, UnsafeCheckpoint) as error:  # a checkpoint it cannot (or must not) load
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

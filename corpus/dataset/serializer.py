@@ -98,38 +98,45 @@ def max_record_nodes(payload_size: int) -> int:
     return max(_MIN_RECORD_NODES, _NODES_PER_PAYLOAD_BYTE * payload_size)
 
 
-_CONTAINERS = (dict, list, tuple, set, frozenset)
+_CONTAINERS = frozenset((dict, list, tuple, set, frozenset))
 
 
 def check_record_shape(record: Any, payload_size: int) -> None:
     """Raise RecordTooComplex when `record` nests deeper than MAX_RECORD_DEPTH (a self-reference
     included) or expands to more than `max_record_nodes(payload_size)` containers and items."""
-    if type(record) not in _CONTAINERS:
+    kind = type(record)
+    if kind is dict:  # the common record, one flat dict, is checked by C loops (map, isdisjoint)
+        if _CONTAINERS.isdisjoint(map(type, record.values())) and _CONTAINERS.isdisjoint(map(type, record)):
+            return
+    elif kind not in _CONTAINERS:
         return
     budget = max_record_nodes(payload_size)
-    stack = [(record, 1)]
-    nodes = 0
-    while stack:
-        obj, depth = stack.pop()
-        if depth > MAX_RECORD_DEPTH:
-            raise RecordTooComplex(f"record nests deeper than {MAX_RECORD_DEPTH} levels (a container that holds itself?)")
-        if type(obj) is dict:
-            nodes += 2 * len(obj)  # keys and values
-            for key, item in obj.items():
-                if type(item) in _CONTAINERS:
-                    stack.append((item, depth + 1))
-                if type(key) in _CONTAINERS:  # tuple / frozenset keys
-                    stack.append((key, depth + 1))
-        else:
-            nodes += len(obj)
-            for item in obj:
-                if type(item) in _CONTAINERS:
-                    stack.append((item, depth + 1))
+    if _count_nodes(record, budget, 1) > budget:
+        raise RecordTooComplex(
+            f"record of {payload_size} bytes expands to more than {budget:,} items through shared references "
+            "(a 'billion laughs' pickle?)"
+        )
+
+
+def _count_nodes(obj: Any, budget: int, depth: int) -> int:
+    """Items in `obj` and every container below it, each counted as often as it is reached.
+    Stops counting once over `budget` (so the work is bounded); raises RecordTooComplex deeper
+    than MAX_RECORD_DEPTH."""
+    if depth > MAX_RECORD_DEPTH:
+        raise RecordTooComplex(f"record nests deeper than {MAX_RECORD_DEPTH} levels (a container that holds itself?)")
+    if type(obj) is dict:
+        nodes = 2 * len(obj)  # keys and values
+        children = [v for v in obj.values() if type(v) in _CONTAINERS]
+        if not _CONTAINERS.isdisjoint(map(type, obj)):  # tuple / frozenset keys
+            children += [k for k in obj if type(k) in _CONTAINERS]
+    else:
+        nodes = len(obj)
+        children = [v for v in obj if type(v) in _CONTAINERS]
+    for child in children:
         if nodes > budget:
-            raise RecordTooComplex(
-                f"record of {payload_size} bytes expands to more than {budget:,} items through shared "
-                "references (a 'billion laughs' pickle?)"
-            )
+            break  # the caller raises; nothing more needs counting
+        nodes += _count_nodes(child, budget - nodes, depth + 1)
+    return nodes
 
 
 class GlobalRefused(pickle.UnpicklingError):
