@@ -113,7 +113,7 @@ def first_unsafe_file(folder: str | os.PathLike, pattern: str = DEEPSPEED_FILES)
             load_checkpoint_file(path, mmap=True)
         except UnsafeCheckpoint as refusal:
             return refusal
-        except Exception:  # damaged, not crafted: DeepSpeed's own error says what is wrong
+        except (OSError, RuntimeError, ValueError, EOFError):  # damaged, not crafted: DeepSpeed's error says what
             continue
     return None
 

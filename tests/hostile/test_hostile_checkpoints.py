@@ -16,9 +16,18 @@ from pathlib import Path
 import pytest
 import torch
 
-from trainer.checkpoint import load_trainer_state, rng_state, save_trainer_state, trainer_state_file
+from trainer.checkpoint import (
+    load_trainer_state,
+    rng_state,
+    save_trainer_state,
+    trainer_state_file,
+)
 from trainer.finetune import load_pretrained_state
-from trainer.safe_load import UnsafeCheckpoint, deepspeed_reads_restricted, load_checkpoint_file
+from trainer.safe_load import (
+    UnsafeCheckpoint,
+    deepspeed_reads_restricted,
+    load_checkpoint_file,
+)
 
 
 class RunsCode:
@@ -107,9 +116,9 @@ def test_deepspeed_checkpoint_engine_reads_real_zero3_states_but_refuses_a_craft
         state = engine.load(str(good), map_location="cpu")
     assert state["optimizer_state_dict"]["loss_scaler"].cur_scale == 1.0
     bad = crafted_torch_file(tmp_path / "step-1" / "zero_pp_rank_1_mp_rank_00_model_states.pt", marker)
-    with pytest.raises(UnsafeCheckpoint, match=r"step-1/zero_pp_rank_1_mp_rank_00_model_states.pt: refused to load"):
-        with deepspeed_reads_restricted(bad.parent):
-            engine.load(str(bad), map_location="cpu")
+    refused = pytest.raises(UnsafeCheckpoint, match=r"step-1/zero_pp_rank_1_mp_rank_00_model_states.pt: refused to load")
+    with refused, deepspeed_reads_restricted(bad.parent):
+        engine.load(str(bad), map_location="cpu")
     assert not marker.exists()
     assert "TORCH_FORCE_WEIGHTS_ONLY_LOAD" not in os.environ  # only inside the block
 
