@@ -122,12 +122,18 @@ class CheckpointDir:
     def latest(self) -> str | None:
         """The tag `latest` names, or None when there is no checkpoint yet.
 
-        Raises CheckpointError when `latest` names a folder that is missing or incomplete.
+        Raises CheckpointError when `latest` holds anything but a tag, or names a folder that is
+        missing or incomplete.
         """
         pointer = self.root / LATEST_FILE
         if not pointer.is_file():
             return None
-        tag = pointer.read_text(encoding="utf-8").strip()
+        tag = pointer.read_bytes().decode("utf-8", errors="replace").strip()
+        if not TAG_PATTERN.match(tag):  # never a path: `latest` may not lead outside the folder
+            raise CheckpointError(
+                f"{pointer} holds {tag[:80]!r}, not a checkpoint tag (step-NNNNNNNN); "
+                f"complete checkpoints here: {self.complete_tags() or 'none'}"
+            )
         folder = self.root / tag
         if not (folder / COMPLETE_FILE).is_file():
             raise CheckpointError(

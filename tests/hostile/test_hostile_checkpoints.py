@@ -17,6 +17,8 @@ import pytest
 import torch
 
 from trainer.checkpoint import (
+    CheckpointDir,
+    CheckpointError,
     load_trainer_state,
     rng_state,
     save_trainer_state,
@@ -154,3 +156,15 @@ def test_init_from_a_crafted_zero_checkpoint_folder_is_refused_naming_the_file(t
 def test_load_checkpoint_file_names_the_global_it_refused(tmp_path: Path, marker: Path) -> None:
     with pytest.raises(UnsafeCheckpoint, match=r"x.pt: refused to load: it names (builtins\.)?exec, which is outside the allow-list.*nothing in it was run"):
         load_checkpoint_file(crafted_torch_file(tmp_path / "x.pt", marker))
+
+
+@pytest.mark.parametrize("pointer", ["../elsewhere/step-00000001", "/tmp/step-00000001", "step-1\xff"])
+def test_a_latest_pointer_that_is_not_a_tag_is_refused(tmp_path: Path, pointer: str) -> None:
+    elsewhere = tmp_path / "elsewhere" / "step-00000001"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "COMPLETE").write_text("x")
+    root = tmp_path / "ckpt"
+    root.mkdir()
+    (root / "latest").write_bytes(pointer.encode("utf-8", errors="surrogateescape") + b"\n")
+    with pytest.raises(CheckpointError, match=r"ckpt/latest holds .* not a checkpoint tag"):
+        CheckpointDir(root).latest()
