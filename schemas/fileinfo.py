@@ -4,9 +4,25 @@ from __future__ import annotations
 
 import json
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DEFAULT_BLOCK_SIZE = 16 << 20  # 16 MiB: a record may not cross a block
+# 1 GiB: readers hold a whole block in memory; CPM-Bee's own datasets use 16 MiB
+MAX_BLOCK_SIZE = 1 << 30
+
+
+def file_name_problem(name: str) -> str | None:
+    """Why `name` is not a plain file name inside a dataset folder (a path separator, `.`/`..`,
+    a NUL byte, empty), or None when it is one. Every reader, verifier and merger of a
+    meta.bin relies on this: a name may never lead outside the dataset folder."""
+    if not name:
+        return "empty"
+    if name in (".", ".."):
+        return f"{name!r} is a folder, not a file"
+    for bad, what in (("/", "a path separator '/'"), ("\\", "a path separator '\\'"), ("\0", "a NUL byte")):
+        if bad in name:
+            return f"contains {what}"
+    return None
 
 
 class FileInfo(BaseModel):
@@ -24,7 +40,15 @@ class FileInfo(BaseModel):
     nbytes: int = Field(ge=0, description="Sum over records of 4 + payload length, in bytes.")
     nlines: int = Field(ge=0, description="Number of records.")
     mask: bool = Field(default=False, description="Masked files are skipped by readers.")
-    block_size: int = Field(default=DEFAULT_BLOCK_SIZE, gt=6, description="Block size in bytes.")
+    block_size: int = Field(default=DEFAULT_BLOCK_SIZE, gt=6, le=MAX_BLOCK_SIZE, description="Block size in bytes.")
+
+    @field_validator("file_name")
+    @classmethod
+    def _plain_file_name(cls, name: str) -> str:
+        problem = file_name_problem(name)
+        if problem is not None:
+            raise ValueError(f"{name!r} is not a plain file name inside the dataset folder: {problem}")
+        return name
 
     @model_validator(mode="after")
     def _block_range_is_ordered(self) -> FileInfo:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, RootModel, field_validator
@@ -42,7 +43,10 @@ class DatasetEntry(BaseModel):
 
     dataset_name: str = Field(min_length=1)
     task_name: str = Field(min_length=1)
-    weight: float = Field(default=1.0, ge=0, description="Sampling weight; probability is weight x nlines, normalised.")
+    weight: float = Field(
+        default=1.0, ge=0, allow_inf_nan=False,
+        description="Sampling weight (finite; 0 = never sampled); probability is weight x nlines, normalised.",
+    )  # fmt: skip
     path: str = Field(min_length=1, description="Dataset folder (with meta.bin), relative to the manifest.")
     incontext_weight: list[float] = Field(
         default_factory=lambda: [1.0],
@@ -59,8 +63,8 @@ class DatasetEntry(BaseModel):
     @field_validator("incontext_weight")
     @classmethod
     def _incontext_weight_has_mass(cls, value: list[float]) -> list[float]:
-        if not value or any(w < 0 for w in value) or sum(value) <= 0:
-            raise ValueError("must be a non-empty list of non-negative numbers with a positive sum")
+        if not value or any(not math.isfinite(w) or w < 0 for w in value) or sum(value) <= 0:
+            raise ValueError("must be a non-empty list of finite, non-negative numbers with a positive sum")
         return value
 
     @property

@@ -82,10 +82,11 @@ PRESETS: dict[str, ModelConfig] = {
     "cpm-bee-5b": _bee(dim_ff=10240, num_layers=48, num_heads=32, dim_head=128, mask_modules=PRUNED_MASK_MODULES),
     "cpm-bee-2b": _bee(dim_ff=5120, num_layers=48, num_heads=32, dim_head=64, mask_modules=PRUNED_MASK_MODULES),
     "cpm-bee-1b": _bee(dim_ff=1024, num_layers=48, num_heads=20, dim_head=64, mask_modules=PRUNED_MASK_MODULES),
-    # Small enough to train on a CPU in tests and the demo; vocab_size fits the demo vocabulary.
+    # Small enough to train on a CPU in tests and the demo; vocab_size fits the demo vocabulary;
+    # 256 segment buckets, as CPM-Bee's, so the default data.max_depth 16 (16² buckets) fits.
     "tiny": ModelConfig(
         vocab_size=4096, dim_model=64, dim_ff=128, num_layers=2, num_heads=4, dim_head=16,
-        position_bias_num_buckets=32, position_bias_num_segment_buckets=32,
+        position_bias_num_buckets=32, position_bias_num_segment_buckets=256,
         position_bias_max_distance=128, half=False,
     ),
 }  # fmt: skip

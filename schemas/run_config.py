@@ -7,6 +7,7 @@ Relative paths are resolved against the config file's folder by `load_run_config
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -14,6 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from schemas.loading import SchemaError, parse_file, parse_text, validate_data
 from schemas.model_config import ModelConfig, load_model_config, preset
+
+
+# Upper bounds: far above any real run, low enough that a typo (1e12) fails here, not as a
+# MemoryError deep in the data loader.
+MAX_BATCH_SIZE = 4096  # rows per micro-batch per rank (CPM-Bee 10B trained with 2-8)
+MAX_LENGTH = 1 << 17  # tokens per row (CPM-Bee: 2048)
+MAX_DEPTH = 64  # segment-tree depth buckets (CPM-Bee: 16)
 
 
 class _Section(BaseModel):
@@ -49,13 +57,16 @@ class DataSection(_Section):
     manifest: str = Field(description="Training mixture manifest (datasets.json).")
     eval_manifest: str | None = Field(default=None, description="Held-out mixture manifest for evaluation.")
     vocab: str = Field(description="Vocabulary file in CPM-Bee's format (one token a line).")
-    batch_size: int = Field(ge=1, description="Rows per micro-batch, per rank.")
-    max_length: int = Field(ge=2, description="Tokens per row.")
-    max_depth: int = Field(default=16, ge=2, description="Depth buckets of the segment tree (CPM-Bee: 16; its pretraining used 8).")
+    batch_size: int = Field(ge=1, le=MAX_BATCH_SIZE, description="Rows per micro-batch, per rank.")
+    max_length: int = Field(ge=2, le=MAX_LENGTH, description="Tokens per row.")
+    max_depth: int = Field(
+        default=16, ge=2, le=MAX_DEPTH,
+        description="Depth buckets of the segment tree (CPM-Bee: 16; its pretraining used 8); the model needs max_depth² segment buckets.",
+    )  # fmt: skip
     weight_by: Literal["lines", "tokens"] = Field(default="lines", description="Sample datasets by weight x nlines (CPM-Bee) or x ntokens.")
     shuffle_answers: bool = Field(default=True, description="Shuffle the fields under <ans> (CPM-Bee does).")
     token_shards: bool = Field(default=True, description="Read fresh token shards (bee tokenize) of datasets without a transform instead of tokenizing them online.")
-    prefetch: int = Field(default=2, ge=1, description="Batches made ahead by the background data process.")
+    prefetch: int = Field(default=2, ge=1, le=64, description="Batches made ahead by the background data process.")
     background: bool = Field(default=True, description="Make batches in a separate process.")
 
 
@@ -67,7 +78,7 @@ class OptimizerSection(_Section):
     betas: tuple[float, float] = Field(default=(0.9, 0.95), description="Adam betas.")
     eps: float = Field(default=1e-8, gt=0, description="Adam epsilon.")
     grad_clip: float = Field(default=1.0, ge=0, description="Clip the global gradient norm to this (0: off). CPM-Bee: 1.0.")
-    grad_accumulation: int = Field(default=1, ge=1, description="Micro-batches per optimizer step.")
+    grad_accumulation: int = Field(default=1, ge=1, le=100_000, description="Micro-batches per optimizer step.")
 
 
 class ScheduleSection(_Section):
@@ -84,14 +95,14 @@ class CheckpointSection(_Section):
 
     dir: str = Field(description="Checkpoint folder: one sub-folder per saved step plus a `latest` pointer.")
     interval: int = Field(default=1000, ge=1, description="Save every this many steps (and at the end).")
-    keep_last: int = Field(default=3, ge=1, description="Complete checkpoints kept; older ones are deleted.")
+    keep_last: int = Field(default=3, ge=1, le=10_000, description="Complete checkpoints kept; older ones are deleted.")
 
 
 class EvalSection(_Section):
     """Held-out evaluation and early stop (needs data.eval_manifest)."""
 
     interval: int = Field(default=1000, ge=1, description="Evaluate every this many steps.")
-    batches: int = Field(default=10, ge=1, description="Micro-batches per evaluation and rank (the same ones every time).")
+    batches: int = Field(default=10, ge=1, le=100_000, description="Micro-batches per evaluation and rank (the same ones every time).")
     patience: int | None = Field(default=None, ge=1, description="Stop after this many evaluations without improvement.")
     min_delta: float = Field(default=0.0, ge=0, description="Improvement smaller than this does not count.")
 
@@ -101,7 +112,7 @@ class FinetuneSection(_Section):
 
     init_from: str = Field(description="Pretrained weights: a .pt/.bin state dict (cpm_live or HF names) or a checkpoint folder.")
     method: Literal["full", "lora"] = Field(default="lora", description="Train every weight, or LoRA deltas only.")
-    lora_rank: int = Field(default=8, ge=1, description="Rank of the LoRA update.")
+    lora_rank: int = Field(default=8, ge=1, le=4096, description="Rank of the LoRA update.")
     lora_alpha: float = Field(default=16.0, gt=0, description="LoRA scale numerator (update scaled by alpha / rank).")
     lora_dropout: float = Field(default=0.0, ge=0, lt=1, description="Dropout on the LoRA input.")
     lora_targets: list[str] = Field(
@@ -176,6 +187,34 @@ class RunConfig(_Section):
         if self.init_from is not None and self.finetune is not None:
             raise ValueError("init_from is for pretraining; a fine-tuning run names its weights in finetune.init_from")
         return self
+
+    @model_validator(mode="after")
+    def _preset_fits_data(self) -> RunConfig:
+        if self.model.preset is not None:  # a model config file is checked at start-up (check_model)
+            problems = self.model_problems(preset(self.model.preset))
+            if problems:
+                raise ValueError("; ".join(problems))
+        return self
+
+    def model_problems(self, model: ModelConfig) -> list[str]:
+        """What in this run the model `model` cannot do (empty when it fits): each problem says
+        which fields clash and what to change."""
+        problems = []
+        buckets_needed = self.data.max_depth**2  # segment relation up * max_depth + down + 1, up/down < max_depth
+        if model.position_bias_num_segment_buckets < buckets_needed:
+            largest = math.isqrt(model.position_bias_num_segment_buckets)
+            problems.append(
+                f"data.max_depth {self.data.max_depth} needs {buckets_needed} segment-relation buckets "
+                f"(max_depth²) but the model has position_bias_num_segment_buckets="
+                f"{model.position_bias_num_segment_buckets}: set data.max_depth <= {largest} or use a model with more buckets"
+            )
+        return problems
+
+    def check_model(self, model: ModelConfig, source: str) -> None:
+        """Raise SchemaError (naming `source`) when `model_problems(model)` finds any."""
+        problems = self.model_problems(model)
+        if problems:
+            raise SchemaError(source, problems)
 
 
 # fields holding paths; made absolute against the config file's folder

@@ -17,12 +17,14 @@ The folder must be on a file system every rank sees (one rename publishes it for
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
 import re
 import shutil
 import signal
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 
 from corpus.atomic_file import write_bytes_atomically
+from trainer.safe_load import UnsafeCheckpoint, load_checkpoint_file
 
 LATEST_FILE = "latest"
 COMPLETE_FILE = "COMPLETE"
@@ -119,12 +122,18 @@ class CheckpointDir:
     def latest(self) -> str | None:
         """The tag `latest` names, or None when there is no checkpoint yet.
 
-        Raises CheckpointError when `latest` names a folder that is missing or incomplete.
+        Raises CheckpointError when `latest` holds anything but a tag, or names a folder that is
+        missing or incomplete.
         """
         pointer = self.root / LATEST_FILE
         if not pointer.is_file():
             return None
-        tag = pointer.read_text(encoding="utf-8").strip()
+        tag = pointer.read_bytes().decode("utf-8", errors="replace").strip()
+        if not TAG_PATTERN.match(tag):  # never a path: `latest` may not lead outside the folder
+            raise CheckpointError(
+                f"{pointer} holds {tag[:80]!r}, not a checkpoint tag (step-NNNNNNNN); "
+                f"complete checkpoints here: {self.complete_tags() or 'none'}"
+            )
         folder = self.root / tag
         if not (folder / COMPLETE_FILE).is_file():
             raise CheckpointError(
@@ -174,15 +183,65 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_trainer_state(folder: Path, rank: int, state: dict[str, Any]) -> None:
-    """Write this rank's trainer state (picklable dict) atomically into a checkpoint folder."""
-    write_bytes_atomically(trainer_state_file(folder, rank), pickle.dumps(state, protocol=4))
+    """Write this rank's trainer state atomically into a checkpoint folder (`torch.save` of plain
+    data, tensors and numpy arrays: what `load_checkpoint_file` reads back without running code)."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    write_bytes_atomically(trainer_state_file(folder, rank), buffer.getvalue())
+
+
+# Trainer states written before torch.save was used are raw pickles (protocol 4) of the same
+# data; torch pickled their tensors through torch.storage._load_from_bytes, which would call
+# torch.load(weights_only=False) on the bytes. They are read by this allow-list instead.
+def _storage_from_bytes(data: bytes) -> Any:
+    return torch.load(io.BytesIO(data), weights_only=True)
+
+
+def _legacy_globals() -> dict[tuple[str, str], Any]:
+    from collections import OrderedDict
+
+    from torch._utils import _rebuild_tensor_v2
+
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy 1
+        from numpy.core.multiarray import _reconstruct
+    return {("collections", "OrderedDict"): OrderedDict, ("torch._utils", "_rebuild_tensor_v2"): _rebuild_tensor_v2,
+            ("torch.storage", "_load_from_bytes"): _storage_from_bytes,
+            ("numpy._core.multiarray", "_reconstruct"): _reconstruct, ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+            ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): np.dtype}  # fmt: skip
+
+
+class _LegacyTrainerStateUnpickler(pickle.Unpickler):
+    """Plain data, OrderedDict, tensors and numpy arrays only: what old trainer states hold."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        try:
+            return _legacy_globals()[(module, name)]
+        except KeyError:
+            raise UnsafeCheckpoint(f"names {module}.{name}, which a trainer state never holds") from None
+
+
+def _read_trainer_state(path: Path) -> Any:
+    """A trainer state file of either format; raises UnsafeCheckpoint naming the file for one that names other classes."""
+    if zipfile.is_zipfile(path):
+        return load_checkpoint_file(path)
+    try:
+        with open(path, "rb") as f:
+            return _LegacyTrainerStateUnpickler(f).load()
+    except pickle.UnpicklingError as error:
+        raise UnsafeCheckpoint(
+            f"{path}: refused to load: {error}; nothing in it was run. A file this trainer wrote never names "
+            "other classes: treat this one as damaged or crafted"
+        ) from None
 
 
 def load_trainer_state(folder: Path, rank: int, world_size: int) -> dict[str, Any]:
     """This rank's trainer state from a complete checkpoint folder.
 
     Raises CheckpointError when the file is missing (a checkpoint of another world size, or
-    damaged) or was written by another world size (data positions are per rank).
+    damaged) or was written by another world size (data positions are per rank), and
+    UnsafeCheckpoint (nothing of it run) when it names a class or function a trainer state never holds.
     """
     path = trainer_state_file(folder, rank)
     if not path.is_file():
@@ -191,9 +250,9 @@ def load_trainer_state(folder: Path, rank: int, world_size: int) -> dict[str, An
             f"{path} is missing: this is rank {rank} of {world_size}, the checkpoint holds {saved}; "
             "resume with the world size it was saved with"
         )
-    # our own file, written by save_trainer_state: plain data (dicts, numpy/torch RNG states)
-    with open(path, "rb") as f:
-        state = pickle.load(f)
+    state = _read_trainer_state(path)
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: not a trainer state (a {type(state).__name__}, expected a dict)")
     if state.get("world_size") != world_size:
         raise CheckpointError(
             f"{path} was saved by a run of {state.get('world_size')} ranks, this run has {world_size}; "

@@ -64,11 +64,12 @@ def prepare_launch(
     master_port: int | None = None,
 ) -> tuple[RunConfig, list[str]]:
     """The run config, validated before any process starts, and the `deepspeed_command` for it.
-    Raises SchemaError for a config that does not match its schema, or that fine-tunes without a
-    `finetune:` section."""
+    Raises SchemaError for a config that does not match its schema, that its model cannot
+    train (`RunConfig.model_problems`), or that fine-tunes without a `finetune:` section."""
     run = load_run_config(config, list(overrides))
     if entry == "finetune" and run.finetune is None:
         raise SchemaError(str(config), ["fine-tuning needs a `finetune:` section (init_from, method)"])
+    run.check_model(run.model.resolve(), str(config))  # before any process starts
     command = deepspeed_command(config, num_gpus, hostfile, resume, list(overrides), entry=entry,
                                 master_port=master_port)
     return run, command

@@ -30,6 +30,7 @@ from trainer.model import (
     from_cpm_live_state_dict,
     to_cpm_live_name,
 )
+from trainer.safe_load import UnsafeCheckpoint, load_checkpoint_file
 
 CheckpointKind = Literal["file", "hf", "training"]
 # Written beside the weights by training saves and `bee export --format cpm-live`; the HF form
@@ -117,13 +118,9 @@ def resolve_model_config(model_config: str | None, source: CheckpointSource) -> 
 
 def _torch_file(path: Path) -> dict[str, torch.Tensor]:
     try:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-        except RuntimeError as error:
-            if "mmap" not in str(error):
-                raise
-            # a file in torch's legacy (pre-1.6, non-zip) format cannot be memory-mapped
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_checkpoint_file(path, mmap=True)  # torch's legacy (non-zip) files are read, not mapped
+    except UnsafeCheckpoint:
+        raise  # names the file and the global it refused
     except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
         raise ModelLoadError(f"{path}: cannot be read as a state dict of plain tensors: {error}") from None
     if isinstance(state, dict) and "lora" in state:

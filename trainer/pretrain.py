@@ -115,6 +115,7 @@ class Trainer:
         self.dist = dist
         self.rank, self.world_size = init_distributed()
         model_config = self.model_config = run.model.resolve()
+        run.check_model(model_config, run.model.config or f"preset {run.model.preset}")
         self.tokenizer = CPMBeeTokenizer(run.data.vocab)
         if self.tokenizer.vocab_size > model_config.vocab_size:
             raise ValueError(
@@ -188,16 +189,18 @@ class Trainer:
         """Load the newest complete checkpoint, if any. Returns whether one was loaded.
         Raises CheckpointError when it cannot be used."""
         from trainer.checkpoint import CheckpointError, load_trainer_state, set_rng_state
+        from trainer.safe_load import deepspeed_reads_restricted
 
         tag = self.store.latest()
         if tag is None:
             if self.rank == 0:
                 print(f"| resume: no checkpoint in {self.store.root}, starting from step 0", flush=True)
             return False
-        path, _ = self.engine.load_checkpoint(
-            str(self.store.root), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=True,
-            load_module_strict=not self._has_frozen_parameters(),
-        )  # fmt: skip
+        with deepspeed_reads_restricted(self.store.root / tag):  # a crafted file is refused, never run
+            path, _ = self.engine.load_checkpoint(
+                str(self.store.root), tag=tag, load_optimizer_states=True, load_lr_scheduler_states=True,
+                load_module_strict=not self._has_frozen_parameters(),
+            )  # fmt: skip
         if path is None:
             raise CheckpointError(f"{self.store.root / tag}: DeepSpeed could not load this checkpoint")
         saved = load_trainer_state(self.store.root / tag, self.rank, self.world_size)
@@ -447,15 +450,22 @@ def exit_on_sigterm() -> None:
 
 def run_entry_point(job: Callable[..., Any], argv: list[str] | None = None) -> int:
     """What `trainer/pretrain.py` and `trainer/finetune.py` do as scripts: parse the launcher's
-    arguments, load the run config, run `job(run, resume=...)`; exit code 3 on a non-finite abort."""
+    arguments, load the run config, run `job(run, resume=...)`; exit code 3 on a non-finite abort,
+    2 on a checkpoint that cannot be resumed or fine-tuned from (or is refused as unsafe)."""
     exit_on_sigterm()
     args = parse_args(argv)
     run = load_run_config(args.config, args.set)
+    from trainer.checkpoint import CheckpointError
+    from trainer.safe_load import UnsafeCheckpoint
+
     try:
         job(run, resume=args.resume)
     except NonFiniteLossError as error:
         print(f"error: {error}", file=sys.stderr, flush=True)
         return 3
+    except (CheckpointError, UnsafeCheckpoint) as error:  # a checkpoint it cannot (or must not) load
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        return 2
     return 0
 
 

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from trainer.safe_load import UnsafeCheckpoint, load_checkpoint_file
+
 MODEL_STATES = re.compile(r"^zero_pp_rank_(\d+)_mp_rank_00_model_states\.pt$")
 OPTIM_STATES = re.compile(r"^(?:bf16_)?zero_pp_rank_(\d+)_mp_rank_00_optim_states\.pt$")
 
@@ -29,22 +31,13 @@ class ZeroCheckpointError(ValueError):
     """A folder that is not a complete ZeRO-3 checkpoint; the message names it and what is wrong."""
 
 
-def deepspeed_safe_globals() -> list[type]:
-    """The classes DeepSpeed 0.19.8 pickles into its optimizer-states files, allowed for
-    `weights_only=True` loading: an int enum and a plain record of loss-scale numbers, neither
-    runs code when rebuilt. The one allow-list for DeepSpeed's files in this project."""
-    from deepspeed.runtime.fp16.loss_scaler import LossScaler
-    from deepspeed.runtime.zero.config import ZeroStageEnum
-
-    return [ZeroStageEnum, LossScaler]
-
-
 def safe_load(path: Path, mmap: bool = False) -> Any:
-    """`torch.load` of a DeepSpeed file with `weights_only=True` (no code runs while reading it)."""
+    """A DeepSpeed file read as plain data (`trainer.safe_load`'s allow-list: no code runs while reading it)."""
     try:
-        with torch.serialization.safe_globals(deepspeed_safe_globals()):
-            return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:  # the message names the offending global
+        return load_checkpoint_file(path, mmap=mmap)
+    except UnsafeCheckpoint:
+        raise  # names the file and the global it refused
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as error:
         raise ZeroCheckpointError(f"{path}: cannot be read as plain tensors and data: {error}") from None
 
 

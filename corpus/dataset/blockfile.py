@@ -16,7 +16,7 @@ from pathlib import Path
 
 from schemas import FileInfo
 
-from corpus.dataset.meta import DatasetCorrupt
+from corpus.dataset.meta import DatasetCorrupt, open_regular_fd
 
 RECORD_MAGIC = 0x1F
 END_OF_BLOCK = 0x00
@@ -123,8 +123,8 @@ def iter_file_records(dataset_path: str | os.PathLike, info: FileInfo) -> Iterat
     Raises FileNotFoundError for a missing file, DatasetCorrupt for a short or broken one.
     """
     path = Path(dataset_path) / info.file_name
+    fd = open_regular_fd(path)
     check_file_size(path, info)
-    fd = os.open(path, os.O_RDONLY)
     try:
         for global_block in range(info.block_begin, info.block_end):
             block = read_block(fd, path, info, global_block)

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 from schemas import FileInfo
 
+from corpus.atomic_file import create_temp_file
 from corpus.dataset.lock import meta_lock
 from corpus.dataset.meta import meta_path, read_meta, write_meta
 
@@ -95,7 +95,7 @@ def merge_dataset(dst: str | os.PathLike, src: str | os.PathLike) -> list[str]:
             for info in src_infos:
                 name = _free_name(dst, info.file_name, taken)
                 taken.add(name)
-                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=dst)
+                fd, tmp = create_temp_file(dst, prefix=f".{name}.", suffix=".tmp")
                 os.close(fd)
                 try:
                     shutil.copyfile(src / info.file_name, tmp)

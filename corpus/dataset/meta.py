@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 from corpus.atomic_file import write_text_atomically
 from schemas import FileInfo, SchemaError, validate_data
@@ -17,6 +19,35 @@ META_FILE = "meta.bin"
 
 class DatasetCorrupt(ValueError):
     """A dataset whose files contradict the format; the message names the file and block."""
+
+
+def open_regular_fd(path: str | os.PathLike) -> int:
+    """`os.open(path, O_RDONLY)` that refuses what is not a regular file (a FIFO would block the
+    open and every read; a device never ends). Raises FileNotFoundError, DatasetCorrupt."""
+    # O_NONBLOCK: opening a FIFO with no writer returns at once instead of waiting for one
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise DatasetCorrupt(f"{path}: not a regular file ({_file_kind(mode)}); a dataset holds plain files only")
+        os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_regular_file(path: str | os.PathLike) -> BinaryIO:
+    """`open(path, "rb")` for regular files only (see `open_regular_fd`)."""
+    return os.fdopen(open_regular_fd(path), "rb")
+
+
+def _file_kind(mode: int) -> str:
+    for test, kind in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISDIR, "a folder"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket")):  # fmt: skip
+        if test(mode):
+            return kind
+    return "not a plain file"
 
 
 def meta_path(dataset_path: str | os.PathLike) -> Path:
@@ -31,12 +62,15 @@ def read_meta(dataset_path: str | os.PathLike) -> list[FileInfo]:
     """
     path = meta_path(dataset_path)
     infos: list[FileInfo] = []
-    with open(path, encoding="utf-8") as meta:
-        for line_number, line in enumerate(meta, start=1):
-            line = line.strip()
+    with open_regular_file(path) as meta:
+        for line_number, raw in enumerate(meta, start=1):
+            source = f"{path}:{line_number}"
+            try:
+                line = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as error:
+                raise DatasetCorrupt(f"{source}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
             if not line:
                 continue
-            source = f"{path}:{line_number}"
             try:
                 infos.append(validate_data(FileInfo, json.loads(line), source))
             except json.JSONDecodeError as error:

@@ -45,7 +45,7 @@ from corpus.dataset.blockfile import (
     iter_file_payloads,
     read_block,
 )
-from corpus.dataset.meta import DatasetCorrupt, meta_path, read_meta
+from corpus.dataset.meta import DatasetCorrupt, meta_path, open_regular_fd, read_meta
 from corpus.dataset.serializer import (
     FAST_PATH,
     AutoSerializer,
@@ -53,6 +53,7 @@ from corpus.dataset.serializer import (
     PickleSerializer,
     RestrictedUnpickler,
     Serializer,
+    check_record_shape,
     get_serializer,
     guard_pickle_loads_in,
     restricted_loads,
@@ -223,8 +224,8 @@ class DistributedDataset:
         if self._fd_name != info.file_name:
             self._close_file()
             try:
+                self._fd = open_regular_fd(file_path)
                 check_file_size(file_path, info)
-                self._fd = os.open(file_path, os.O_RDONLY)
             except FileNotFoundError:
                 # CPM-Bee's behaviour: a deleted file is skipped until compact_dataset drops it
                 warnings.warn(f"{file_path}: listed in meta.bin but missing; skipping its blocks", stacklevel=3)
@@ -263,7 +264,9 @@ class DistributedDataset:
                         if self._pickle_fast_path and block[start] == 0x80:
                             try:
                                 # restricted: this frame is guarded (see below the class)
-                                return _pickle_loads(block[start:end])
+                                record = _pickle_loads(block[start:end])
+                                check_record_shape(record, end - start)  # no billion laughs, no cycles
+                                return record
                             except GlobalRefused:
                                 return self._decode_refused(pos, block[start:end])
                             except Exception as error:
@@ -293,7 +296,9 @@ class DistributedDataset:
     def _decode_refused(self, offset: int, payload: bytes) -> Any:
         """A pickle with a global: plain-data ones (a set in protocol 2) still load."""
         try:
-            return RestrictedUnpickler(io.BytesIO(payload)).load()
+            record = RestrictedUnpickler(io.BytesIO(payload)).load()
+            check_record_shape(record, len(payload))
+            return record
         except Exception as error:
             raise self._undecodable(offset, error) from error
 

@@ -18,6 +18,14 @@ finalizer that unpickles during our call is not affected). A refused pickle is t
 to `RestrictedUnpickler`, which allows the few plain-data globals old protocols use (set,
 frozenset, bytearray, latin-1 bytes) and raises `UnsafePickle` for anything else. Where
 audit hooks cannot be added, `RestrictedUnpickler` alone is used.
+
+Plain data can still be hostile: memo references let a 345-byte pickle hold a list of ten
+references to a list of ten references ... ("billion laughs"), or a list that contains
+itself. Unpickling is quick, but whatever walks the record afterwards (printing it, JSON,
+tokenizing) never ends or recurses without bound. `check_record_shape` walks each unpickled
+record once, counting every container and item as often as it is reached, and refuses one
+deeper than `MAX_RECORD_DEPTH` or with more than `max_record_nodes(len(payload))` nodes;
+records built from JSON-like data never come near either limit.
 """
 
 from __future__ import annotations
@@ -75,6 +83,62 @@ class RestrictedUnpickler(pickle.Unpickler):
             ) from None
 
 
+class RecordTooComplex(pickle.UnpicklingError):
+    """A plain-data pickle whose record is nested too deep (or contains itself) or expands,
+    through shared references, far beyond its own size."""
+
+
+MAX_RECORD_DEPTH = 100  # JSON-like records nest a few levels; a cycle nests forever
+_MIN_RECORD_NODES = 1 << 16
+_NODES_PER_PAYLOAD_BYTE = 8  # a node costs at least one opcode byte unless it is a shared reference
+
+
+def max_record_nodes(payload_size: int) -> int:
+    """The most containers + items a record unpickled from `payload_size` bytes may expand to."""
+    return max(_MIN_RECORD_NODES, _NODES_PER_PAYLOAD_BYTE * payload_size)
+
+
+_CONTAINERS = frozenset((dict, list, tuple, set, frozenset))
+
+
+def check_record_shape(record: Any, payload_size: int) -> None:
+    """Raise RecordTooComplex when `record` nests deeper than MAX_RECORD_DEPTH (a self-reference
+    included) or expands to more than `max_record_nodes(payload_size)` containers and items."""
+    kind = type(record)
+    if kind is dict:  # the common record, one flat dict, is checked by C loops (map, isdisjoint)
+        if _CONTAINERS.isdisjoint(map(type, record.values())) and _CONTAINERS.isdisjoint(map(type, record)):
+            return
+    elif kind not in _CONTAINERS:
+        return
+    budget = max_record_nodes(payload_size)
+    if _count_nodes(record, budget, 1) > budget:
+        raise RecordTooComplex(
+            f"record of {payload_size} bytes expands to more than {budget:,} items through shared references "
+            "(a 'billion laughs' pickle?)"
+        )
+
+
+def _count_nodes(obj: Any, budget: int, depth: int) -> int:
+    """Items in `obj` and every container below it, each counted as often as it is reached.
+    Stops counting once over `budget` (so the work is bounded); raises RecordTooComplex deeper
+    than MAX_RECORD_DEPTH."""
+    if depth > MAX_RECORD_DEPTH:
+        raise RecordTooComplex(f"record nests deeper than {MAX_RECORD_DEPTH} levels (a container that holds itself?)")
+    if type(obj) is dict:
+        nodes = 2 * len(obj)  # keys and values
+        children = [v for v in obj.values() if type(v) in _CONTAINERS]
+        if not _CONTAINERS.isdisjoint(map(type, obj)):  # tuple / frozenset keys
+            children += [k for k in obj if type(k) in _CONTAINERS]
+    else:
+        nodes = len(obj)
+        children = [v for v in obj if type(v) in _CONTAINERS]
+    for child in children:
+        if nodes > budget:
+            break  # the caller raises; nothing more needs counting
+        nodes += _count_nodes(child, budget - nodes, depth + 1)
+    return nodes
+
+
 class GlobalRefused(pickle.UnpicklingError):
     """Raised by the audit hook inside `_plain_data_loads`; the pickle goes to RestrictedUnpickler."""
 
@@ -114,15 +178,22 @@ FAST_PATH = _install_audit_hook()
 def restricted_loads(data: bytes) -> Any:
     """Unpickle plain data (see the module docstring for how).
 
-    Raises UnsafePickle for a global other than set/frozenset/bytearray, and
+    Raises UnsafePickle for a global other than set/frozenset/bytearray, RecordTooComplex for
+    a record that nests or expands without bound (see `check_record_shape`), and
     pickle.UnpicklingError (or EOFError, ValueError...) for bytes that are not a pickle.
     """
+    record = None
     if FAST_PATH:
         try:
-            return _plain_data_loads(data)
+            record = _plain_data_loads(data)
         except GlobalRefused:
             pass  # nothing ran; let the class-checking unpickler decide
-    return RestrictedUnpickler(io.BytesIO(data)).load()
+        else:
+            check_record_shape(record, len(data))
+            return record
+    record = RestrictedUnpickler(io.BytesIO(data)).load()
+    check_record_shape(record, len(data))
+    return record
 
 
 class Serializer(Protocol):

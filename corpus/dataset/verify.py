@@ -17,8 +17,8 @@ from pathlib import Path
 
 from schemas import FileInfo
 
-from corpus.dataset.blockfile import block_label, iter_block_payloads, read_block
-from corpus.dataset.meta import DatasetCorrupt, read_meta
+from corpus.dataset.blockfile import block_label, check_file_size, iter_block_payloads, read_block
+from corpus.dataset.meta import DatasetCorrupt, open_regular_fd, read_meta
 from corpus.dataset.progress import progress_bar as open_progress_bar
 from corpus.dataset.serializer import get_serializer, payload_kind
 from corpus.dataset.writer import FORMAT_VERSION
@@ -59,12 +59,21 @@ def verify_file(dataset_path: Path, info: FileInfo, decode: bool = True, advance
     if version is not None and (not isinstance(version, int) or version > FORMAT_VERSION):
         raise DatasetCorrupt(f"{path}: format_version {version!r} is not one this reader knows (<= {FORMAT_VERSION})")
     try:
-        size = os.stat(path).st_size
+        fd = open_regular_fd(path)
     except FileNotFoundError:
         raise DatasetCorrupt(f"{path}: listed in meta.bin but missing") from None
+    try:
+        return _verify_open_file(fd, path, info, decode, advance)
+    finally:
+        os.close(fd)
+
+
+def _verify_open_file(fd: int, path: Path, info: FileInfo, decode: bool, advance) -> FileCheck:
+    size = os.fstat(fd).st_size
     expected = info.nblocks * info.block_size
     if size > expected:
         raise DatasetCorrupt(f"{path}: {size - expected} bytes beyond the {info.nblocks} blocks meta.bin gives it")
+    check_file_size(path, info)  # before reading: a short file (or a huge block_size) fails here, not in pread
     checksum = info.extra_keys.get("checksum")
     algorithm, _, digest = checksum.partition(":") if isinstance(checksum, str) else ("", "", "")
     hasher = hashlib.new(algorithm) if algorithm in hashlib.algorithms_available else None
@@ -74,38 +83,34 @@ def verify_file(dataset_path: Path, info: FileInfo, decode: bool = True, advance
     nlines = nbytes = 0
     kinds: Counter[str] = Counter()
     empty_blocks: list[int] = []
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        for global_block in range(info.block_begin, info.block_end):
-            block = read_block(fd, path, info, global_block)  # a short file fails here, naming the block
-            if hasher is not None:
-                hasher.update(block)
-            end = 0
-            records_here = 0
-            for offset, payload in iter_block_payloads(block, path, info, global_block):
-                records_here += 1
-                nbytes += 4 + len(payload)
-                kind = payload_kind(payload)
-                kinds[kind] += 1
-                if decode:
-                    try:
-                        decoder.deserialize(payload)
-                    except Exception as error:
-                        raise DatasetCorrupt(
-                            f"{path}: {block_label(info, global_block)}: record at offset {offset} does not decode "
-                            f"as {kind}: {type(error).__name__}: {error}"
-                        ) from None
-                end = offset + 5 + len(payload)
-            if len(block.rstrip(b"\x00")) > end:
-                raise DatasetCorrupt(
-                    f"{path}: {block_label(info, global_block)}: non-zero bytes after the end-of-block byte at offset {end}"
-                )
-            if records_here == 0:
-                empty_blocks.append(global_block)
-            nlines += records_here
-            advance(1)
-    finally:
-        os.close(fd)
+    for global_block in range(info.block_begin, info.block_end):
+        block = read_block(fd, path, info, global_block)  # a short file fails here, naming the block
+        if hasher is not None:
+            hasher.update(block)
+        end = 0
+        records_here = 0
+        for offset, payload in iter_block_payloads(block, path, info, global_block):
+            records_here += 1
+            nbytes += 4 + len(payload)
+            kind = payload_kind(payload)
+            kinds[kind] += 1
+            if decode:
+                try:
+                    decoder.deserialize(payload)
+                except Exception as error:
+                    raise DatasetCorrupt(
+                        f"{path}: {block_label(info, global_block)}: record at offset {offset} does not decode "
+                        f"as {kind}: {type(error).__name__}: {error}"
+                    ) from None
+            end = offset + 5 + len(payload)
+        if len(block.rstrip(b"\x00")) > end:
+            raise DatasetCorrupt(
+                f"{path}: {block_label(info, global_block)}: non-zero bytes after the end-of-block byte at offset {end}"
+            )
+        if records_here == 0:
+            empty_blocks.append(global_block)
+        nlines += records_here
+        advance(1)
     if nlines and empty_blocks:
         raise DatasetCorrupt(
             f"{path}: {block_label(info, empty_blocks[0])}: empty block inside a file with records (zeroed-out data?)"

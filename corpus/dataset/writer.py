@@ -14,13 +14,14 @@ import hashlib
 import os
 import pickle
 import struct
-import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from schemas import DEFAULT_BLOCK_SIZE, FileInfo
+from schemas.fileinfo import file_name_problem
 
+from corpus.atomic_file import create_temp_file
 from corpus.dataset.blockfile import HEADER_SIZE, RECORD_MAGIC, RECORD_OVERHEAD, max_payload_size
 from corpus.dataset.lock import meta_lock
 from corpus.dataset.meta import META_FILE, meta_path, read_meta, write_meta
@@ -45,14 +46,7 @@ class RecordTooLarge(ValueError):
 
 def check_file_name(dbname: str) -> None:
     """A data file name is a plain name inside the dataset folder. Raises ValueError otherwise."""
-    if (
-        not dbname
-        or dbname in (".", "..", META_FILE)
-        or dbname.startswith(".")
-        or "/" in dbname
-        or "\\" in dbname
-        or "\0" in dbname
-    ):
+    if file_name_problem(dbname) is not None or dbname == META_FILE or dbname.startswith("."):
         raise ValueError(
             f"bad data file name {dbname!r}: use a plain file name (no path separators, not starting with '.', not {META_FILE})"
         )
@@ -184,7 +178,7 @@ class DatasetBuilder:
 
     def __enter__(self) -> DatasetWriter:
         self._path.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp_name = tempfile.mkstemp(prefix=f".{self._dbname}.", suffix=".tmp", dir=self._path)
+        fd, self._tmp_name = create_temp_file(self._path, prefix=f".{self._dbname}.", suffix=".tmp")
         self._writer = DatasetWriter(os.fdopen(fd, "wb"), self._block_size, self.serializer, str(self._path / self._dbname))
         return self._writer
 

@@ -36,7 +36,7 @@ from corpus.manifest.render_overview import (
 )
 from corpus.manifest.run_draws import DEFAULT_MAX_EPOCHS, RunDraws, RunShape, run_draws
 from corpus.manifest.sources import load_file_side, load_revision_pair, parse_manifest_text
-from corpus.manifest.validate import validate_manifest
+from corpus.manifest.validate import transform_scripts, validate_manifest
 from schemas import SchemaError, load_run_config
 
 app = typer.Typer(
@@ -191,10 +191,17 @@ def show(
 
 @app.command()
 def validate(manifest: Path) -> None:
-    """Check schema, weights > 0, dataset folders and meta.bin, transforms; list every problem."""
+    """Check schema, weights > 0, dataset folders and meta.bin, transforms; list every problem,
+    and every transform script (code that training runs)."""
     problems = validate_manifest(manifest)
     for problem in problems:
         typer.echo(problem, err=True)
+    scripts = transform_scripts(manifest)
+    if scripts:
+        typer.echo(f"{manifest}: {len(scripts)} transform script(s) are Python code that training will import and run "
+                   "(CPM-Bee's design); review them as code before training:")  # fmt: skip
+        for identity, script in scripts:
+            typer.echo(f"  {identity}: {script}")
     if problems:
         typer.echo(f"{manifest}: {len(problems)} problem(s)", err=True)
         raise typer.Exit(EXIT_INVALID)

@@ -74,6 +74,23 @@ def validate_manifest(path: str | os.PathLike) -> list[str]:
     return problems
 
 
+def transform_scripts(path: str | os.PathLike) -> list[tuple[str, Path]]:
+    """(identity, script path) of every entry whose `transforms` names a Python file. Training
+    imports and runs these (CPM-Bee's design): whoever approves the manifest approves that code.
+    Entries that do not parse are left out (`validate_manifest` reports them)."""
+    path = Path(path)
+    try:
+        data = parse_text(path.read_text(encoding="utf-8"), str(path))
+    except (OSError, UnicodeDecodeError, SchemaError):
+        return []
+    scripts = []
+    for item in data if isinstance(data, list) else []:
+        if isinstance(item, dict) and isinstance(item.get("transforms"), str) and item["transforms"]:
+            identity = f"{item.get('task_name')}.{item.get('dataset_name')}"
+            scripts.append((identity, resolve_dataset_path(item["transforms"], path.resolve().parent)))
+    return scripts
+
+
 def _check_dataset(entry: DatasetEntry, base_dir: Path) -> tuple[list[str], int | None]:
     """Problems of the dataset folder, and its line count when `meta.bin` could be read."""
     folder = resolve_dataset_path(entry.path, base_dir)

@@ -22,7 +22,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_generation_reference import (  # noqa: E402
-    DEFAULT_REFERENCE, VOCAB, build_models, load_reference, model_config, run_ours, samples,
+    DEFAULT_REFERENCE,
+    VOCAB,
+    build_models,
+    load_reference,
+    model_config,
+    run_ours,
+    samples,
 )  # fmt: skip
 
 from schemas.model_config import ModelConfig  # noqa: E402
@@ -77,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     ref_tokens = None
     if ref is not None:
-        from compare_generation_reference import run_reference
 
         gen = reference["beam_search"](ref, reference["tokenizer"])
 

@@ -53,7 +53,7 @@ def test_batched_answer_losses_equal_one_sample_at_a_time(tokenizer):
         (float("inf"), 0)]  # too long: never the chosen option
 
 
-def _overfit(net: CPMBee, tokenizer, samples: list[dict], steps: int = 60) -> None:
+def _overfit(net: CPMBee, tokenizer, samples: list[dict], steps: int = 100) -> None:
     rows = [[build_instance(tokenizer, s, "t", max_length=128, max_depth=8)] for s in samples]
     batch = pack_rows(rows, max(len(r[0]) for r in rows), tokenizer.vocab_size, tokenizer.bos_id, tokenizer.eos_id)
     inputs, target = model_inputs(batch, torch.device("cpu")), torch.from_numpy(batch["target"])

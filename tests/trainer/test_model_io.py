@@ -11,8 +11,14 @@ from schemas import SchemaError
 from schemas.model_config import preset, to_hf_config
 from trainer.export import export_checkpoint
 from trainer.lora import add_lora, lora_state_dict, merge_lora
-from trainer.model import CheckpointMismatch, CPMBee, to_cpm_live_state_dict, to_hf_state_dict
+from trainer.model import (
+    CheckpointMismatch,
+    CPMBee,
+    to_cpm_live_state_dict,
+    to_hf_state_dict,
+)
 from trainer.model_io import ModelLoadError, describe_checkpoint, load_model
+from trainer.safe_load import UnsafeCheckpoint
 
 CONFIG = preset("tiny").model_copy(update={"vocab_size": 300, "mask_modules": [(False, False), (True, False)]})
 
@@ -121,7 +127,7 @@ def test_missing_config_says_how_to_name_one(model, tmp_path):
 
 def test_pickled_code_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(1), "hook": SchemaError}, tmp_path / "evil.pt")
-    with pytest.raises(ModelLoadError, match="plain tensors"):
+    with pytest.raises(UnsafeCheckpoint, match="evil.pt: refused to load: it names schemas.loading.SchemaError"):
         load_model(str(tmp_path / "evil.pt"), "tiny")
 
 

@@ -13,6 +13,7 @@ pretraining run: `init_from` the uninterrupted run's checkpoint, `start_step` 3,
 from __future__ import annotations
 
 import math
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -21,6 +22,7 @@ import torch
 
 from pretrain_fixtures import Launch, launch, write_run
 from trainer.checkpoint import CheckpointDir
+from trainer.finetune import load_pretrained_state
 from trainer.metrics import read_metrics
 from trainer.pretrain import LoopState
 from trainer.trace import resolve_samples, traced_samples
@@ -215,3 +217,35 @@ def test_continued_pretraining_starts_from_the_checkpoint_weights_at_start_step(
         assert got["grad_std"] > 0
         for stat in ("weight_mean", "weight_std", "weight_max"):
             assert got[stat] == pytest.approx(values[stat], rel=1e-5, abs=1e-7), (group, stat)
+
+class RunsCode:
+    """Unpickled the ordinary way, this writes `marker`."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return exec, (f"open({str(self.marker)!r}, 'w').write('ran')",)
+
+
+@pytest.mark.integration
+def test_resume_refuses_a_crafted_deepspeed_file_without_running_it(runs, tmp_path: Path) -> None:
+    whole, _ = runs["whole"]
+    root = tmp_path / "copy"
+    shutil.copytree(whole.parent, root, ignore=shutil.ignore_patterns("launch-*"))
+    config = root / "run.yaml"
+    config.write_text(config.read_text().replace(str(whole.parent), str(root)))
+    crafted = root / "ckpt" / "step-00000006" / "zero_pp_rank_1_mp_rank_00_optim_states.pt"
+    marker = tmp_path / "code-ran"
+    torch.save({"optimizer_state_dict": RunsCode(marker)}, crafted)
+    result = launch(config, resume=True)
+    assert result.returncode != 0 and not marker.exists()
+    assert f"error: {crafted}: refused to load: it names" in result.stderr, result.stderr[-3000:]
+
+
+@pytest.mark.integration
+def test_a_real_zero3_checkpoint_consolidates_under_the_allow_list(runs) -> None:
+    whole, result = runs["whole"]
+    ok(result)
+    state = load_pretrained_state(str(whole.parent / "ckpt"))  # fine-tuning's init_from a checkpoint folder
+    assert len(state) > 0 and all(torch.isfinite(v).all() for v in state.values())
