@@ -99,3 +99,22 @@ def launch_environment(cpu: bool = False, base: dict[str, str] | None = None) ->
     env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "torch_extensions" / f"venv-{venv_key}"))
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
+
+
+SHM_COMM_OP = "deepspeed_shm_comm"  # DeepSpeed's shared-memory all-reduce for the CPU accelerator
+
+
+def ops_to_compile(env: dict[str, str]) -> list[str]:
+    """DeepSpeed ops a launch in `env` (launch_environment's) will JIT-compile before its first
+    step, minutes each: on the CPU accelerator, the shared-memory all-reduce op, until its build
+    is in the environment's TORCH_EXTENSIONS_DIR (or DeepSpeed was installed with it built).
+    On CPU the optimizer is torch's AdamW (engine.deepspeed_config), which needs no compile."""
+    if env.get("DS_ACCELERATOR") != "cpu":
+        return []
+    from deepspeed.git_version_info import installed_ops
+
+    if installed_ops.get(SHM_COMM_OP):
+        return []
+    built = Path(env["TORCH_EXTENSIONS_DIR"]) / SHM_COMM_OP / f"{SHM_COMM_OP}.so"
+    return [] if built.exists() else [SHM_COMM_OP]
+
