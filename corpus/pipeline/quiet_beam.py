@@ -1,4 +1,5 @@
-"""Import Apache Beam without its import-time warning on stderr.
+"""Import Apache Beam without its import-time warning on stderr, and keep its harness logs
+(worker start-up, channels, option parsing) out of a build's output unless asked for.
 
 `import apache_beam` imports its BigQuery client, which calls `logging.warning("apitools not
 found ...")` when the GCP extras are not installed. That module-level call also runs
@@ -23,3 +24,22 @@ def import_beam_quietly() -> None:
 
 
 import_beam_quietly()
+
+# Log level of Beam's SDK harness and of Beam's loggers here when the flags set none: a build
+# prints its own progress and summary; `bee corpus build -v` (or
+# --default_sdk_harness_log_level=INFO) shows the harness again.
+HARNESS_LOG_LEVEL = "ERROR"
+VERBOSE_FLAG = "--default_sdk_harness_log_level=INFO"
+
+
+def quiet_harness(options):
+    """`options` (PipelineOptions) with the harness log level HARNESS_LOG_LEVEL unless the flags
+    chose one; Beam's loggers in this process (which relay the workers' lines) get the same."""
+    from apache_beam.options.pipeline_options import WorkerOptions
+
+    harness = options.view_as(WorkerOptions)
+    if harness.default_sdk_harness_log_level is None:
+        harness.default_sdk_harness_log_level = HARNESS_LOG_LEVEL
+    level = harness.default_sdk_harness_log_level
+    logging.getLogger("apache_beam").setLevel(int(level) if str(level).isdigit() else str(level).upper())
+    return options
