@@ -13,13 +13,19 @@ from __future__ import annotations
 import logging
 
 
+def _not_apitools(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("apitools not found")
+
+
 def import_beam_quietly() -> None:
     root = logging.getLogger()
     guard = logging.NullHandler()
     root.addHandler(guard)  # `logging.warning` calls basicConfig only when the root has no handler
+    root.addFilter(_not_apitools)  # and where the root has handlers (Prefect's), the line is dropped
     try:
         import apache_beam  # noqa: F401
     finally:
+        root.removeFilter(_not_apitools)
         root.removeHandler(guard)
 
 
