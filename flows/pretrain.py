@@ -77,16 +77,15 @@ def pretrain(
     Raises RuntimeError with the end of the launcher's log when training fails.
     """
     from trainer.checkpoint import CheckpointDir
-    from trainer.launch import free_local_port, launch_environment, ops_to_compile, prepare_launch
+    from trainer.launch import compile_notices, free_local_port, launch_environment, prepare_launch
     from trainer.metrics import metrics_path, read_metrics, run_log_dir
 
     logger = get_run_logger()
     run, command = prepare_launch(run_config, num_gpus, hostfile, resume, list(overrides or []),
                                   master_port=None if hostfile else free_local_port())
     env = launch_environment(cpu)
-    for op in ops_to_compile(env):
-        logger.info("compiling DeepSpeed's %s op (first run in this environment, about 1-5 minutes; "
-                    "cached in %s afterwards)", op, env["TORCH_EXTENSIONS_DIR"])
+    for notice in compile_notices(env):
+        logger.info(notice)
     logger.info("starting: %s", " ".join(command))
     tail: deque[str] = deque(maxlen=40)
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE,

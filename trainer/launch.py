@@ -118,3 +118,10 @@ def ops_to_compile(env: dict[str, str]) -> list[str]:
     built = Path(env["TORCH_EXTENSIONS_DIR"]) / SHM_COMM_OP / f"{SHM_COMM_OP}.so"
     return [] if built.exists() else [SHM_COMM_OP]
 
+
+def compile_notices(env: dict[str, str]) -> list[str]:
+    """One line per op of `ops_to_compile(env)`, for the user to read before the launch seems
+    to hang: what compiles, about how long, where it is cached."""
+    return [f"compiling DeepSpeed's {op} op before the first step (first run in this environment, about "
+            f"1-5 minutes; cached in {env['TORCH_EXTENSIONS_DIR']} afterwards)" for op in ops_to_compile(env)]
+
