@@ -35,6 +35,7 @@ from corpus.pipeline.flags import (
     flag_names,
 )
 from corpus.pipeline.inspect_cli import rejects_command, stats_command
+from corpus.pipeline.progress import BuildProgress
 from corpus.pipeline.quiet_beam import VERBOSE_FLAG
 from schemas import BuildConfig, SchemaError, load_file, validate_data
 
@@ -207,7 +208,8 @@ def run_build(argv: list[str]) -> BuildResult:
     check_beam_flags(beam_args, own_flags=flag_names(argument_parser()))
     args = argument_parser().parse_args(own)
     config = config_from_args(args)
-    return build_corpus(config, beam_args, config_path=args.config, log=lambda line: console.print(line))
+    with BuildProgress(config, console):
+        return build_corpus(config, beam_args, config_path=args.config, log=lambda line: console.print(line))
 
 
 BEAM_FLAGS_HELP = """  -v, --verbose         show Apache Beam's harness logs (hidden otherwise)

@@ -44,3 +44,4 @@ def test_stats_cover_every_kept_record(built):
 def test_a_folder_that_is_no_build_output_is_a_readable_error(tmp_path):
     out = CliRunner().invoke(app, ["corpus", "stats", str(tmp_path)])
     assert out.exit_code == 1 and "no arrow/ folder" in out.output
+
