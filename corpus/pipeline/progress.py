@@ -1,22 +1,24 @@
 """The progress bar of `bee corpus build`, read from what the build writes.
 
-Each input file's checkpoint marker in `<work_dir>/prepared/` says the per-file stages (read
-to MinHash signature) are done with it and how many records it gave, so the bar counts files,
-records and input MB/s without a hook into the Beam job, whichever runner the flags choose.
-The global stages, finishing and packing come after the last file (the bar then stays full).
+Each input file (or byte range of a big file) gets a checkpoint marker in
+`<work_dir>/prepared/` once the per-file stages (read to MinHash signature) are done with it,
+holding how many records it gave, so the bar counts files, records and input MB/s without a
+hook into the Beam job, whichever runner the flags choose. The global stages, finishing and
+packing come after the last file (the bar then stays full).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from corpus.pipeline.checkpoint import marker_matches, prepared_url
+from corpus.pipeline.checkpoint import PREPARED
 from corpus.pipeline.read import InputFile, list_input_files
-from corpus.pipeline.shards import MARKER_SUFFIX, read_marker
+from corpus.pipeline.shards import MARKER_SUFFIX, join, list_shards, read_marker
 from schemas import BuildConfig
 
 POLL_SECONDS = 1.0
@@ -26,6 +28,17 @@ def _rate(bytes_per_second: float) -> str:
     if bytes_per_second >= 1e5:
         return f"{bytes_per_second / 1e6:.1f} MB/s"
     return f"{bytes_per_second / 1e3:.1f} kB/s"
+
+
+def _marker_bytes(marker: dict, file: InputFile) -> int | None:
+    """Input bytes a valid marker of `file` vouches for (all of it, or its range), else None."""
+    fingerprint = str(marker.get("file", ""))
+    if fingerprint == file.fingerprint:
+        return file.size
+    if not fingerprint.startswith(file.fingerprint + "|"):
+        return None  # a checkpoint of an older version of the file
+    start, _, end = fingerprint[len(file.fingerprint) + 1:].split("|", 1)[0].partition("-")
+    return int(end if end != "None" else file.size) - int(start)
 
 
 class BuildProgress:
@@ -42,18 +55,22 @@ class BuildProgress:
         self._progress: Progress | None = None
 
     def __enter__(self) -> BuildProgress:
+        output = Path(self.config.output)
+        own = [output, output.with_name(output.name + ".building"), Path(self.config.resolved_work_dir)]
         try:
-            files, _ = list_input_files(self.config.input, self.config.read)
+            files, _ = list_input_files(self.config.input, self.config.read, exclude=[str(p) for p in own])
         except (OSError, ValueError):
             return self
         if not files:
             return self
         self._progress = Progress(
-            TextColumn("[bold]per-file stages"), BarColumn(), MofNCompleteColumn(), TextColumn("files"),
-            TextColumn("{task.fields[records]:,} records · {task.fields[rate]}"), TimeElapsedColumn(),
+            TextColumn("[bold]per-file stages"), BarColumn(),
+            TextColumn("{task.fields[files]}/{task.fields[nfiles]} files · {task.fields[records]:,} records · "
+                       "{task.fields[rate]}"), TimeElapsedColumn(),
             console=self.console,
         )
-        task = self._progress.add_task("build", total=len(files), records=0, rate="")
+        task = self._progress.add_task("build", total=sum(f.size for f in files) or 1, files=0, nfiles=len(files),
+                                       records=0, rate="")
         self._progress.start()
         self._thread = threading.Thread(target=self._poll, args=(files, task), daemon=True)
         self._thread.start()
@@ -67,25 +84,32 @@ class BuildProgress:
             self._progress.stop()
 
     def _poll(self, files: list[InputFile], task) -> None:
-        work_dir = self.config.resolved_work_dir
+        folder = join(self.config.resolved_work_dir, PREPARED)
         prepare_hash = self.config.prepare_fingerprint()
-        pending = list(files)
-        records = 0
-        new_bytes = 0
+        by_source = {file.source_path: file for file in files}
+        done_bytes: dict[str, int] = {}
+        seen: set[str] = set()
+        records = new_bytes = 0
         started = time.monotonic()
         first_poll = True
-        while pending:
-            still = []
-            for file in pending:
-                marker = read_marker(prepared_url(work_dir, file.source_path, MARKER_SUFFIX))
-                if marker_matches(marker, file, prepare_hash):
-                    records += int(marker.get("records", 0))
-                    new_bytes += 0 if first_poll else file.size  # files resumed from checkpoints read nothing
-                else:
-                    still.append(file)
-            pending, first_poll = still, False
+        while True:
+            for key, url in list_shards(folder, MARKER_SUFFIX):
+                file = by_source.get(key.split("#", 1)[0])
+                marker = read_marker(url) if url not in seen and file is not None else None
+                if not marker or marker.get("prepare_hash") != prepare_hash:
+                    continue
+                size = _marker_bytes(marker, file)
+                if size is None:
+                    continue
+                seen.add(url)
+                records += int(marker.get("records", 0))
+                done_bytes[file.source_path] = done_bytes.get(file.source_path, 0) + size
+                new_bytes += 0 if first_poll else size  # what was checkpointed before the build read nothing now
+            first_poll = False
             seconds = time.monotonic() - started
-            rate = _rate(new_bytes / seconds) if seconds > 0 and new_bytes else "input read from checkpoints"
-            self._progress.update(task, completed=len(files) - len(pending), records=records, rate=rate)
-            if self._stop.wait(self.poll_seconds):
+            finished = sum(done_bytes.get(f.source_path, 0) >= f.size for f in files)
+            rate = _rate(new_bytes / seconds) if seconds > 0 and new_bytes else (
+                "input read from checkpoints" if finished == len(files) else "")
+            self._progress.update(task, completed=sum(done_bytes.values()), files=finished, records=records, rate=rate)
+            if finished == len(files) or self._stop.wait(self.poll_seconds):
                 return
