@@ -126,8 +126,8 @@ def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
     """Beam options from the leftover command-line flags. Without `--runner`, or with the
     DirectRunner, the build runs on `LocalRunner` (the DirectRunner's FnApiRunner, never Prism),
     with one worker per available core unless `--direct_num_workers` says otherwise.
-    Workers of every runner load the `worker_memory` plugin; the harness logs only errors
-    unless the flags set `--default_sdk_harness_log_level` (quiet_beam.py). Raises FlagError
+    Workers of every runner load the `worker_memory` plugin; Beam's loggers here show only
+    errors unless the flags set `--default_sdk_harness_log_level` (quiet_beam.py). Raises FlagError
     for a flag Beam does not know."""
     flags = list(pipeline_args or [])
     check_beam_flags(flags)

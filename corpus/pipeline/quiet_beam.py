@@ -31,21 +31,19 @@ def import_beam_quietly() -> None:
 
 import_beam_quietly()
 
-# Log level of Beam's SDK harness and of Beam's loggers here when the flags set none: a build
-# prints its own progress and summary; `bee corpus build -v` (or
-# --default_sdk_harness_log_level=INFO) shows the harness again.
+# Level of Beam's loggers in this process (they relay the workers' log lines, which
+# local_runner.worker_options starts at WARNING) when the flags set no harness level: a build
+# prints its own progress and summary; `bee corpus build -v`
+# shows the harness again.
 HARNESS_LOG_LEVEL = "ERROR"
 VERBOSE_FLAG = "--default_sdk_harness_log_level=INFO"
 
 
 def quiet_harness(options):
-    """`options` (PipelineOptions) with the harness log level HARNESS_LOG_LEVEL unless the flags
-    chose one; Beam's loggers in this process (which relay the workers' lines) get the same."""
+    """`options` (PipelineOptions), unchanged; Beam's loggers here get the harness log level the
+    flags chose, or HARNESS_LOG_LEVEL."""
     from apache_beam.options.pipeline_options import WorkerOptions
 
-    harness = options.view_as(WorkerOptions)
-    if harness.default_sdk_harness_log_level is None:
-        harness.default_sdk_harness_log_level = HARNESS_LOG_LEVEL
-    level = harness.default_sdk_harness_log_level
+    level = options.view_as(WorkerOptions).default_sdk_harness_log_level or HARNESS_LOG_LEVEL
     logging.getLogger("apache_beam").setLevel(int(level) if str(level).isdigit() else str(level).upper())
     return options
