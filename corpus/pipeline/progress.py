@@ -31,13 +31,17 @@ def _rate(bytes_per_second: float) -> str:
 
 
 def _marker_bytes(marker: dict, file: InputFile) -> int | None:
-    """Input bytes a valid marker of `file` vouches for (all of it, or its range), else None."""
+    """Input bytes a marker of this version of `file` vouches for (all of it, or its range),
+    else None. (The build adds a content digest to the fingerprint; the listing has none, so
+    name, size and mtime decide here: the bar only counts.)"""
+    base = f"{file.source_path}|{file.size}|{file.mtime:.6f}|"
     fingerprint = str(marker.get("file", ""))
-    if fingerprint == file.fingerprint:
-        return file.size
-    if not fingerprint.startswith(file.fingerprint + "|"):
+    if not fingerprint.startswith(base):
         return None  # a checkpoint of an older version of the file
-    start, _, end = fingerprint[len(file.fingerprint) + 1:].split("|", 1)[0].partition("-")
+    fields = fingerprint[len(base):].split("|")  # digest, then for a range: start-end, first line
+    if len(fields) == 1:
+        return file.size
+    start, _, end = fields[1].partition("-")
     return int(end if end != "None" else file.size) - int(start)
 
 
