@@ -9,7 +9,6 @@ output is rebuilt rather than served from a stale result cache.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -17,6 +16,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from corpus.dataset import verify_dataset
 from corpus.pipeline.build import BuildResult, build_corpus
+from corpus.pipeline.finish import REJECTS_DIR
+from corpus.pipeline.report import REPORT_HTML, REPORT_JSON, load_report, render_markdown
 from schemas import BuildConfig, BuildPlan, RunnerProfile, load_file
 
 
@@ -54,35 +55,28 @@ def verify(result: BuildResult) -> int:
     return report.nlines
 
 
-def _stage_rows(report: dict) -> list[str]:
-    rows = []
-    for stage, reasons in report.get("rejects", {}).items():
-        for reason, count in reasons.items():
-            rows.append(f"| {stage} | {reason} | {count} |")
-    return rows or ["| - | - | 0 |"]
-
-
 def build_summary_markdown(config: BuildConfig, result: BuildResult) -> str:
-    """The artifact of one dataset build: counts in/out, drops by stage and reason, links."""
-    report_path = result.output / "report.json"
-    report = json.loads(report_path.read_text(encoding="utf-8")) if report_path.exists() else {}
+    """The artifact of one dataset build: the build report itself (balance, summary, drops by
+    stage and reason, thresholds, counters) with the status on top and where the files are."""
     status = "up to date, skipped" if result.up_to_date else f"built in {result.seconds:.1f} s"
     lines = [
-        f"# corpus-build: {config.task_name}.{config.dataset_name}",
-        "",
-        f"**{status}** · {result.balance_line()}",
+        f"**{config.task_name}.{config.dataset_name}: {status}**",
         "",
         "| records in | split pieces | written | rejected | dataset lines | dataset bytes |",
         "|---:|---:|---:|---:|---:|---:|",
         f"| {result.units_in} | {result.extra_pieces} | {result.written} | {result.rejected} "
         f"| {result.nlines} | {result.nbytes} |",
         "",
-        "| stage | dropped because | records |",
-        "|---|---|---:|",
-        *_stage_rows(report),
+    ]
+    if (result.output / REPORT_JSON).exists():
+        stats, context = load_report(result.output)
+        lines.append(render_markdown(stats, context, plots=False))
+    lines += [
+        "## Files",
         "",
-        f"- report: [{result.output / 'report.md'}](file://{(result.output / 'report.md').resolve()})",
+        f"- report with plots and rejected examples: `{result.output / REPORT_HTML}`",
         f"- dataset: `{result.dataset_path}`",
+        f"- rejects: `{result.output / REJECTS_DIR}`",
         f"- manifest: `{result.manifest_path}`",
     ]
     return "\n".join(lines) + "\n"

@@ -20,40 +20,27 @@ console = Console()
 DEMO_MAX_DEPTH = 8  # segment-tree depth buckets of the demo run; its token shards are made for it
 
 
-def sample_build_plan(output: Path) -> dict:
-    """Two datasets from the sample corpus: plain text for language modelling, structured QA.
+SAMPLE_BUILD_PLAN = SAMPLE_RAW.parent / "build.yaml"
+SAMPLE_OUTPUT = "sample-output"  # where the shipped plan writes, relative to the repository root
 
-    Thresholds are loosened for the sample's short paragraphs (CPM-Bee's default minimum
-    piece length is 100 characters; the sample's essays are shorter).
-    """
-    common = {
-        "manifest": str(output / "datasets.json"),
-        "split": {"min_length": 30, "max_length": 400},
-        "near_dedupe": {"num_perm": 112, "bands": 14, "rows": 8},
-        # Small blocks so that each of the training ranks gets some (a rank reads whole blocks).
-        "write": {"block_size": 2048},
-    }
-    return {
-        "datasets": [
-            {
-                **common,
-                "input": [str(SAMPLE_RAW / "txt")],
-                "output": str(output / "datasets" / "sample-text"),
-                "dataset_name": "sample_text",
-                "task_name": "lm",
-                "weight": 1.0,
-            },
-            {
-                **common,
-                "input": [str(SAMPLE_RAW / "json")],
-                "output": str(output / "datasets" / "sample-qa"),
-                "dataset_name": "sample_qa",
-                "task_name": "qa",
-                "weight": 2.0,
-                "incontext_weight": [0.6, 0.3, 0.1],
-            },
-        ]
-    }
+
+def sample_build_plan(output: Path) -> dict:
+    """The shipped plan corpus/sample/build.yaml (plain text for language modelling, structured
+    QA) with its inputs made absolute and `sample-output/` replaced by `output`."""
+    repo_root = SAMPLE_RAW.parents[2]
+
+    def rebase(path: str) -> str:
+        relative = Path(path)
+        if relative.parts[0] == SAMPLE_OUTPUT:
+            return str(output / relative.relative_to(SAMPLE_OUTPUT))
+        return str(repo_root / relative)
+
+    plan = yaml.safe_load(SAMPLE_BUILD_PLAN.read_text(encoding="utf-8"))
+    for dataset in plan["datasets"]:
+        dataset["input"] = [rebase(path) for path in dataset["input"]]
+        dataset["output"] = rebase(dataset["output"])
+        dataset["manifest"] = rebase(dataset["manifest"])
+    return plan
 
 
 def write_yaml(path: Path, data: dict) -> Path:

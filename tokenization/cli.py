@@ -7,6 +7,8 @@ Exit codes: 0 done, 1 some datasets of a manifest failed (the others were done),
 from __future__ import annotations
 
 import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -71,7 +73,8 @@ def vocab_build(
         if "size" not in base and "size" not in overrides:
             raise _fail("--size is required (or a --config that sets size)")
         settings = VocabBuildConfig(**{**base, **overrides})
-        report = build_vocab_file(corpus, output, settings)
+        with _vocab_progress() as progress:
+            report = build_vocab_file(corpus, output, settings, progress)
     except (OSError, ValueError) as error:  # pydantic's ValidationError, SchemaError, DatasetCorrupt are ValueErrors
         raise _fail(str(error)) from None
     table = Table(title=f"vocabulary {report.path}", show_header=False)
@@ -84,6 +87,28 @@ def vocab_build(
     ]:
         table.add_row(label, value)
     _console().print(table)
+
+
+@contextmanager
+def _vocab_progress():
+    """A progress line per pass of the vocabulary build (texts, characters, characters/s)."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    columns = (SpinnerColumn(), TextColumn("[bold]{task.description}"),
+               TextColumn("{task.fields[texts]:,} texts · {task.fields[chars]:,} characters · {task.fields[rate]}"),
+               TimeElapsedColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        tasks: dict[str, tuple[int, float]] = {}
+
+        def progress(phase: str, texts: int, chars: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = (bar.add_task(phase, total=None, texts=0, chars=0, rate=""), time.monotonic())
+            task, started = tasks[phase]
+            seconds = time.monotonic() - started
+            rate = f"{chars / seconds / 1e6:.2f} M characters/s" if seconds > 0 and chars else ""
+            bar.update(task, texts=texts, chars=chars, rate=rate)
+
+        yield progress
 
 
 def _stats_rows(stats) -> list[tuple[str, str]]:  # stats: tokenization.token_stats.TokenStats

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,22 +117,47 @@ def learn_pieces(texts, npieces: int, alphabet_size: int, config: VocabBuildConf
     return pieces[:npieces]
 
 
-def build_vocab(sources: list[str | os.PathLike], config: VocabBuildConfig) -> tuple[list[str], VocabBuildReport]:
+# progress(phase, texts, characters) as a pass starts, after every PROGRESS_EVERY texts, and at its end
+VocabProgress = Callable[[str, int, int], None]
+PROGRESS_EVERY = 1000
+PASSES = ("counting characters", "learning pieces")
+
+
+def _reported(texts, progress: VocabProgress | None, phase: str):
+    """`texts`, telling `progress` how far this pass has read."""
+    if progress is None:
+        yield from texts
+        return
+    samples = chars = 0
+    progress(phase, 0, 0)
+    for text in texts:
+        samples += 1
+        chars += len(text)
+        if samples % PROGRESS_EVERY == 0:
+            progress(phase, samples, chars)
+        yield text
+    progress(phase, samples, chars)
+
+
+def build_vocab(sources: list[str | os.PathLike], config: VocabBuildConfig,
+                progress: VocabProgress | None = None) -> tuple[list[str], VocabBuildReport]:
     """Learn the vocabulary of a corpus (two passes over it: characters, then pieces).
 
-    Takes: corpus sources (dataset folders, raw files or folders; see `vocab_corpus`), the config.
+    Takes: corpus sources (dataset folders, raw files or folders; see `vocab_corpus`), the
+    config, and an optional `progress(phase, texts, characters)` called as each pass reads.
     Returns: the tokens in id order, as written to the file (`</n>`, `</_>` spelled out), and a
     report (path and fingerprint empty until written).
     Raises: FileNotFoundError / ValueError / DatasetCorrupt for bad sources, ValueError for an
     empty corpus.
     """
     counts = CorpusReadCounts()
-    char_counts = _count_chars(iter_corpus_texts(sources, counts))
+    char_counts = _count_chars(_reported(iter_corpus_texts(sources, counts), progress, PASSES[0]))
     if not char_counts:
         raise ValueError(f"no text found in {', '.join(map(str, sources))}")
     chars = choose_chars(char_counts, config)
     npieces = config.size - len(SPECIAL_TOKENS) - len(chars)
-    pieces = learn_pieces(iter_corpus_texts(sources, CorpusReadCounts()), npieces, len(char_counts), config)
+    pieces = learn_pieces(_reported(iter_corpus_texts(sources, CorpusReadCounts()), progress, PASSES[1]), npieces,
+                          len(char_counts), config)
     tokens = [*SPECIAL_TOKENS, *chars, *pieces]
     report = VocabBuildReport(
         path="", fingerprint="", size=len(tokens), nspecial=len(SPECIAL_TOKENS), nchars=len(chars),
@@ -150,13 +176,14 @@ def write_vocab(tokens: list[str], path: str | os.PathLike) -> str:
 
 
 def build_vocab_file(
-    sources: list[str | os.PathLike], output: str | os.PathLike, config: VocabBuildConfig
+    sources: list[str | os.PathLike], output: str | os.PathLike, config: VocabBuildConfig,
+    progress: VocabProgress | None = None,
 ) -> VocabBuildReport:
     """Learn a vocabulary from `sources` and write it to `output` (see `build_vocab`).
 
     Returns: the report, with the written path and its sha256 fingerprint.
     """
-    tokens, report = build_vocab(sources, config)
+    tokens, report = build_vocab(sources, config, progress)
     report.fingerprint = write_vocab(tokens, output)
     report.path = str(output)
     return report

@@ -38,7 +38,7 @@ PrintOpt = Annotated[bool, typer.Option("--print-command", help="Print the deeps
 
 def _launch(entry: str, config: Path, gpus: int | None, hostfile: Path | None, resume: bool,
             overrides: list[str], cpu: bool, print_command: bool) -> None:  # fmt: skip
-    from trainer.launch import launch_environment, prepare_launch
+    from trainer.launch import compile_notices, launch_environment, prepare_launch
 
     try:
         _, command = prepare_launch(config, gpus, hostfile, resume, overrides, entry=entry)
@@ -48,8 +48,11 @@ def _launch(entry: str, config: Path, gpus: int | None, hostfile: Path | None, r
     if print_command:
         typer.echo(shlex.join(command))
         return
+    env = launch_environment(cpu)
+    for notice in compile_notices(env):
+        typer.echo(notice, err=True)
     typer.echo(f"$ {shlex.join(command)}", err=True)
-    raise typer.Exit(subprocess.call(command, env=launch_environment(cpu)))
+    raise typer.Exit(subprocess.call(command, env=env))
 
 
 @app.command("pretrain")

@@ -88,6 +88,9 @@ def deepspeed_config(run: RunConfig, precision: Precision) -> dict[str, Any]:
             "betas": list(run.optimizer.betas),
             "eps": run.optimizer.eps,
             "weight_decay": run.optimizer.weight_decay,
+            # On CPU DeepSpeed's FusedAdam is a C++ op it JIT-compiles before the first step
+            # (minutes); torch's AdamW is the same update and needs no compile.
+            "torch_adam": not on_gpu(),
         },
     }
     if precision == "fp16":

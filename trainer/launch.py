@@ -100,3 +100,29 @@ def launch_environment(cpu: bool = False, base: dict[str, str] | None = None) ->
     env.setdefault("TORCH_EXTENSIONS_DIR", str(Path.home() / ".cache" / "torch_extensions" / f"venv-{venv_key}"))
     env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
     return env
+
+
+SHM_COMM_OP = "deepspeed_shm_comm"  # DeepSpeed's shared-memory all-reduce for the CPU accelerator
+
+
+def ops_to_compile(env: dict[str, str]) -> list[str]:
+    """DeepSpeed ops a launch in `env` (launch_environment's) will JIT-compile before its first
+    step, minutes each: on the CPU accelerator, the shared-memory all-reduce op, until its build
+    is in the environment's TORCH_EXTENSIONS_DIR (or DeepSpeed was installed with it built).
+    On CPU the optimizer is torch's AdamW (engine.deepspeed_config), which needs no compile."""
+    if env.get("DS_ACCELERATOR") != "cpu":
+        return []
+    from deepspeed.git_version_info import installed_ops
+
+    if installed_ops.get(SHM_COMM_OP):
+        return []
+    built = Path(env["TORCH_EXTENSIONS_DIR"]) / SHM_COMM_OP / f"{SHM_COMM_OP}.so"
+    return [] if built.exists() else [SHM_COMM_OP]
+
+
+def compile_notices(env: dict[str, str]) -> list[str]:
+    """One line per op of `ops_to_compile(env)`, for the user to read before the launch seems
+    to hang: what compiles, about how long, where it is cached."""
+    return [f"compiling DeepSpeed's {op} op before the first step (first run in this environment, about "
+            f"1-5 minutes; cached in {env['TORCH_EXTENSIONS_DIR']} afterwards)" for op in ops_to_compile(env)]
+

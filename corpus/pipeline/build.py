@@ -51,6 +51,7 @@ from corpus.pipeline.output_folder import (
 )
 from corpus.pipeline.pack import content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
+from corpus.pipeline.quiet_beam import quiet_harness
 from corpus.pipeline.ranges import split_into_ranges
 from corpus.pipeline.read import SKIP_REASONS, SkippedPath, list_input_files
 from corpus.pipeline.report import REPORT_JSON, REPORT_MD, StatsCollector, write_report
@@ -125,10 +126,12 @@ def pipeline_options(pipeline_args: list[str] | None) -> PipelineOptions:
     """Beam options from the leftover command-line flags. Without `--runner`, or with the
     DirectRunner, the build runs on `LocalRunner` (the DirectRunner's FnApiRunner, never Prism),
     with one worker per available core unless `--direct_num_workers` says otherwise.
-    Workers of every runner load the `worker_memory` plugin. Raises FlagError for a flag Beam does not know."""
+    Workers of every runner load the `worker_memory` plugin; Beam's loggers here show only
+    errors unless the flags set `--default_sdk_harness_log_level` (quiet_beam.py). Raises FlagError
+    for a flag Beam does not know."""
     flags = list(pipeline_args or [])
     check_beam_flags(flags)
-    options = local_instead_of_direct(PipelineOptions(flags), flags)
+    options = quiet_harness(local_instead_of_direct(PipelineOptions(flags), flags))
     setup = options.view_as(SetupOptions)
     if WORKER_MEMORY_PLUGIN not in (setup.beam_plugins or []):
         setup.beam_plugins = [*(setup.beam_plugins or []), WORKER_MEMORY_PLUGIN]

@@ -34,6 +34,9 @@ from corpus.pipeline.flags import (
     check_beam_flags,
     flag_names,
 )
+from corpus.pipeline.inspect_cli import rejects_command, stats_command
+from corpus.pipeline.progress import BuildProgress
+from corpus.pipeline.quiet_beam import VERBOSE_FLAG
 from schemas import BuildConfig, SchemaError, load_file, validate_data
 
 app = typer.Typer(help="Corpus builds: raw txt/json in, Arrow shards, a CPM-Bee binary dataset and a manifest entry out.",
@@ -205,12 +208,27 @@ def run_build(argv: list[str]) -> BuildResult:
     check_beam_flags(beam_args, own_flags=flag_names(argument_parser()))
     args = argument_parser().parse_args(own)
     config = config_from_args(args)
-    return build_corpus(config, beam_args, config_path=args.config, log=lambda line: console.print(line))
+    with BuildProgress(config, console):
+        return build_corpus(config, beam_args, config_path=args.config, log=lambda line: console.print(line))
+
+
+BEAM_FLAGS_HELP = """  -v, --verbose         show Apache Beam's harness logs (hidden otherwise)
+
+Flags of Apache Beam's pipeline options go to Beam, e.g. --runner=FlinkRunner,
+--direct_num_workers=2 (default: one worker per core); see infra/runners/*.yaml.
+Any other flag is an error that names the nearest known flag."""
+
+
+def build_help() -> str:
+    """`bee corpus build --help`: the options of `argument_parser()` (the one parser of this
+    command, so the help cannot drift from what is parsed) and where the other flags go."""
+    return argument_parser().format_help().rstrip() + "\n\n" + BEAM_FLAGS_HELP + "\n"
 
 
 @app.command(
     "build",
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": ["-h", "--help"]},
+    add_help_option=False,  # -h/--help print build_help(): typer knows none of argparse's options
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
 def build_command(ctx: typer.Context) -> None:
     """Build a dataset: `bee corpus build build.yaml [FLAGS]` or
@@ -222,14 +240,22 @@ def build_command(ctx: typer.Context) -> None:
     pipeline options go to Beam, e.g. --runner=FlinkRunner, --direct_num_workers=2 (default: one
     worker per core); any other flag is an error.
     """
+    if {"-h", "--help"} & set(ctx.args):
+        typer.echo(build_help())
+        raise typer.Exit(0)
+    args = [VERBOSE_FLAG if arg in ("-v", "--verbose") else arg for arg in ctx.args]
     try:
-        result = run_build(list(ctx.args))
+        result = run_build(args)
     except (SchemaError, BuildError, FileNotFoundError, ValueError) as error:
         console.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)  # paths must not break across lines
         raise typer.Exit(1) from None
     console.print(summary_table(result))
     console.print(result.balance_line(), soft_wrap=True)
     console.print(escape(result.summary_line()), soft_wrap=True)
+
+
+app.command("rejects")(rejects_command)
+app.command("stats")(stats_command)
 
 
 if __name__ == "__main__":

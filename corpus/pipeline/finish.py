@@ -21,7 +21,15 @@ import apache_beam as beam
 from corpus.pipeline import dedupe_exact, dedupe_minhash
 from corpus.pipeline.checkpoint import read_checkpoint
 from corpus.pipeline.escape import EscapeSpecialTokensFn
-from corpus.pipeline.shards import RECORDS_SUFFIX, REJECTS_SUFFIX, join, shard_name, write_records, write_rejects
+from corpus.pipeline.shards import (
+    RECORDS_SUFFIX,
+    REJECTS_SUFFIX,
+    join,
+    shard_metadata,
+    shard_name,
+    write_records,
+    write_rejects,
+)
 from corpus.pipeline.stage import StageCounters, Verdict, document_position, reject_record
 from schemas import BuildConfig, Record, Reject
 
@@ -43,6 +51,7 @@ class _FinishFileFn(beam.DoFn):
         self.escape.setup()
         self.written = StageCounters(f"{STAGE}.{ARROW_DIR}")
         self.written_rejects = StageCounters(f"{STAGE}.{REJECTS_DIR}")
+        self.metadata = shard_metadata(f"{self.config.task_name}.{self.config.dataset_name}", self.config.fingerprint())
 
     def _resolve(self, record: Record, verdict: Verdict | None) -> tuple[Record | None, Reject | None]:
         """Through the dedupe stages in order: dropped by the stage its verdict names, or kept."""
@@ -86,7 +95,7 @@ class _FinishFileFn(beam.DoFn):
         ):
             if items:
                 url = join(self.output, folder, name + suffix)
-                write(url, items)
+                write(url, items, self.metadata)
                 counters.records_in.inc(len(items))
                 counters.records_out.inc(len(items))
                 yield url

@@ -1,6 +1,7 @@
 """The build report: statistics gathered from the written shards (so they cover resumed files
-too), the `records in = written + rejected` balance, and `report.json` plus `report.md` with
-SVG plots — length histograms before/after, drops by filter, duplicate-cluster sizes.
+too), the `records in = written + rejected` balance, and `report.json`, `report.md` with SVG
+plots — length histograms before/after, drops by filter, duplicate-cluster sizes — and a
+self-contained `report.html` (report_html.py) with the same plots inline and reject examples.
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import html
 import json
 import math
+import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from corpus.pipeline.shards import REJECTS_SUFFIX, join, list_shards, read_rejects
@@ -18,7 +20,10 @@ from schemas import Record
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
 PLOTS_DIR = "plots"
+EXAMPLES_PER_REASON = 3  # rejects shown per stage/reason in report.html
+EXAMPLE_CHARS = 300  # characters of a rejected text shown
 
 
 def length_bucket(chars: int) -> str:
@@ -47,6 +52,14 @@ class BuildStats:
     length_before: dict[str, int] = field(default_factory=dict)
     length_after: dict[str, int] = field(default_factory=dict)
     cluster_sizes: dict[str, int] = field(default_factory=dict)  # size -> clusters
+    quality_scored: int = 0  # records the quality filter measured (kept or dropped by it)
+    reject_examples: dict[str, list[dict]] = field(default_factory=dict)  # "stage/reason" -> first rejects
+
+    @property
+    def quality_applied(self) -> bool:
+        """Whether the quality filter judged any record (it skips structured samples unless
+        `quality.apply_to_json`): its thresholds mean nothing for a build where it did not."""
+        return self.quality_scored > 0 or "quality" in self.rejects
 
     @property
     def balanced(self) -> bool:
@@ -78,6 +91,8 @@ class StatsCollector:
         self.after[length_bucket(len(record.text))] += 1
         if record.cluster_size > 1:
             self.clusters[str(record.cluster_size)] += 1
+        if record.quality:
+            stats.quality_scored += 1
 
     def finish(self, staging: str) -> BuildStats:
         stats = self.stats
@@ -91,6 +106,12 @@ class StatsCollector:
                 if reject.piece == 0 and reject.raw_chars is not None:
                     self.before[length_bucket(reject.raw_chars)] += 1
                 rejects[reject.stage][reject.reason] += 1
+                if reject.stage == "quality":
+                    stats.quality_scored += 1
+                examples = stats.reject_examples.setdefault(f"{reject.stage}/{reject.reason}", [])
+                if len(examples) < EXAMPLES_PER_REASON:
+                    examples.append({"where": f"{reject.source_path}:{reject.source_line}", "detail": reject.detail,
+                                     "text": reject.text[:EXAMPLE_CHARS]})
                 if reject.score is not None:
                     scores[reject.reason].append(reject.score)
                     if reject.threshold is not None:
@@ -107,9 +128,20 @@ class StatsCollector:
         return stats
 
 
+def text_width(text: str, font_size: int = 12) -> int:
+    """Width in pixels a sans-serif line of `text` needs at most: wide (CJK) characters count a
+    full em, others 0.62 em (wider than the average Latin glyph, so labels never clip)."""
+    ems = sum(1.0 if unicodedata.east_asian_width(c) in "WF" else 0.62 for c in text)
+    return int(ems * font_size) + 1
+
+
 def svg_bar_chart(title: str, counts: dict[str, int], width: int = 640, bar_height: int = 18) -> str:
-    """A horizontal bar chart as standalone SVG text (no plotting library needed)."""
-    label_width, pad = 170, 6
+    """A horizontal bar chart as standalone SVG text (no plotting library needed). The label
+    column is as wide as the longest label, and the chart widens so bars keep their room."""
+    pad = 6
+    label_width = 12 + max((text_width(str(label)) for label in counts), default=0)
+    value_width = 12 + max((text_width(str(value)) for value in counts.values()), default=0)
+    width = max(width, label_width + value_width + 200, text_width(title, 13) + 8)
     height = 30 + max(1, len(counts)) * (bar_height + pad)
     peak = max(counts.values(), default=0) or 1
     parts = [
@@ -118,7 +150,7 @@ def svg_bar_chart(title: str, counts: dict[str, int], width: int = 640, bar_heig
     ]
     for index, (label, value) in enumerate(counts.items()):
         y = 26 + index * (bar_height + pad)
-        bar = int((width - label_width - 70) * value / peak)
+        bar = int((width - label_width - value_width) * value / peak)
         parts.append(f'<text x="4" y="{y + 13}">{html.escape(str(label))}</text>')
         parts.append(f'<rect x="{label_width}" y="{y}" width="{max(bar, 1)}" height="{bar_height}" fill="#4878a8"/>')
         parts.append(f'<text x="{label_width + bar + 4}" y="{y + 13}">{value}</text>')
@@ -134,50 +166,104 @@ def _table(header: list[str], rows: list[list]) -> list[str]:
     return lines
 
 
-def write_report(folder: Path, stats: BuildStats, context: dict) -> Path:
-    """Write `report.json`, `report.md` and `plots/*.svg` into `folder`; returns the Markdown path.
+def threshold_text(value) -> str:
+    """A quality bound as a reader wants it: `off` when unset, `n: bound` pairs for n-gram maps."""
+    if value is None:
+        return "off"
+    if isinstance(value, dict):
+        return ", ".join(f"{n}: {bound:g}" for n, bound in value.items()) if value else "off"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
-    `context` holds what the shards cannot tell: config hash, inputs, Beam counters, timings.
-    """
-    plots = folder / PLOTS_DIR
-    plots.mkdir(parents=True, exist_ok=True)
+
+def threshold_rows(stats: BuildStats, thresholds: dict) -> list[list[str]]:
+    """(filter, bound) rows of the quality filter; none when it judged no record in this build."""
+    if not stats.quality_applied:
+        return []
+    return [[name, threshold_text(value)] for name, value in thresholds.items()]
+
+
+def plot_charts(stats: BuildStats) -> dict[str, tuple[str, dict]]:
+    """file name -> (title, counts) of each plot."""
     drops = {f"{stage}/{reason}": n for stage, reasons in stats.rejects.items() for reason, n in reasons.items()}
-    charts = {
+    return {
         "length_before.svg": ("Sample length before (characters, as read)", stats.length_before),
         "length_after.svg": ("Sample length after (characters, written)", stats.length_after),
         "drops.svg": ("Drops by stage/reason", dict(sorted(drops.items(), key=lambda kv: -kv[1]))),
         "cluster_sizes.svg": ("Near-duplicate cluster sizes (clusters)", stats.cluster_sizes),
     }
-    for name, (title, counts) in charts.items():
-        (plots / name).write_text(svg_bar_chart(title, counts), encoding="utf-8")
-    (folder / REPORT_JSON).write_text(
-        json.dumps({"balanced": stats.balanced, **asdict(stats), **context}, indent=2, ensure_ascii=False, sort_keys=True) + "\n",
-        encoding="utf-8",
-    )
-    lines = [f"# Corpus build report: {context.get('task_name')}.{context.get('dataset_name')}", ""]
-    lines += [f"**{stats.balance_line()}**" + ("" if stats.balanced else "  — RECORDS WERE LOST"), ""]
-    lines += _table(["", ""], [
+
+
+def summary_rows(stats: BuildStats, context: dict) -> list[list]:
+    return [
         ["written records", stats.written], ["written characters", stats.written_chars],
         ["rejected", stats.rejected], ["dataset nlines / nbytes", f"{context.get('nlines')} / {context.get('nbytes')}"],
         ["build-config hash", f"`{context.get('config_hash', '')[:16]}`"], ["inputs", ", ".join(context.get("inputs", []))],
-    ])
-    lines += ["", "## Drops by stage and reason", ""]
-    lines += _table(["stage", "reason", "records", "score min / median / max", "threshold"], [
+    ]
+
+
+def drop_rows(stats: BuildStats) -> list[list]:
+    """(stage, reason, records, score min / median / max, threshold) per drop reason."""
+    return [
         [stage, reason, n,
          " / ".join(f"{stats.scores[reason][k]:.4g}" for k in ("min", "median", "max")) if reason in stats.scores else "",
          f"{stats.scores[reason]['threshold']:.4g}" if "threshold" in stats.scores.get(reason, {}) else ""]
         for stage, reasons in stats.rejects.items() for reason, n in reasons.items()
-    ])
-    lines += ["", "## Plots", ""] + [f"![{title}]({PLOTS_DIR}/{name})" for name, (title, _) in charts.items()]
-    if context.get("quality_thresholds"):
+    ]
+
+
+def render_markdown(stats: BuildStats, context: dict, plots: bool = True) -> str:
+    """report.md's text; `plots=False` leaves out the plot links (for a Prefect artifact, which
+    cannot show files beside the report)."""
+    lines = [f"# Corpus build report: {context.get('task_name')}.{context.get('dataset_name')}", ""]
+    lines += [f"**{stats.balance_line()}**" + ("" if stats.balanced else "  — RECORDS WERE LOST"), ""]
+    lines += _table(["", ""], summary_rows(stats, context))
+    lines += ["", "## Drops by stage and reason", ""]
+    lines += _table(["stage", "reason", "records", "score min / median / max", "threshold"], drop_rows(stats))
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{title}]({PLOTS_DIR}/{name})" for name, (title, _) in plot_charts(stats).items()]
+    thresholds = context.get("quality_thresholds")
+    if thresholds:
         lines += ["", "## Quality thresholds", ""]
-        lines += _table(["filter", "bound"], [[k, v] for k, v in context["quality_thresholds"].items()])
+        rows = threshold_rows(stats, thresholds)
+        lines += _table(["filter", "bound"], rows) if rows else [
+            "Not applied: the quality filter judged no record of this build (structured samples are "
+            "filtered only with `quality.apply_to_json`)."]
     if context.get("counters"):
         lines += ["", "## Beam counters (this run; resumed files are not re-counted)", ""]
         lines += _table(["counter", "value"], [[k, v] for k, v in context["counters"].items()])
     if context.get("skipped_files"):
         lines += ["", "## Files and folders not read", ""]
         lines += _table(["path", "reason"], [[f"`{s['path']}`", s["reason"]] for s in context["skipped_files"]])
+    return "\n".join(lines) + "\n"
+
+
+def write_report(folder: Path, stats: BuildStats, context: dict) -> Path:
+    """Write `report.json`, `report.md`, `report.html` and `plots/*.svg` into `folder`; returns
+    the Markdown path.
+
+    `context` holds what the shards cannot tell: config hash, inputs, Beam counters, timings.
+    """
+    from corpus.pipeline.report_html import render_html
+
+    plots = folder / PLOTS_DIR
+    plots.mkdir(parents=True, exist_ok=True)
+    charts = {name: svg_bar_chart(title, counts) for name, (title, counts) in plot_charts(stats).items()}
+    for name, svg in charts.items():
+        (plots / name).write_text(svg, encoding="utf-8")
+    (folder / REPORT_JSON).write_text(
+        json.dumps({"balanced": stats.balanced, **asdict(stats), **context}, indent=2, ensure_ascii=False, sort_keys=True) + "\n",
+        encoding="utf-8",
+    )
+    (folder / REPORT_HTML).write_text(render_html(stats, context, list(charts.values())), encoding="utf-8")
     path = folder / REPORT_MD
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.write_text(render_markdown(stats, context), encoding="utf-8")
     return path
+
+
+def load_report(folder: Path) -> tuple[BuildStats, dict]:
+    """(stats, context) back from a build's `report.json`."""
+    data = json.loads((folder / REPORT_JSON).read_text(encoding="utf-8"))
+    names = {f.name for f in fields(BuildStats)}
+    stats = BuildStats(**{key: value for key, value in data.items() if key in names})
+    context = {key: value for key, value in data.items() if key not in names and key != "balanced"}
+    return stats, context

@@ -29,6 +29,9 @@ from schemas.record import (
 RECORDS_SUFFIX = ".parquet"
 REJECTS_SUFFIX = ".rejects.parquet"
 MARKER_SUFFIX = ".done.json"
+# Version of the shards' layout (schemas.record's RECORD/REJECT_ARROW_SCHEMA), written into each
+# published shard's key-value metadata as `bee.schema_version`: raise it when a field changes.
+ARROW_SCHEMA_VERSION = 1
 
 
 def shard_name(source_path: str) -> str:
@@ -61,22 +64,32 @@ def read_bytes(url: str) -> bytes:
         return stream.read()
 
 
-def _table_bytes(table: pa.Table) -> bytes:
+def shard_metadata(dataset: str, build_config_hash: str) -> dict[str, str]:
+    """Key-value metadata of a published shard, so a reader of `arrow/` alone (pyarrow, polars,
+    duckdb) can tell which dataset and build it holds and which layout version it is."""
+    return {"bee.dataset": dataset, "bee.build_config_hash": build_config_hash,
+            "bee.schema_version": str(ARROW_SCHEMA_VERSION)}
+
+
+def _table_bytes(table: pa.Table, metadata: dict[str, str] | None = None) -> bytes:
+    if metadata:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
     sink = io.BytesIO()
     pq.write_table(table, sink, compression="zstd")
     return sink.getvalue()
 
 
-def write_records(url: str, records: list[Record]) -> None:
-    """Records, sorted by input position, as one Parquet file of `RECORD_ARROW_SCHEMA`."""
+def write_records(url: str, records: list[Record], metadata: dict[str, str] | None = None) -> None:
+    """Records, sorted by input position, as one Parquet file of `RECORD_ARROW_SCHEMA`
+    (with `metadata`, e.g. `shard_metadata`, as the file's key-value metadata)."""
     rows = [record_to_row(r) for r in sorted(records, key=lambda r: r.position)]
-    write_bytes_atomic(url, _table_bytes(pa.Table.from_pylist(rows, schema=RECORD_ARROW_SCHEMA)))
+    write_bytes_atomic(url, _table_bytes(pa.Table.from_pylist(rows, schema=RECORD_ARROW_SCHEMA), metadata))
 
 
-def write_rejects(url: str, rejects: list[Reject]) -> None:
+def write_rejects(url: str, rejects: list[Reject], metadata: dict[str, str] | None = None) -> None:
     """Rejects, sorted by input position then stage, as one Parquet file of `REJECT_ARROW_SCHEMA`."""
     rows = [reject_to_row(r) for r in sorted(rejects, key=lambda r: (r.position, r.stage, r.reason))]
-    write_bytes_atomic(url, _table_bytes(pa.Table.from_pylist(rows, schema=REJECT_ARROW_SCHEMA)))
+    write_bytes_atomic(url, _table_bytes(pa.Table.from_pylist(rows, schema=REJECT_ARROW_SCHEMA), metadata))
 
 
 def _rows(url: str, batch_rows: int = 4096) -> Iterator[dict]:

@@ -81,7 +81,8 @@ def test_corpus_build_deployment_runs_through_a_real_server(tmp_path):
 
             (artifact,) = read_artifacts(api_url, "corpus-build-sample-qa")
             assert artifact["type"] == "markdown"
-            assert "records in" in artifact["data"] and "report.md" in artifact["data"]
+            assert "records in" in artifact["data"] and "Drops by stage and reason" in artifact["data"]
+            assert "report.html" in artifact["data"] and "file://" not in artifact["data"]  # the report itself
         finally:
             stop(serve)
 

@@ -246,3 +246,14 @@ def test_cli_reads_a_config_file_and_options_override_it(tmp_path, corpus_file):
 def test_cli_needs_a_size(tmp_path, corpus_file):
     result = CliRunner().invoke(app, ["vocab", "build", "-c", str(corpus_file), "-o", str(tmp_path / "v.txt")])
     assert result.exit_code == 2 and "--size" in result.output
+
+
+def test_progress_reports_both_passes_to_their_ends():
+    calls: list[tuple[str, int, int]] = []
+    tokens, report = build_vocab([SAMPLE_RAW], VocabBuildConfig(size=1024, min_char_count=1),
+                                 progress=lambda phase, texts, chars: calls.append((phase, texts, chars)))
+    phases = [phase for phase, _, _ in calls]
+    assert phases[0] == "counting characters" and phases[-1] == "learning pieces"
+    ends = {phase: (texts, chars) for phase, texts, chars in calls}  # the last call of each pass
+    assert ends["counting characters"] == ends["learning pieces"]
+    assert ends["counting characters"][1] == report.chars_read > 0

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from schemas import load_run_config
-from trainer.engine import INFRA_DIR, deepspeed_config, resolve_precision
+from trainer.engine import INFRA_DIR, deepspeed_config, on_gpu, resolve_precision
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def test_the_run_config_fills_batch_accumulation_clipping_and_adamw(run) -> None
     config = deepspeed_config(run, "fp32")
     assert config["train_micro_batch_size_per_gpu"] == 3 and config["gradient_accumulation_steps"] == 4
     assert config["gradient_clipping"] == 0.5
-    assert config["optimizer"] == {"type": "AdamW", "params": {"lr": 2e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01}}
+    assert config["optimizer"] == {"type": "AdamW", "params": {"lr": 2e-3, "betas": [0.9, 0.95], "eps": 1e-8, "weight_decay": 0.01,
+                                                                "torch_adam": not on_gpu()}}
     assert not config["bf16"]["enabled"] and not config["fp16"]["enabled"]
 
 
