@@ -32,6 +32,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str, str]] = {
               "in the dataset, the input file:line it was built from, and its text."),
     "export": ("trainer.cli", "export_command",
                "Write a checkpoint as CPM-Bee's (cpm_live names) or the HF port's files (bee export)."),
+    "eval": ("trainer.eval_cli", "eval_command",
+             "Accuracy by option perplexity and by generation (options), exact match and character F1 (free answers), per task."),
     "generate": ("trainer.generation.cli", "generate_command",
                  "Fill the <ans> of each sample by beam search (CPM-Bee's CPMBeeBeamSearch) or by sampling."),
 }

@@ -1,4 +1,4 @@
-"""`bee flows serve`: serve the corpus-build, retokenize and pretrain deployments from this process.
+"""`bee flows serve`: serve the corpus-build, retokenize, pretrain and evaluate deployments from this process.
 
 The alternative to `prefect deploy --prefect-file infra/prefect.yaml` + a process worker: one
 long-running process that registers the deployments with the Prefect server named by
@@ -11,13 +11,14 @@ from prefect import serve
 
 from flows.commands import DEFAULT_RETOKENIZE_CRON
 from flows.corpus_build import corpus_build
+from flows.evaluate import evaluate
 from flows.pretrain import pretrain
 from flows.retokenize import retokenize
 
 
 
 def build_deployments(manifest: str, vocab: str, cron: str = DEFAULT_RETOKENIZE_CRON) -> list:
-    """The three deployments; `manifest` and `vocab` are the scheduled re-tokenization's parameters."""
+    """The four deployments; `manifest` and `vocab` are the scheduled re-tokenization's parameters."""
     return [
         corpus_build.to_deployment(
             name="corpus-build",
@@ -34,6 +35,11 @@ def build_deployments(manifest: str, vocab: str, cron: str = DEFAULT_RETOKENIZE_
         pretrain.to_deployment(
             name="pretrain",
             description="Validate a run config and start the deepspeed launcher: --param run_config=PATH",
+            tags=["trainer"],
+        ),
+        evaluate.to_deployment(
+            name="evaluate",
+            description="Score a checkpoint: --param checkpoint=PATH --param 'data=[\"eval.jsonl\"]' --param vocab=PATH",
             tags=["trainer"],
         ),
     ]

@@ -2,7 +2,7 @@
 
 `prefect deploy --all --prefect-file infra/prefect.yaml` into a process work pool, a bounded
 `prefect worker start --run-once` after each `prefect deployment run` (corpus-build on the
-shipped sample plan, retokenize, pretrain), then `prefect deployment ls`, `flow-run ls` and
+shipped sample plan, retokenize, pretrain, evaluate), then `prefect deployment ls`, `flow-run ls` and
 `artifact ls`. Flow runs start in a view of the repository (its entries linked) so the sample
 plan's relative outputs land in the test's folder.
 """
@@ -67,7 +67,7 @@ def test_prefect_yaml_deploys_and_a_process_worker_runs_every_deployment(tmp_pat
         prefect(env, view, "work-pool", "create", "bee-process", "--type", "process")
         prefect(env, view, "deploy", "--all", "--prefect-file", "infra/prefect.yaml")
         listed = prefect(env, view, "deployment", "ls").stdout
-        assert all(f"{name}/{name}" in listed for name in ("corpus-build", "retokenize", "pretrain")), listed
+        assert all(f"{name}/{name}" in listed for name in ("corpus-build", "retokenize", "pretrain", "evaluate")), listed
 
         run_deployment(env, view, "corpus-build/corpus-build", "build_config=corpus/sample/build.yaml")
         manifest = outputs / "datasets.json"
@@ -85,11 +85,14 @@ def test_prefect_yaml_deploys_and_a_process_worker_runs_every_deployment(tmp_pat
         run_config = outputs / "run.yaml"
         run_config.write_text(yaml.safe_dump(sample_run_config(outputs, manifest, vocab, steps=3)))
         run_deployment(env, view, "pretrain/pretrain", f"run_config={run_config}", "num_gpus=1", "cpu=true")
+        qa_data = outputs / "datasets" / "sample-qa" / "data"
+        run_deployment(env, view, "evaluate/evaluate", f"checkpoint={outputs / 'checkpoints'}", f"data={json.dumps([str(qa_data)])}",
+                       f"vocab={vocab}", "limit=3", "beam_size=2", f"max_depth={DEMO_MAX_DEPTH}")
 
         flow_runs = prefect(env, view, "flow-run", "ls").stdout
-        assert flow_runs.count("COMPLETED") == 3, flow_runs
+        assert flow_runs.count("COMPLETED") == 4, flow_runs
         artifacts = prefect(env, view, "artifact", "ls").stdout
-        for key in ("corpus-build-lm-sample-text", "corpus-build-qa-sample-qa", "retokenize", "pretrain-demo"):
+        for key in ("corpus-build-lm-sample-text", "corpus-build-qa-sample-qa", "retokenize", "pretrain-demo", "evaluate"):
             assert key in artifacts, artifacts
         pretrain_artifact = prefect(env, view, "artifact", "inspect", "pretrain-demo").stdout
         assert "tokens/s" in pretrain_artifact and "checkpoint" in pretrain_artifact

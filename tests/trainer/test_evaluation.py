@@ -88,3 +88,37 @@ def test_report_marks_the_better_accuracy_and_renders_markdown():
     data = report.to_json()["tasks"]["ccpm"]
     assert data["accuracy_perplexity"] == 0.75 and data["better"] == "perplexity"
     assert "| ccpm | 4 | 75.00% ★ | 25.00% | — | — |" in report.markdown()
+
+
+def test_bee_eval_scores_a_saved_checkpoint_on_jsonl_and_a_dataset(tokenizer, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from corpus.dataset import build_dataset
+    from flows.cli import app
+    from trainer.model import to_cpm_live_state_dict
+
+    samples = [sample(i) for i in range(4)]
+    net = model()
+    _overfit(net, tokenizer, samples)
+    torch.save(to_cpm_live_state_dict(net), tmp_path / "model.pt")
+    (tmp_path / "model_config.json").write_text(net.config.model_dump_json())
+    (tmp_path / "colours.jsonl").write_text("\n".join(json.dumps(s) for s in samples) + "\n", encoding="utf-8")
+    with build_dataset(tmp_path / "held_out", "part-0000") as writer:
+        for s in samples[:2]:
+            writer.write(s)
+    args = ["eval", str(tmp_path / "model.pt"), "--data", str(tmp_path / "colours.jsonl"), "--data",
+            str(tmp_path / "held_out"), "--vocab", str(TINY_VOCAB), "--score", "label", "--max-depth", "8",
+            "--beam-size", "2", "--max-new-tokens", "3", "--json", str(tmp_path / "r.json"),
+            "--markdown", str(tmp_path / "r.md")]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "r.json").read_text(encoding="utf-8"))
+    assert report["tasks"]["colours"]["option_samples"] == 4 and report["tasks"]["held_out"]["option_samples"] == 2
+    assert report["tasks"]["colours"]["accuracy_perplexity"] == 1.0
+    assert report["tasks"]["colours"]["accuracy_generation"] is not None and report["samples_per_second"] > 0
+    assert "| colours | 4 |" in (tmp_path / "r.md").read_text(encoding="utf-8") and "colours" in result.stdout
+    missing = CliRunner().invoke(app, ["eval", str(tmp_path / "model.pt"), "--data", str(tmp_path / "none.jsonl"),
+                                       "--vocab", str(TINY_VOCAB)])
+    assert missing.exit_code == 2 and "none.jsonl" in missing.output
