@@ -219,8 +219,10 @@ def list_input_files(roots: list[str], config: ReadConfig,
     return files, sorted(skipped)
 
 
-def _zstd_chunks(raw) -> Iterator[bytes]:
-    """Decompress a (multi-frame) zstd stream; raise TruncatedInput if the last frame is cut off."""
+def _framed_chunks(raw, new_decompressor, name: str, skip_zero_padding: bool = False) -> Iterator[bytes]:
+    """Decompress a stream of frames (zstd frames, gzip members) as it comes, so the bytes before
+    a cut are all yielded; raise TruncatedInput if the last frame is cut off. With
+    `skip_zero_padding`, zero bytes after a frame are ignored, as gzip does."""
     decompressor = None
     while True:
         chunk = raw.read(CHUNK_BYTES)
@@ -228,7 +230,9 @@ def _zstd_chunks(raw) -> Iterator[bytes]:
             break
         while chunk:
             if decompressor is None:
-                decompressor = zstandard.ZstdDecompressor().decompressobj()
+                if skip_zero_padding and not chunk.strip(b"\0"):
+                    break
+                decompressor = new_decompressor()
             out = decompressor.decompress(chunk)
             if out:
                 yield out
@@ -237,32 +241,15 @@ def _zstd_chunks(raw) -> Iterator[bytes]:
             else:
                 chunk = b""
     if decompressor is not None:
-        raise TruncatedInput("zstd stream ends before its end-of-frame marker")
+        raise TruncatedInput(f"{name} stream ends before its end-of-stream marker")
+
+
+def _zstd_chunks(raw) -> Iterator[bytes]:
+    return _framed_chunks(raw, lambda: zstandard.ZstdDecompressor().decompressobj(), "zstd")
 
 
 def _gzip_chunks(raw) -> Iterator[bytes]:
-    """Decompress a (multi-member) gzip stream as it comes, so the bytes before a cut are all
-    yielded; raise TruncatedInput if the last member is cut off. Zero padding after a member is
-    ignored, as gzip does."""
-    decompressor = None
-    while True:
-        chunk = raw.read(CHUNK_BYTES)
-        if not chunk:
-            break
-        while chunk:
-            if decompressor is None:
-                if not chunk.strip(b"\0"):
-                    break
-                decompressor = zlib.decompressobj(wbits=31)
-            out = decompressor.decompress(chunk)
-            if out:
-                yield out
-            if decompressor.eof:
-                chunk, decompressor = decompressor.unused_data, None
-            else:
-                chunk = b""
-    if decompressor is not None:
-        raise TruncatedInput("gzip stream ends before its end-of-stream marker")
+    return _framed_chunks(raw, lambda: zlib.decompressobj(wbits=31), "gzip", skip_zero_padding=True)
 
 
 def _plain_chunks(stream, limit: int | None = None) -> Iterator[bytes]:
