@@ -22,7 +22,7 @@ MAX_CHARS = 100_000_000
 
 
 # The per-file stages' order and what their checkpoints hold; a change invalidates checkpoints.
-PER_FILE_CHAIN = "read,clean,quality,fingerprint(document),split"
+PER_FILE_CHAIN = "read,clean,language,pii,quality,fingerprint(document),split"
 
 
 class _StageConfig(BaseModel):
@@ -103,6 +103,46 @@ class QualityConfig(_StageConfig):
     max_short_lines: float | None = Field(default=None, description="Fraction of lines under 4 tokens (FineWeb: 0.67); off by default.")
     min_terminal_punctuation_lines: float | None = Field(default=None, description="Fraction of lines ending in . ! ? 。！？ (FineWeb: 0.12); off by default.")
     min_target_script_ratio: float | None = Field(default=0.8, description="Latin + CJK letters per letter (the CJK/Latin mix check).")
+
+
+PII_TYPES = ("email", "phone", "id_number", "bank_card", "ip")
+PiiType = Literal["email", "phone", "id_number", "bank_card", "ip"]
+
+
+class LanguageConfig(_StageConfig):
+    """Language identification with cld2 (pycld2): every document gets `language` and
+    `language_score`; with `keep` set, documents whose share of text in the kept languages is
+    under `min_score` are rejected (`wrong_language`). On by default for a Chinese/English build.
+    """
+
+    enabled: bool = Field(default=True, description="Identify every document's language (annotation in the shards and report).")
+    keep: list[str] | None = Field(
+        default=["zh", "en"],
+        description="cld2 language codes to keep (`zh` also keeps `zh-Hant`); null: annotate only, reject nothing.")
+    min_score: float = Field(default=0.5, ge=0, le=1, description="Least share of the identified text in kept languages (a Chinese text with English terms counts both shares, so it is kept).")
+    reject_unknown: bool = Field(default=False, description="Also reject text cld2 identifies no language in (labelled `un`: numbers, symbols, a few words); off: the quality filter judges it.")
+    apply_to_json: bool = Field(default=False, description="Also reject structured (json) samples (they are always annotated).")
+
+
+class PiiConfig(_StageConfig):
+    """PII: emails, phone numbers, Chinese resident identity numbers (checksum verified), bank
+    card numbers (Luhn verified), IPv4/IPv6 addresses; replaced by typed placeholders or the
+    document rejected (`contains_pii`). Off by default: redaction changes text a user may want."""
+
+    enabled: bool = Field(default=False, description="Find PII in every document.")
+    action: Literal["redact", "reject"] = Field(default="redact", description="`redact`: replace each match by its placeholder; `reject`: drop the document.")
+    types: list[PiiType] = Field(default=list(PII_TYPES), description="Which kinds of PII are looked for.")
+    placeholders: dict[PiiType, str] = Field(
+        default={"email": "[EMAIL]", "phone": "[PHONE]", "id_number": "[ID_NUMBER]", "bank_card": "[BANK_CARD]", "ip": "[IP]"},
+        description="Replacement text per type; never `<` or `>` (CPM-Bee escapes `<` and its special tokens are `<...>`).")
+
+    @model_validator(mode="after")
+    def _placeholders_are_plain(self) -> PiiConfig:
+        for kind, text in self.placeholders.items():
+            if "<" in text or ">" in text or not text:
+                raise ValueError(f"pii.placeholders.{kind} = {text!r}: a placeholder must be non-empty and hold no `<` or `>` "
+                                 "(CPM-Bee's special tokens are written <...>); use e.g. [EMAIL]")
+        return self
 
 
 class ExactDedupeConfig(_StageConfig):
@@ -209,6 +249,8 @@ class BuildConfig(BaseModel):
     read: ReadConfig = Field(default_factory=ReadConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
+    language: LanguageConfig = Field(default_factory=LanguageConfig)
+    pii: PiiConfig = Field(default_factory=PiiConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     exact_dedupe: ExactDedupeConfig = Field(default_factory=ExactDedupeConfig)
     near_dedupe: NearDedupeConfig = Field(default_factory=NearDedupeConfig)
@@ -250,10 +292,10 @@ class BuildConfig(BaseModel):
 
         A checkpointed input file is reused only when this and the file itself are unchanged.
         """
-        parts = [self.read, self.clean, self.split, self.quality, self.exact_dedupe]
+        parts = [self.read, self.clean, self.split, self.quality, self.exact_dedupe, self.language, self.pii]
         signature = self.near_dedupe.model_dump(include={"num_perm", "ngram", "shingles", "seed", "enabled", "apply_to_json"})
         text = "|".join(part.model_dump_json(exclude=_NOT_CONTENT.get(name, set()))
-                        for name, part in zip(("read", "clean", "split", "quality", "exact_dedupe"), parts))
+                        for name, part in zip(("read", "clean", "split", "quality", "exact_dedupe", "language", "pii"), parts))
         text += repr(sorted(signature.items()))
         text += f"|reject_text_chars={self.write.reject_text_chars}|keeps_records_without_ans={self.keeps_records_without_ans}"
         text += f"|chain={PER_FILE_CHAIN}"

@@ -35,6 +35,9 @@ class Record(BaseModel):
         description="A JSON document's other fields (any JSON type), written beside `text`: `{\"text\": ..., **metadata}`.")
     raw_chars: int = Field(default=0, ge=0, description="Length in characters as read, before cleaning.")
     quality: dict[str, float] = Field(default_factory=dict, description="Quality scores by metric name.")
+    language: str | None = Field(default=None, description="Main language (cld2 code, e.g. `zh`, `en`, `un` unknown) when language identification ran.")
+    language_score: float | None = Field(default=None, description="Share of the identified text in the main language (0-1).")
+    pii: dict[str, int] = Field(default_factory=dict, description="PII found and redacted, count by type (e.g. `email`).")
     content_hash: str | None = Field(default=None, description="Hash of the normalised text (exact dedupe key).")
     minhash: bytes | None = Field(default=None, description="MinHash signature, little-endian uint64 values.")
     cluster_size: int = Field(default=1, ge=1, description="Size of the near-duplicate cluster this record kept.")
@@ -81,6 +84,9 @@ RECORD_ARROW_SCHEMA = pa.schema(
         pa.field("raw_chars", pa.int64(), nullable=False),
         pa.field("chars", pa.int64(), nullable=False),
         pa.field("quality", pa.map_(pa.string(), pa.float64())),
+        pa.field("language", pa.string()),
+        pa.field("language_score", pa.float64()),
+        pa.field("pii", pa.map_(pa.string(), pa.int64())),
         pa.field("content_hash", pa.string()),
         pa.field("minhash", pa.binary()),
         pa.field("cluster_size", pa.int32(), nullable=False),
@@ -122,6 +128,9 @@ def record_to_row(record: Record) -> dict[str, Any]:
         "raw_chars": record.raw_chars,
         "chars": len(record.text),
         "quality": sorted(record.quality.items()),
+        "language": record.language,
+        "language_score": record.language_score,
+        "pii": sorted(record.pii.items()),
         "content_hash": record.content_hash,
         "minhash": record.minhash,
         "cluster_size": record.cluster_size,
@@ -141,6 +150,9 @@ def record_from_row(row: dict[str, Any]) -> Record:
         metadata=None if row.get("metadata_json") is None else json.loads(row["metadata_json"]),
         raw_chars=row["raw_chars"],
         quality=dict(row["quality"] or []),
+        language=row.get("language"),
+        language_score=row.get("language_score"),
+        pii=dict(row.get("pii") or []),
         content_hash=row["content_hash"],
         minhash=row["minhash"],
         cluster_size=row["cluster_size"],

@@ -1,6 +1,6 @@
 """The corpus build as one Beam pipeline, top to bottom as in DESIGN.md:
 
-    input files ─ read → clean → quality → fingerprint → split ─┬─ (checkpoint per file)
+    input files ─ read → clean → language → pii → quality → fingerprint → split ─┬─ (checkpoint per file)
     checkpointed files ─────────────────────────────────────────┘
       document fingerprints → exact dedupe → near dedupe (MinHash LSH) → verdicts ─┐
       per input file: checkpointed records and rejects + its verdicts ────┴→ escape/validate
@@ -20,6 +20,8 @@ from corpus.pipeline.dedupe_exact import ExactDedupe
 from corpus.pipeline.dedupe_minhash import MinHashDedupe
 from corpus.pipeline.finish import FinishFiles
 from corpus.pipeline.fingerprint import ComputeFingerprintsFn
+from corpus.pipeline.language import LanguageFn
+from corpus.pipeline.pii import PiiFn
 from corpus.pipeline.prepare import PrepareInputFiles
 from corpus.pipeline.quality import QualityFilterFn
 from corpus.pipeline.read import InputFile, ReadFileLines
@@ -35,6 +37,8 @@ def per_file_stages(config: BuildConfig) -> list[beam.DoFn]:
     return [
         ReadFileLines(config.read, keep, config.keeps_records_without_ans),
         CleanTextFn(config.clean, keep),
+        LanguageFn(config.language, keep),
+        PiiFn(config.pii, keep),
         QualityFilterFn(config.quality, keep),
         ComputeFingerprintsFn(config.exact_dedupe, config.near_dedupe, config.read.metadata_fields),
         SplitLongDocumentsFn(config.split, keep),
