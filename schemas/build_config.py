@@ -145,6 +145,17 @@ class PiiConfig(_StageConfig):
         return self
 
 
+class DecontaminationConfig(_StageConfig):
+    """Reject written records sharing an n-gram with an evaluation item (`contaminated`). Off
+    until `eval_sets` names some: JSONL files, binary dataset folders or mixture manifests."""
+
+    eval_sets: list[str] = Field(default_factory=list, description="Evaluation sets (local paths); empty: no decontamination.")
+    ngram: int = Field(default=13, ge=1, le=1000, description="Window size in words of Latin text (GPT-3's 13-gram overlap).")
+    cjk_ngram: int = Field(default=20, ge=1, le=1000, description="The same window in CJK characters (about 1.5 per English word).")
+    min_tokens: int = Field(default=8, ge=1, le=1000, description="Evaluation texts shorter than a window count whole when they hold at least this many tokens; shorter ones are ignored.")
+    template_min_items: int = Field(default=10, ge=2, description="An n-gram shared by this many items of the evaluation sets is a template (e.g. a fixed question) and left out.")
+
+
 class ExactDedupeConfig(_StageConfig):
     """Stage 5: exact duplicates by hash of the normalised text, global across the build."""
 
@@ -254,6 +265,7 @@ class BuildConfig(BaseModel):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     exact_dedupe: ExactDedupeConfig = Field(default_factory=ExactDedupeConfig)
     near_dedupe: NearDedupeConfig = Field(default_factory=NearDedupeConfig)
+    decontamination: DecontaminationConfig = Field(default_factory=DecontaminationConfig)
     escape: EscapeConfig = Field(default_factory=EscapeConfig)
     write: WriteConfig = Field(default_factory=WriteConfig)
 

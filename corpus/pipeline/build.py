@@ -36,6 +36,7 @@ from corpus.pipeline.checkpoint import finished_files, read_file_units
 from corpus.pipeline.components import UNCONVERGED_COUNTER
 from corpus.pipeline.faults import kill_at
 from corpus.pipeline.flags import check_beam_flags
+from corpus.pipeline.decontaminate import eval_sets_digest
 from corpus.pipeline.input_digest import with_digests
 from corpus.pipeline.local_runner import local_instead_of_direct, local_workers
 from corpus.pipeline.output_folder import (
@@ -221,8 +222,9 @@ def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, c
         raise FileNotFoundError(f"no .txt/.json/.jsonl(.gz/.zst) files under {', '.join(config.input)}")
     files = with_digests(files)  # an input edited in place is read again, whatever its size and mtime
     config_hash = config.fingerprint()
+    eval_digest = [eval_sets_digest(config.decontamination)] if config.decontamination.eval_sets else []
     build_hash = hashlib.sha256(
-        "\n".join([config_hash, _tool_version(), *(f.fingerprint for f in files)]).encode()).hexdigest()
+        "\n".join([config_hash, _tool_version(), *eval_digest, *(f.fingerprint for f in files)]).encode()).hexdigest()
 
     previous = read_stamp(output) if is_complete(output) and (output / "data" / "meta.bin").is_file() else None
     if previous is not None and previous.get("build_hash") == build_hash:
@@ -280,6 +282,7 @@ def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, c
         "content_fingerprint": fingerprint, "counters": counters, "skipped_files": [{"path": s.path, "reason": s.reason} for s in skipped],
         "resumed_files": sorted(done), "workers": workers, "input_bytes": input_bytes, "seconds": round(time.monotonic() - started, 3),
         "quality_thresholds": config.quality.model_dump(exclude={"apply_to_json"}),
+        "eval_sets": list(config.decontamination.eval_sets),
     }
     write_report(staging, stats, context)
     (staging / "build_config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -1,13 +1,14 @@
 """Stages 5-8a resolved one input file at a time: apply the dedupe verdicts to the file's
-checkpointed records, escape and validate the survivors (stage 7), write the file's record
-and reject shards (stage 8a).
+checkpointed records, decontaminate the survivors against the evaluation sets (a side input;
+decontaminate.py), escape and validate them (stage 7), write the file's record and reject
+shards (stage 8a).
 
 The global stages only moved document fingerprints and verdicts on documents; a verdict covers
 every piece of its document (pieces share the document's `(source_path, source_line)`). Here each file's records and the
 rejects of its per-file stages come back from its checkpoint, so a worker holds one input
 file at a time whatever the size of the build. Counters are the ones each stage would have
 counted on whole records: `exact_dedupe.*` and `near_dedupe.*` (in, out, dropped), then
-escape's, then `write.arrow` / `write.rejects`.
+`decontamination.*`, then escape's, then `write.arrow` / `write.rejects`.
 
 Shards are sorted by input position and named by the input file, so they are the same
 bytes whatever the runner or worker count. Stage 8b (packing the binary dataset) runs after
@@ -20,6 +21,7 @@ import apache_beam as beam
 
 from corpus.pipeline import dedupe_exact, dedupe_minhash
 from corpus.pipeline.checkpoint import read_checkpoint
+from corpus.pipeline.decontaminate import Decontaminator, EvalIndex
 from corpus.pipeline.escape import EscapeSpecialTokensFn
 from corpus.pipeline.shards import (
     RECORDS_SUFFIX,
@@ -47,6 +49,7 @@ class _FinishFileFn(beam.DoFn):
         near = self.config.near_dedupe.enabled
         self.dedupe = [StageCounters(stage) for stage, enabled in
                        ((dedupe_exact.STAGE, self.config.exact_dedupe.enabled), (dedupe_minhash.STAGE, near)) if enabled]
+        self.decontaminate = Decontaminator(self.config.decontamination, self.config.write.reject_text_chars)
         self.escape = EscapeSpecialTokensFn(self.config.escape, self.config.write, self.config.write.reject_text_chars)
         self.escape.setup()
         self.written = StageCounters(f"{STAGE}.{ARROW_DIR}")
@@ -66,7 +69,7 @@ class _FinishFileFn(beam.DoFn):
             record = record.model_copy(update={"cluster_size": verdict.cluster_size})
         return record, None
 
-    def process(self, element):
+    def process(self, element, eval_index: EvalIndex | None = None):
         source_path, groups = element
         keys = sorted(groups["done"])  # the file's checkpoint, or one per byte range of it
         if not keys:
@@ -78,8 +81,10 @@ class _FinishFileFn(beam.DoFn):
             records += key_records
             rejects += key_rejects
         kept: list[Record] = []
-        for record in records:
-            record, reject = self._resolve(record, verdicts.get(document_position(record.position)))
+        resolved = [self._resolve(record, verdicts.get(document_position(record.position))) for record in records]
+        if eval_index is not None:
+            resolved = self.decontaminate.process_resolved(resolved, eval_index)
+        for record, reject in resolved:
             if record is not None:
                 for output in self.escape.process(record):
                     if isinstance(output, beam.pvalue.TaggedOutput):
@@ -105,17 +110,19 @@ class FinishFiles(beam.PTransform):
     """(PCollection[(source_path, key)] of prepared files or ranges, PCollection[Verdict]) -> the
     written shard URLs under `<output>/arrow/` and `<output>/rejects/`, one pair per input file."""
 
-    def __init__(self, config: BuildConfig, output: str):
+    def __init__(self, config: BuildConfig, output: str, eval_index=None):
         super().__init__()
         self.config = config
         self.output = output
+        self.eval_index = eval_index  # PCollection of one EvalIndex (decontamination's side input), or None
 
     def expand(self, inputs):
         done, verdicts = inputs
+        side = {} if self.eval_index is None else {"eval_index": beam.pvalue.AsSingleton(self.eval_index)}
         return (
             {"done": done,
              "verdicts": verdicts | "ByFile" >> beam.Map(lambda v: (v.position[0], v))}
             | "GroupByFile" >> beam.CoGroupByKey()
-            | "FinishFile" >> beam.ParDo(_FinishFileFn(self.config, self.output))
+            | "FinishFile" >> beam.ParDo(_FinishFileFn(self.config, self.output), **side)
         )
 

@@ -3,7 +3,7 @@
     input files ─ read → clean → language → pii → quality → fingerprint → split ─┬─ (checkpoint per file)
     checkpointed files ─────────────────────────────────────────┘
       document fingerprints → exact dedupe → near dedupe (MinHash LSH) → verdicts ─┐
-      per input file: checkpointed records and rejects + its verdicts ────┴→ escape/validate
+      per input file: checkpointed records and rejects + its verdicts ────┴→ decontaminate → escape/validate
         → Parquet record and reject shards
 
 Records stay in their file's checkpoint between the per-file stages and the last one; the
@@ -16,6 +16,7 @@ import apache_beam as beam
 
 from corpus.pipeline.checkpoint import DONE, ReadFileCheckpoints
 from corpus.pipeline.clean import CleanTextFn
+from corpus.pipeline.decontaminate import build_index
 from corpus.pipeline.dedupe_exact import ExactDedupe
 from corpus.pipeline.dedupe_minhash import MinHashDedupe
 from corpus.pipeline.finish import FinishFiles
@@ -73,4 +74,8 @@ def build_pipeline(
     if config.near_dedupe.enabled:
         verdicts.append(fingerprints | "NearDedupe" >> MinHashDedupe(config.near_dedupe))
     all_verdicts = tuple(verdicts) | "AllVerdicts" >> beam.Flatten()
-    (done, all_verdicts) | "Finish" >> FinishFiles(config, staging)
+    eval_index = None
+    if config.decontamination.eval_sets:
+        eval_index = (pipeline | "EvalSets" >> beam.Create([config.decontamination])
+                      | "EvalNgrams" >> beam.Map(build_index))
+    (done, all_verdicts) | "Finish" >> FinishFiles(config, staging, eval_index)
