@@ -21,6 +21,7 @@ from corpus.pipeline.shards import (
     read_rejects,
 )
 from schemas import BuildConfig
+from tests.corpus.pipeline.conftest import en_doc
 
 
 def all_rejects(output: Path):
@@ -157,13 +158,22 @@ def test_interrupted_build_resumes_finished_files_and_gives_the_same_bytes(built
 
 @pytest.mark.integration
 def test_output_is_byte_identical_with_one_and_two_workers(raw_corpus, tmp_path):
+    """With every stage on: PII redaction and decontamination (its side input) included."""
+    eval_set = tmp_path / "eval.jsonl"
+    eval_set.write_text(json.dumps({"question": en_doc(3)[-200:]}) + "\n", encoding="utf-8")
     outputs = []
     for args in (["--direct_num_workers=1", "--direct_running_mode=in_memory"],
                  ["--direct_num_workers=2", "--direct_running_mode=multi_processing"]):
         out = tmp_path / args[0][-1]
         config = BuildConfig(input=[str(raw_corpus)], output=str(out / "ds"), dataset_name="tiny", task_name="test",
-                             split={"min_length": 50, "max_length": 1500})
+                             split={"min_length": 50, "max_length": 1500}, pii={"enabled": True},
+                             decontamination={"eval_sets": [str(eval_set)]})
         outputs.append(build_corpus(config, args, log=lambda line: None))
+    # en_doc(3) is txt/en.txt:4 and json/qa.jsonl:10; dedupe keeps the earliest, decontamination rejects it
+    assert [(r.source_path, r.source_line) for r in all_rejects(outputs[0].output)
+            if r.reason == "contaminated"] == [("json/qa.jsonl", 10)]
+    rejects = [sorted((p.name, p.read_bytes()) for p in (o.output / "rejects").iterdir()) for o in outputs]
+    assert rejects[0] == rejects[1]
     first, second = (sorted((p.name, p.read_bytes()) for p in o.dataset_path.iterdir() if not p.name.startswith("."))
                      for o in outputs)
     assert first == second
