@@ -15,7 +15,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from corpus.pipeline.shards import REJECTS_SUFFIX, join, list_shards, read_rejects
+from corpus.pipeline.decontaminate import CONTAMINATED, STAGE as DECONTAMINATION_STAGE, eval_item_of
 from corpus.pipeline.finish import REJECTS_DIR
+from corpus.pipeline.language import STAGE as LANGUAGE_STAGE, WRONG_LANGUAGE, main_language
+from corpus.pipeline.pii import CONTAINS_PII, STAGE as PII_STAGE, parse_counts
 from schemas import Record
 
 REPORT_JSON = "report.json"
@@ -54,6 +57,9 @@ class BuildStats:
     cluster_sizes: dict[str, int] = field(default_factory=dict)  # size -> clusters
     quality_scored: int = 0  # records the quality filter measured (kept or dropped by it)
     reject_examples: dict[str, list[dict]] = field(default_factory=dict)  # "stage/reason" -> first rejects
+    languages: dict[str, dict[str, int]] = field(default_factory=dict)  # language -> {written, chars, rejected}
+    pii: dict[str, dict[str, int]] = field(default_factory=dict)  # type -> {redacted, in_rejected}
+    contamination: dict[str, dict[str, int]] = field(default_factory=dict)  # eval set -> {records, items}
 
     @property
     def quality_applied(self) -> bool:
@@ -80,6 +86,10 @@ class StatsCollector:
         self.before: Counter = Counter()
         self.after: Counter = Counter()
         self.clusters: Counter = Counter()
+        self.languages: dict[str, Counter] = defaultdict(Counter)
+        self.pii: dict[str, Counter] = defaultdict(Counter)
+        self.contaminated: dict[str, Counter] = defaultdict(Counter)  # eval set -> item -> records
+        self._last_document: tuple[str, int] | None = None
 
     def add_record(self, record: Record) -> None:
         stats = self.stats
@@ -93,6 +103,14 @@ class StatsCollector:
             self.clusters[str(record.cluster_size)] += 1
         if record.quality:
             stats.quality_scored += 1
+        if record.language is not None:
+            self.languages[record.language]["written"] += 1
+            self.languages[record.language]["chars"] += len(record.text)
+        document = (record.source_path, record.source_line)
+        if document != self._last_document:  # the pieces of a split document carry its PII counts
+            self._last_document = document
+            for kind, n in record.pii.items():
+                self.pii[kind]["redacted"] += n
 
     def finish(self, staging: str) -> BuildStats:
         stats = self.stats
@@ -108,6 +126,7 @@ class StatsCollector:
                 rejects[reject.stage][reject.reason] += 1
                 if reject.stage == "quality":
                     stats.quality_scored += 1
+                self._stage_reject(reject)
                 examples = stats.reject_examples.setdefault(f"{reject.stage}/{reject.reason}", [])
                 if len(examples) < EXAMPLES_PER_REASON:
                     examples.append({"where": f"{reject.source_path}:{reject.source_line}", "detail": reject.detail,
@@ -125,7 +144,23 @@ class StatsCollector:
         stats.length_before = dict(sorted(self.before.items(), key=lambda kv: _bucket_order(kv[0])))
         stats.length_after = dict(sorted(self.after.items(), key=lambda kv: _bucket_order(kv[0])))
         stats.cluster_sizes = dict(sorted(self.clusters.items(), key=lambda kv: int(kv[0])))
+        stats.languages = {lang: dict(sorted(c.items())) for lang, c in
+                           sorted(self.languages.items(), key=lambda kv: (-kv[1]["written"] - kv[1]["rejected"], kv[0]))}
+        stats.pii = {kind: dict(sorted(c.items())) for kind, c in sorted(self.pii.items())}
+        stats.contamination = {name: {"records": sum(items.values()), "items": len(items)}
+                               for name, items in sorted(self.contaminated.items())}
         return stats
+
+    def _stage_reject(self, reject) -> None:
+        """What the language, PII and decontamination rejects add to their report sections."""
+        if reject.stage == LANGUAGE_STAGE and reject.reason == WRONG_LANGUAGE:
+            self.languages[main_language(reject.detail)]["rejected"] += 1
+        elif reject.stage == PII_STAGE and reject.reason == CONTAINS_PII:
+            for kind, n in parse_counts(reject.detail).items():
+                self.pii[kind]["in_rejected"] += n
+        elif reject.stage == DECONTAMINATION_STAGE and reject.reason == CONTAMINATED:
+            eval_set, item = eval_item_of(reject.detail)
+            self.contaminated[eval_set][item] += 1
 
 
 def text_width(text: str, font_size: int = 12) -> int:
@@ -211,6 +246,25 @@ def drop_rows(stats: BuildStats) -> list[list]:
     ]
 
 
+def stage_tables(stats: BuildStats, context: dict) -> list[tuple[str, list[str], list[list]]]:
+    """(title, header, rows) of the language, PII and decontamination sections, for the
+    Markdown and HTML reports; a section only when its stage ran or found something."""
+    tables = []
+    if stats.languages:
+        tables.append(("Languages (cld2; rejected: `wrong_language`, by main language)",
+                       ["language", "written records", "written characters", "rejected"],
+                       [[lang, c.get("written", 0), c.get("chars", 0), c.get("rejected", 0)] for lang, c in stats.languages.items()]))
+    if stats.pii:
+        tables.append(("PII found (by type)", ["type", "redacted in written records", "in rejected documents"],
+                       [[kind, c.get("redacted", 0), c.get("in_rejected", 0)] for kind, c in stats.pii.items()]))
+    if context.get("eval_sets"):
+        tables.append(("Decontamination (records sharing an n-gram with an evaluation item)",
+                       ["evaluation set", "contaminated records", "evaluation items hit"],
+                       [[name, stats.contamination.get(name, {}).get("records", 0),
+                         stats.contamination.get(name, {}).get("items", 0)] for name in context["eval_sets"]]))
+    return tables
+
+
 def render_markdown(stats: BuildStats, context: dict, plots: bool = True) -> str:
     """report.md's text; `plots=False` leaves out the plot links (for a Prefect artifact, which
     cannot show files beside the report)."""
@@ -221,6 +275,8 @@ def render_markdown(stats: BuildStats, context: dict, plots: bool = True) -> str
     lines += _table(["stage", "reason", "records", "score min / median / max", "threshold"], drop_rows(stats))
     if plots:
         lines += ["", "## Plots", ""] + [f"![{title}]({PLOTS_DIR}/{name})" for name, (title, _) in plot_charts(stats).items()]
+    for title, header, rows in stage_tables(stats, context):
+        lines += ["", f"## {title}", ""] + _table(header, rows)
     thresholds = context.get("quality_thresholds")
     if thresholds:
         lines += ["", "## Quality thresholds", ""]

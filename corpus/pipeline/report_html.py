@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from html import escape
 
-from corpus.pipeline.report import BuildStats, drop_rows, summary_rows, threshold_rows
+from corpus.pipeline.report import BuildStats, drop_rows, stage_tables, summary_rows, threshold_rows
 
 STYLE = """
 body { font-family: sans-serif; margin: 2em auto; max-width: 72em; padding: 0 1em; color: #222; }
@@ -59,6 +59,8 @@ def render_html(stats: BuildStats, context: dict, svgs: list[str]) -> str:
         _table(["stage", "reason", "records", "score min / median / max", "threshold"], drop_rows(stats)),
         '<h2>Plots</h2><div class="plots">', *svgs, "</div>",
     ]
+    for title, header, rows in stage_tables(stats, context):
+        parts += [f"<h2>{escape(title.replace('`', ''))}</h2>", _table(header, rows)]
     thresholds = context.get("quality_thresholds")
     if thresholds:
         rows = threshold_rows(stats, thresholds)

@@ -31,7 +31,7 @@ REJECTS_SUFFIX = ".rejects.parquet"
 MARKER_SUFFIX = ".done.json"
 # Version of the shards' layout (schemas.record's RECORD/REJECT_ARROW_SCHEMA), written into each
 # published shard's key-value metadata as `bee.schema_version`: raise it when a field changes.
-ARROW_SCHEMA_VERSION = 1
+ARROW_SCHEMA_VERSION = 2  # 2: language, language_score, pii (issue 17)
 
 
 def shard_name(source_path: str) -> str:

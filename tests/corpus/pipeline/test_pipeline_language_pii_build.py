@@ -48,3 +48,5 @@ def test_language_and_pii_stages_in_a_build(tmp_path):
     assert report["pii"] == {"email": {"redacted": 2}, "phone": {"redacted": 2}}
     markdown = (result.output / "report.md").read_text()
     assert "## Languages" in markdown and "## PII found" in markdown
+    page = (result.output / "report.html").read_text()
+    assert "<h2>Languages" in page and "<h2>PII found" in page
