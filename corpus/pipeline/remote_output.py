@@ -47,9 +47,28 @@ from corpus.pipeline.output_folder import (
 CHUNK = 8 << 20
 
 
+# What to install when Beam has no filesystem for a scheme.
+INSTALL_HINTS = {
+    "s3": "pip install 'bee-toolchain[s3]' (boto3)",
+    "gs": "pip install 'apache-beam[gcp]'",
+    "hdfs": "pip install 'apache-beam[hadoop]' (the hdfs client)",
+    "file": "write a plain local path instead of file://",
+}
+
+
 def is_remote(path: str) -> bool:
-    """True for a URL of a Beam filesystem other than local disk (`s3://`, `gs://`, `hdfs://`)."""
-    return "://" in str(path) and not str(path).startswith("file://")
+    """True for a URL (`s3://`, `gs://`, `hdfs://`, ...): anything that is not a local path."""
+    return "://" in str(path)
+
+
+def check_filesystem(url: str, role: str = "output") -> None:
+    """Raise UnsafeOutput when Beam has no filesystem for `url`'s scheme here, saying what to install."""
+    scheme = url.split("://", 1)[0]
+    try:
+        FileSystems.get_filesystem(url)
+    except Exception:  # noqa: BLE001 - ValueError / BeamIOError / ImportError, by scheme
+        raise UnsafeOutput(f"{role} {url}: no Beam filesystem for {scheme}:// can be used here; "
+                           f"{INSTALL_HINTS.get(scheme, 'use s3://, gs://, hdfs:// or a local folder')}") from None
 
 
 def _url(path: str) -> str:
@@ -108,6 +127,10 @@ def write_stamp(folder: str, content: dict) -> None:
 def check_output_location(output: str, inputs: list[str], work_dir: str | None, manifest: str | None) -> None:
     """Refuse a remote output that is, holds or sits inside an input root (as may not its
     staging prefix, work folder and manifest), or that holds objects without our stamp."""
+    check_filesystem(output)
+    for role, path in (("work folder", work_dir), ("manifest", manifest)):
+        if path is not None and is_remote(path):
+            check_filesystem(path, role)
     written = {"output": _url(output), "staging folder": staging_url(output)}
     for role, path in (("work folder", work_dir), ("manifest", manifest)):
         if path is not None:
