@@ -14,9 +14,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
 
+from corpus.pipeline import remote_output
 from corpus.pipeline.build import BuildError, build_corpus
-from corpus.pipeline.output_folder import BUILD_STAMP, UnsafeOutput
+from corpus.pipeline.output_folder import BUILD_STAMP, BUILDING, TOOL, UnsafeOutput
 from tests.corpus.pipeline.test_build_faults import config_for, small_corpus, tree
 
 boto3 = pytest.importorskip("boto3")
@@ -121,3 +124,42 @@ def test_s3_build_killed_in_the_publish_is_finished_by_the_next_build(tmp_path, 
     data = {name: body for name, body in tree(tmp_path / "ds").items() if name.startswith("data/") and "/." not in name}
     assert {name: objects(client, "killed/ds")[name] for name in data} == data
     assert local.written == result.written
+
+
+# --- publish and recovery, object by object (no Beam job) -------------------------------------
+
+
+def fake_build(client, prefix: str, files: dict[str, bytes], state: str | None = None) -> None:
+    for name, body in files.items():
+        client.put_object(Bucket=BUCKET, Key=f"{prefix}/{name}", Body=body)
+    stamp = {"tool": TOOL, **({"state": state} if state else {"build_hash": prefix})}
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/{BUILD_STAMP}", Body=json.dumps(stamp).encode())
+
+
+def test_publish_replaces_every_object_and_the_output_is_unpublished_until_the_stamp(s3):
+    client, flags = s3
+    FileSystems.set_options(PipelineOptions(flags))
+    fake_build(client, "pub/ds", {"data/meta.bin": b"old", "data/gone.bin": b"old only"})
+    fake_build(client, "pub/ds.building", {"data/meta.bin": b"new", "arrow/a.parquet": b"shard"})
+    seen = {}
+
+    def fault(point):
+        seen[point] = remote_output.is_complete(f"s3://{BUCKET}/pub/ds")
+
+    remote_output.publish(f"s3://{BUCKET}/pub/ds.building", f"s3://{BUCKET}/pub/ds", fault=fault)
+    assert seen == {"swap_between_renames": False, "swap_before_cleanup": True}
+    published = objects(client, "pub/ds")
+    assert {name: body for name, body in published.items() if name != BUILD_STAMP} == {
+        "data/meta.bin": b"new", "arrow/a.parquet": b"shard"}
+    assert json.loads(published[BUILD_STAMP])["build_hash"] == "pub/ds.building"
+    assert not objects(client, "pub/ds.building")
+
+
+def test_recover_deletes_an_unfinished_staging_beside_a_published_output(s3):
+    client, flags = s3
+    FileSystems.set_options(PipelineOptions(flags))
+    fake_build(client, "rec/ds", {"data/meta.bin": b"kept"})
+    fake_build(client, "rec/ds.building", {"arrow/a.parquet": b"half"}, state=BUILDING)
+    remote_output.recover(f"s3://{BUCKET}/rec/ds", log=lambda line: None)
+    assert not objects(client, "rec/ds.building")
+    assert objects(client, "rec/ds")["data/meta.bin"] == b"kept"
