@@ -2,9 +2,10 @@
 S3-compatible server (moto's server mode on loopback), then the up-to-date rebuild of each.
 
     PYTHONPATH=. .venv/bin/python tests/benchmarks/bench_remote_output.py \\
-        [--input /work/scratch/corpus-bench/corpus-15] [--work /work/scratch/remote-outputs]
+        [--input /work/scratch/corpus-bench/corpus-15 | --input test] [--work /work/scratch/remote-outputs/bench]
 
-The input defaults to bench_corpus.py's cached 15 MB corpus (`--mb 15`). Prints one Markdown
+The input defaults to bench_corpus.py's cached 15 MB corpus (`--mb 15`); `--input test` writes
+the test suite's corpus (tests/corpus/pipeline/conftest.py, 242 lines). Prints one Markdown
 table row per build and checks the binary dataset bytes are the same.
 """
 
@@ -52,6 +53,11 @@ def main() -> None:
     client.create_bucket(Bucket="bench")
     flags = [f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=k", "--s3_secret_access_key=s",
              "--s3_region_name=us-east-1"]
+    if args.input == "test":
+        from tests.corpus.pipeline.conftest import write_corpus
+
+        args.input = str(work / "raw")
+        write_corpus(Path(args.input))
     input_mb = sum(p.stat().st_size for p in Path(args.input).rglob("*") if p.is_file()) / 1e6
     print(f"input {args.input}: {input_mb:.1f} MB")
     print("| output | build (s) | rebuild, up to date (s) | written | rejected |")
@@ -67,7 +73,7 @@ def main() -> None:
         rebuilt = time.perf_counter() - start
         assert again.up_to_date
         results[name] = first
-        print(f"| {name} | {built:.1f} | {rebuilt:.1f} | {first.written} | {first.rejected} |")
+        print(f"| {name} | {built:.1f} | {rebuilt:.2f} | {first.written} | {first.rejected} |")
     local_data = {p.name: p.read_bytes() for p in (work / "ds" / "data").iterdir() if not p.name.startswith(".")}
     remote_data = {name: client.get_object(Bucket="bench", Key=f"out/ds/data/{name}")["Body"].read() for name in local_data}
     print("binary dataset identical:", local_data == remote_data)
