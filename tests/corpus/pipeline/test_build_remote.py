@@ -1,7 +1,8 @@
 """`build_corpus` to an `s3://` output, against a real S3-compatible server (moto's server mode)
 started by the test on loopback: same dataset bytes as a local build, a rebuild is up to date,
 an interrupted publish is finished by the next build, and the advisory lock object refuses a
-second writer."""
+second writer. The two whole builds are `integration` (about a minute each here); the
+object-level publish, recovery, refusal and lock tests run by default."""
 
 from __future__ import annotations
 
@@ -62,6 +63,7 @@ def objects(client, prefix: str) -> dict[str, bytes]:
     return found
 
 
+@pytest.mark.integration  # ~60 s on 2 busy cores: Beam's S3 filesystem costs ~0.15 s per object (RESULTS.md)
 def test_s3_build_matches_a_local_build_and_a_rebuild_is_up_to_date(tmp_path, s3):
     client, flags = s3
     inputs = small_corpus(tmp_path / "raw")
