@@ -28,13 +28,18 @@ def upsert_entry(path: str | os.PathLike, entry: DatasetEntry) -> MixtureManifes
     same `task_name.dataset_name` in place so the order of the others is kept. Returns the new manifest.
     """
     path = Path(path)
-    entries = list(read_manifest(path)) if path.exists() else []
+    manifest = with_entry(read_manifest(path) if path.exists() else MixtureManifest([]), entry)
+    write_manifest(path, manifest)
+    return manifest
+
+
+def with_entry(manifest: MixtureManifest, entry: DatasetEntry) -> MixtureManifest:
+    """`manifest` with `entry` added, or replacing the entry of the same identity in place."""
+    entries = list(manifest)
     for index, existing in enumerate(entries):
         if existing.identity == entry.identity:
             entries[index] = entry
             break
     else:
         entries.append(entry)
-    manifest = MixtureManifest(entries)
-    write_manifest(path, manifest)
-    return manifest
+    return MixtureManifest(entries)

@@ -12,12 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 
+from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
@@ -30,6 +32,7 @@ from corpus.pipeline import (
     escape,
     quality,
     read,
+    remote_output,
     split,
 )
 from corpus.pipeline.checkpoint import finished_files, read_file_units
@@ -50,7 +53,7 @@ from corpus.pipeline.output_folder import (
     swap_into_place,
     write_stamp,
 )
-from corpus.pipeline.pack import content_fingerprint, pack_dataset
+from corpus.pipeline.pack import DATASET_DIR, content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
 from corpus.pipeline.quiet_beam import quiet_harness
 from corpus.pipeline.ranges import split_into_ranges
@@ -74,9 +77,9 @@ class BuildError(RuntimeError):
 class BuildResult:
     """What a build produced (or found already built)."""
 
-    output: Path
-    dataset_path: Path
-    manifest_path: Path
+    output: Path | str  # a str URL for a remote output (s3://, gs://, hdfs://)
+    dataset_path: Path | str
+    manifest_path: Path | str
     up_to_date: bool
     units_in: int
     extra_pieces: int
@@ -92,8 +95,8 @@ class BuildResult:
     skipped: list[SkippedPath] = field(default_factory=list)  # paths under the input roots not read, with the reason
 
     @property
-    def report_path(self) -> Path:
-        return self.output / REPORT_MD
+    def report_path(self) -> Path | str:
+        return remote_output.join(self.output, REPORT_MD) if isinstance(self.output, str) else self.output / REPORT_MD
 
     def balance_line(self) -> str:
         return (f"records in {self.units_in} + split pieces {self.extra_pieces} == "
@@ -162,20 +165,41 @@ def _per_stage(rejects: dict[str, dict[str, int]]) -> dict[str, int]:
         STAGE_ORDER.index(item[0]) if item[0] in STAGE_ORDER else len(STAGE_ORDER), item[0])))
 
 
-def _rejected_by_stage(output: Path) -> dict[str, int]:
+def _rejected_by_stage(output: Path | str) -> dict[str, int]:
     """Rejects per stage, from a finished build's report.json (empty if it has none)."""
     try:
-        return _per_stage(json.loads((output / REPORT_JSON).read_text(encoding="utf-8"))["rejects"])
+        if isinstance(output, str):
+            text = remote_output.read_text(remote_output.join(output, REPORT_JSON)) or ""
+        else:
+            text = (output / REPORT_JSON).read_text(encoding="utf-8")
+        return _per_stage(json.loads(text)["rejects"])
     except (OSError, ValueError, KeyError, AttributeError):
         return {}
 
 
-def _manifest_path(config: BuildConfig) -> Path:
-    return Path(config.manifest) if config.manifest else Path(config.output).parent / "datasets.json"
+def _manifest_path(config: BuildConfig) -> Path | str:
+    if config.manifest:
+        return config.manifest.rstrip("/") if remote_output.is_remote(config.manifest) else Path(config.manifest)
+    if remote_output.is_remote(config.output):
+        return config.output.rstrip("/").rsplit("/", 1)[0] + "/datasets.json"
+    return Path(config.output).parent / "datasets.json"
 
 
-def _upsert_locked(manifest_path: Path, entry: DatasetEntry) -> None:
-    """Upsert under the manifest's lock: builds of other outputs may share the manifest."""
+def _entry_path(dataset: Path | str, manifest_path: Path | str) -> str:
+    """The manifest entry's `path` of `dataset`: relative to the manifest's folder where it can be."""
+    if isinstance(dataset, str) or isinstance(manifest_path, str):
+        if isinstance(manifest_path, str) and isinstance(dataset, str):
+            return remote_output.relative_to_manifest(dataset, manifest_path)
+        return str(dataset) if isinstance(dataset, str) else str(Path(dataset).resolve())
+    return os.path.relpath(dataset.resolve(), manifest_path.parent.resolve())
+
+
+def _upsert_locked(manifest_path: Path | str, entry: DatasetEntry) -> None:
+    """Upsert under the manifest's lock: builds of other outputs may share the manifest. A
+    remote manifest has no lock (one writer per manifest, see remote_output.py)."""
+    if isinstance(manifest_path, str):
+        remote_output.upsert_manifest(manifest_path, entry)
+        return
     manifest_path.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(manifest_path.parent, f".{manifest_path.name}.lock"):
         upsert_entry(manifest_path, entry)
@@ -193,10 +217,18 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
     (nothing is replaced then).
     """
     options = pipeline_options(pipeline_args)  # an unknown flag stops the build here
+    remote = remote_output.is_remote(config.output)
+    if remote:
+        FileSystems.set_options(options)  # credentials and endpoint of s3:// / gs:// for the driver's writes
     check_output_location(config.output, list(config.input), config.resolved_work_dir, str(_manifest_path(config)))
-    output = Path(config.output)
     try:
         refuse_unsupported_runner(options)
+        if remote:
+            url = config.output.rstrip("/")
+            with remote_output.output_lock(url):
+                remote_output.recover(url, log)
+                return _build_locked(config, url, options, config_path, log)
+        output = Path(config.output)
         with output_lock(output):
             recover_swap(output, log)
             return _build_locked(config, output, options, config_path, log)
@@ -204,14 +236,20 @@ def build_corpus(config: BuildConfig, pipeline_args: list[str] | None = None, co
         raise BuildError(str(error)) from None
 
 
-def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, config_path: str | None,
+def _build_locked(config: BuildConfig, output: Path | str, options: PipelineOptions, config_path: str | None,
                   log) -> BuildResult:
+    """The build under the output's lock. `output` is a local Path, or a str URL of an object
+    store (then staging, stamp, report and publish go through remote_output.py)."""
     started = time.monotonic()
+    remote = isinstance(output, str)
     workers = local_workers(options)
     manifest_path = _manifest_path(config)
-    staging = output.with_name(output.name + ".building")
     work_dir = config.resolved_work_dir
-    own_paths = [output, staging, output.with_name(output.name + ".old"), Path(work_dir), manifest_path]
+    if remote:
+        own_paths = [output, remote_output.staging_url(output), work_dir, manifest_path]
+    else:
+        own_paths = [output, output.with_name(output.name + ".building"), output.with_name(output.name + ".old"),
+                     Path(work_dir), manifest_path]
     files, skipped = list_input_files(config.input, config.read, exclude=[str(path) for path in own_paths])
     for reason, count in skipped_by_reason(skipped).items():
         examples = [s.path for s in skipped if s.reason == reason][:3]
@@ -226,13 +264,18 @@ def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, c
     build_hash = hashlib.sha256(
         "\n".join([config_hash, _tool_version(), *eval_digest, *(f.fingerprint for f in files)]).encode()).hexdigest()
 
-    previous = read_stamp(output) if is_complete(output) and (output / "data" / "meta.bin").is_file() else None
+    dataset = remote_output.join(output, DATASET_DIR) if remote else output / DATASET_DIR
+    if remote:
+        finished_build = remote_output.is_complete(output) and FileSystems.exists(remote_output.join(dataset, "meta.bin"))
+        previous = remote_output.read_stamp(output) if finished_build else None
+    else:
+        previous = read_stamp(output) if is_complete(output) and (dataset / "meta.bin").is_file() else None
     if previous is not None and previous.get("build_hash") == build_hash:
         entry = DatasetEntry.model_validate(previous["manifest_entry"])
-        entry.path = os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve())
+        entry.path = _entry_path(dataset, manifest_path)
         _upsert_locked(manifest_path, entry)  # same bytes when the entry is already there
         log(f"{output}: up to date (same inputs and config); nothing to do")
-        return BuildResult(output, output / "data", manifest_path, True, previous["units_in"],
+        return BuildResult(output, dataset, manifest_path, True, previous["units_in"],
                            previous["extra_pieces"], previous["written"], previous["rejected"],
                            entry.nlines or 0, entry.nbytes or 0, len(files), time.monotonic() - started,
                            input_bytes=input_bytes, rejected_by_stage=_rejected_by_stage(output), skipped=skipped)
@@ -245,12 +288,31 @@ def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, c
     cut = f" (big files cut into {len(ranges)} ranges)" if len(ranges) > len(files) else ""
     log(f"{len(files)} input files{cut}: {len(todo)} to read, {len(finished)} resumed from checkpoints in {work_dir}")
 
-    staging = new_staging(output)  # replaces leftovers of an interrupted build; checkpoints live in work_dir
+    # replaces leftovers of an interrupted build; checkpoints live in work_dir
+    staging = remote_output.new_staging(output) if remote else new_staging(output)
     if workers is not None:
         log(f"running on {workers} local worker{'s' if workers != 1 else ''}")
     result = run_pipeline(options, lambda pipeline: build_pipeline(pipeline, config, todo, sorted(finished), str(staging)),
                           staging)
     counters = _counters(result) if result is not None else {}
+    args = (manifest_path, build_hash, config_hash, counters, ranges, finished, skipped, workers, input_bytes, started,
+            config_path, log)
+    if remote:  # the dataset, report and config need local files: written here, then uploaded
+        with tempfile.TemporaryDirectory(prefix="bee-build-") as local:
+            return _finish(config, output, Path(local), staging, *args)
+    return _finish(config, output, staging, staging, *args)
+
+
+def _finish(config: BuildConfig, output: Path | str, local: Path, staging: Path | str, manifest_path: Path | str,
+            build_hash: str, config_hash: str, counters: dict[str, int], ranges: list, finished: list,
+            skipped: list[SkippedPath], workers: int | None, input_bytes: int, started: float,
+            config_path: str | None, log) -> BuildResult:
+    """After the Beam job: pack, balance, report and stamp (written to `local`, uploaded to a
+    remote `staging`), then publish. For a local output `local` is `staging`."""
+    remote = isinstance(output, str)
+    work_dir = config.resolved_work_dir
+    done = {f.key for f in finished}
+    dataset = remote_output.join(output, DATASET_DIR) if remote else output / DATASET_DIR
     if counters.get(UNCONVERGED_COUNTER, 0):
         raise BuildError(f"near-dedupe clustering did not converge in {config.near_dedupe.cc_rounds} rounds "
                          f"({counters[UNCONVERGED_COUNTER]} nodes unresolved): raise near_dedupe.cc_rounds")
@@ -258,7 +320,7 @@ def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, c
     units_in = sum(read_file_units(work_dir, f.key) for f in ranges)
     collector = StatsCollector(units_in)
     packed = pack_dataset(str(staging), config.dataset_name, config.write, {"build_config_hash": config_hash, "escaped": config.dataset_escaped},
-                          on_record=collector.add_record)
+                          on_record=collector.add_record, dataset_dir=local / DATASET_DIR)
     stats = collector.finish(str(staging))
     log(stats.balance_line())
     if not stats.balanced:
@@ -266,10 +328,11 @@ def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, c
 
     built_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
     fingerprint = content_fingerprint(packed.path)
-    manifest_path.parent.mkdir(parents=True, exist_ok=True)
+    if not remote:
+        manifest_path.parent.mkdir(parents=True, exist_ok=True)
     entry = DatasetEntry(
         dataset_name=config.dataset_name, task_name=config.task_name, weight=config.weight,
-        path=os.path.relpath((output / "data").resolve(), manifest_path.parent.resolve()),
+        path=_entry_path(dataset, manifest_path),
         incontext_weight=config.incontext_weight, transforms=config.transforms, escaped=config.dataset_escaped,
         nlines=packed.nlines, nbytes=packed.nbytes,
         fingerprints=Fingerprints(content=fingerprint),
@@ -284,18 +347,25 @@ def _build_locked(config: BuildConfig, output: Path, options: PipelineOptions, c
         "quality_thresholds": config.quality.model_dump(exclude={"apply_to_json"}),
         "eval_sets": list(config.decontamination.eval_sets),
     }
-    write_report(staging, stats, context)
-    (staging / "build_config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    write_stamp(staging, {
+    write_report(local, stats, context)
+    (local / "build_config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    stamp = {
         "build_hash": build_hash, "units_in": stats.units_in, "extra_pieces": stats.extra_pieces,
         "written": stats.written, "rejected": stats.rejected,
         "manifest_entry": entry.model_dump(mode="json", exclude_unset=True),
-    })
-    kill_at("before_swap")
-    swap_into_place(staging, output, fault=kill_at)
+    }
+    if remote:
+        remote_output.upload_folder(local, staging)
+        remote_output.write_stamp(staging, stamp)  # last: the staging build is complete from here
+        kill_at("before_swap")
+        remote_output.publish(staging, output, fault=kill_at)
+    else:
+        write_stamp(staging, stamp)
+        kill_at("before_swap")
+        swap_into_place(staging, output, fault=kill_at)
     kill_at("before_manifest")
     _upsert_locked(manifest_path, entry)
-    return BuildResult(output, output / "data", manifest_path, False, stats.units_in, stats.extra_pieces,
+    return BuildResult(output, dataset, manifest_path, False, stats.units_in, stats.extra_pieces,
                        stats.written, stats.rejected, packed.nlines, packed.nbytes, len(finished),
                        time.monotonic() - started, workers=workers, input_bytes=input_bytes,
                        rejected_by_stage=_per_stage(stats.rejects),

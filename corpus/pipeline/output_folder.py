@@ -54,11 +54,12 @@ def read_stamp(folder: Path) -> dict | None:
         stamp = json.loads((folder / BUILD_STAMP).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if not isinstance(stamp, dict):
-        return None
-    if stamp.get("tool") == TOOL or set(stamp) == _LEGACY_STAMP_KEYS:
-        return stamp
-    return None
+    return stamp if stamp_is_ours(stamp) else None
+
+
+def stamp_is_ours(stamp: object) -> bool:
+    """True for the parsed content of a stamp this tool wrote."""
+    return isinstance(stamp, dict) and (stamp.get("tool") == TOOL or set(stamp) == _LEGACY_STAMP_KEYS)
 
 
 def is_ours(folder: Path) -> bool:
@@ -78,12 +79,15 @@ def _overlaps(a: Path, b: Path) -> bool:
 
 def check_output_location(output: str, inputs: list[str], work_dir: str | None = None,
                           manifest: str | None = None) -> None:
-    """Refuse an output that is remote, is / holds / sits inside an input root (as may not its
-    `.building` and `.old` siblings, the work folder and the manifest), or is a file or a
-    non-empty folder this tool did not write. Raises UnsafeOutput naming the paths and what to do."""
-    if "://" in output:
-        raise UnsafeOutput(f"output {output}: remote outputs are not supported yet; build to a local folder "
-                           "and copy it (e.g. `gsutil -m cp -r`, `aws s3 sync`); see infra/runners/README.md")
+    """Refuse an output that is / holds / sits inside an input root (as may not its `.building`
+    and `.old` siblings, the work folder and the manifest), or is a file or a non-empty folder
+    this tool did not write. Raises UnsafeOutput naming the paths and what to do. A remote output
+    (`s3://`, `gs://`, `hdfs://`) is checked by remote_output.py."""
+    from corpus.pipeline import remote_output  # imports this module
+
+    if remote_output.is_remote(output):
+        remote_output.check_output_location(output, inputs, work_dir, manifest)
+        return
     out = Path(output).resolve()
     written = {"output": out, "staging folder": staging_path(out), "old-output folder": old_path(out)}
     for role, path in (("work folder", work_dir), ("manifest", manifest)):
@@ -108,9 +112,15 @@ def check_output_location(output: str, inputs: list[str], work_dir: str | None =
                            "its content away")
 
 
-def remove_our_folder(folder: Path) -> None:
+def remove_our_folder(folder: Path | str) -> None:
     """Delete a folder this tool wrote, its stamp last (a deletion cut short leaves it recognisable).
-    Raises UnsafeOutput for any other folder."""
+    Raises UnsafeOutput for any other folder. A remote URL goes to remote_output.py."""
+    from corpus.pipeline import remote_output  # imports this module
+
+    if remote_output.is_remote(str(folder)):
+        remote_output.remove_our_folder(str(folder))
+        return
+    folder = Path(folder)
     if not folder.exists() and not folder.is_symlink():
         return
     if not is_ours(folder):

@@ -37,10 +37,12 @@ def data_file_name(dataset_name: str) -> str:
 
 
 def pack_dataset(staging: str, dataset_name: str, config: WriteConfig, extra_meta: dict,
-                 on_record: Callable[[Record], None] = lambda record: None) -> PackResult:
+                 on_record: Callable[[Record], None] = lambda record: None,
+                 dataset_dir: Path | None = None) -> PackResult:
     """Write `<staging>/data/` from `<staging>/arrow/*.parquet`, calling `on_record` with each
-    record packed; returns the dataset's path and counts."""
-    path = Path(staging) / DATASET_DIR
+    record packed; returns the dataset's path and counts. The binary writer needs local files:
+    for a remote staging folder pass a local `dataset_dir` (and upload it afterwards)."""
+    path = dataset_dir if dataset_dir is not None else Path(staging) / DATASET_DIR
     builder = build_dataset(path, data_file_name(dataset_name), block_size=config.block_size,
                             serializer=config.serializer, extra_meta={"escaped": True, **extra_meta})  # build passes the config's state
     with builder as writer:

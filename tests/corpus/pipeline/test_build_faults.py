@@ -91,10 +91,12 @@ def test_foreign_building_or_old_folder_is_left_alone(tmp_path, leftover):
     assert (foreign / "keep.txt").read_text() == "not a build\n"
 
 
-def test_remote_output_is_refused_with_what_to_do(tmp_path):
+def test_output_url_without_a_beam_filesystem_is_refused_with_what_to_do(tmp_path):
     inputs = small_corpus(tmp_path / "raw")
-    with pytest.raises(UnsafeOutput, match="remote outputs are not supported yet"):
-        build_corpus(config_for(inputs, "gs://bucket/ds"), [], log=lambda line: None)
+    with pytest.raises(UnsafeOutput, match=r"no Beam filesystem for foo:// can be used here; use s3://"):
+        build_corpus(config_for(inputs, "foo://bucket/ds"), [], log=lambda line: None)
+    with pytest.raises(UnsafeOutput, match="write a plain local path instead of file://"):
+        build_corpus(config_for(inputs, f"file://{tmp_path}/ds"), [], log=lambda line: None)
 
 
 def test_folder_is_deleted_stamp_last(tmp_path):

@@ -1,0 +1,167 @@
+"""`build_corpus` to an `s3://` output, against a real S3-compatible server (moto's server mode)
+started by the test on loopback: same dataset bytes as a local build, a rebuild is up to date,
+an interrupted publish is finished by the next build, and the advisory lock object refuses a
+second writer. The two whole builds are `integration` (about a minute each here); the
+object-level publish, recovery, refusal and lock tests run by default."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from apache_beam.io.filesystems import FileSystems
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from corpus.pipeline import remote_output
+from corpus.pipeline.build import BuildError, build_corpus
+from corpus.pipeline.output_folder import BUILD_STAMP, BUILDING, TOOL, UnsafeOutput
+from tests.corpus.pipeline.test_build_faults import config_for, small_corpus, tree
+
+boto3 = pytest.importorskip("boto3")
+moto_server = pytest.importorskip("moto.server")
+
+ROOT = Path(__file__).resolve().parents[3]
+BUCKET = "corpus"
+KEYS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3():
+    """A moto S3 server on loopback with an empty bucket; yields (boto3 client, Beam flags)."""
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request otherwise
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="testing", aws_secret_access_key="testing",
+                          region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    flags = [f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=testing", "--s3_secret_access_key=testing",
+             "--s3_region_name=us-east-1"]
+    yield client, flags
+    server.stop()
+
+
+def objects(client, prefix: str) -> dict[str, bytes]:
+    """Every object under `prefix/`, by name relative to it."""
+    found = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix + "/"):
+        for item in page.get("Contents", []):
+            found[item["Key"][len(prefix) + 1:]] = client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+    return found
+
+
+@pytest.mark.integration  # ~60 s on 2 busy cores: Beam's S3 filesystem costs ~0.15 s per object (RESULTS.md)
+def test_s3_build_matches_a_local_build_and_a_rebuild_is_up_to_date(tmp_path, s3):
+    client, flags = s3
+    inputs = small_corpus(tmp_path / "raw")
+    local = build_corpus(config_for(inputs, tmp_path / "ds"), [], log=lambda line: None)
+    remote = build_corpus(config_for(inputs, f"s3://{BUCKET}/same/ds"), flags, log=lambda line: None)
+    assert remote.output == f"s3://{BUCKET}/same/ds" and not remote.up_to_date
+    assert (remote.written, remote.rejected) == (local.written, local.rejected)
+    published = objects(client, "same/ds")
+    local_files = tree(tmp_path / "ds")
+    data = {name: body for name, body in local_files.items() if name.startswith("data/") and "/." not in name}
+    assert data and {name: published[name] for name in data} == data  # the binary dataset, byte for byte
+    shards = {name for name in local_files if name.startswith("arrow/")}
+    assert shards and {name: published[name] for name in shards} == {name: local_files[name] for name in shards}
+    assert json.loads(published[BUILD_STAMP])["build_hash"] == json.loads(local_files[BUILD_STAMP])["build_hash"]
+    assert not objects(client, "same/ds.building") and not objects(client, "same/ds.lock")
+    manifest = json.loads(client.get_object(Bucket=BUCKET, Key="same/datasets.json")["Body"].read())
+    assert manifest[0]["path"] == "ds/data"
+
+    again = build_corpus(config_for(inputs, f"s3://{BUCKET}/same/ds"), flags, log=lambda line: None)
+    assert again.up_to_date and again.written == local.written
+    assert objects(client, "same/ds") == published
+
+
+def test_s3_output_holding_objects_no_build_wrote_is_refused(tmp_path, s3):
+    client, flags = s3
+    client.put_object(Bucket=BUCKET, Key="foreign/ds/thesis.tex", Body=b"months of work\n")
+    with pytest.raises(UnsafeOutput, match="holds objects that no corpus build wrote"):
+        build_corpus(config_for(small_corpus(tmp_path / "raw"), f"s3://{BUCKET}/foreign/ds"), flags,
+                     log=lambda line: None)
+    assert objects(client, "foreign/ds") == {"thesis.tex": b"months of work\n"}
+
+
+def test_s3_lock_object_of_a_live_build_refuses_a_second_writer(tmp_path, s3):
+    client, flags = s3
+    holder = {"host": socket.gethostname(), "pid": os.getppid()}  # a live process on this host
+    client.put_object(Bucket=BUCKET, Key="locked/ds.lock", Body=json.dumps(holder).encode())
+    with pytest.raises(BuildError, match=r"another build is writing s3://corpus/locked/ds .*delete s3://corpus/locked/ds.lock"):
+        build_corpus(config_for(small_corpus(tmp_path / "raw"), f"s3://{BUCKET}/locked/ds"), flags,
+                     log=lambda line: None)
+
+
+@pytest.mark.integration
+def test_s3_build_killed_in_the_publish_is_finished_by_the_next_build(tmp_path, s3):
+    client, flags = s3
+    inputs = small_corpus(tmp_path / "raw")
+    output = f"s3://{BUCKET}/killed/ds"
+    env = {**os.environ, **KEYS, "PYTHONPATH": str(ROOT), "BEE_FAULT_KILL_AT": "swap_between_renames"}
+    killed = subprocess.run([sys.executable, "-m", "corpus.pipeline.cli", "--input", str(inputs), "--output", output,
+                             "--dataset-name", "tiny", "--task-name", "test", *flags],
+                            env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert BUILD_STAMP in objects(client, "killed/ds.building")  # complete staging, output not yet published
+    assert "ds.lock" in {key.rsplit("/", 1)[-1] for key in objects(client, "killed")}  # left by the dead process
+    lines: list[str] = []
+    result = build_corpus(config_for(inputs, output), flags, log=lines.append)
+    assert any("finished the publish an interrupted build had started" in line for line in lines)
+    assert result.up_to_date  # the recovered build is the one this config asks for
+    assert not objects(client, "killed/ds.building")
+    local = build_corpus(config_for(inputs, tmp_path / "ds"), [], log=lambda line: None)
+    data = {name: body for name, body in tree(tmp_path / "ds").items() if name.startswith("data/") and "/." not in name}
+    assert {name: objects(client, "killed/ds")[name] for name in data} == data
+    assert local.written == result.written
+
+
+# --- publish and recovery, object by object (no Beam job) -------------------------------------
+
+
+def fake_build(client, prefix: str, files: dict[str, bytes], state: str | None = None) -> None:
+    for name, body in files.items():
+        client.put_object(Bucket=BUCKET, Key=f"{prefix}/{name}", Body=body)
+    stamp = {"tool": TOOL, **({"state": state} if state else {"build_hash": prefix})}
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/{BUILD_STAMP}", Body=json.dumps(stamp).encode())
+
+
+def test_publish_replaces_every_object_and_the_output_is_unpublished_until_the_stamp(s3):
+    client, flags = s3
+    FileSystems.set_options(PipelineOptions(flags))
+    fake_build(client, "pub/ds", {"data/meta.bin": b"old", "data/gone.bin": b"old only"})
+    fake_build(client, "pub/ds.building", {"data/meta.bin": b"new", "arrow/a.parquet": b"shard"})
+    seen = {}
+
+    def fault(point):
+        seen[point] = remote_output.is_complete(f"s3://{BUCKET}/pub/ds")
+
+    remote_output.publish(f"s3://{BUCKET}/pub/ds.building", f"s3://{BUCKET}/pub/ds", fault=fault)
+    assert seen == {"swap_between_renames": False, "swap_before_cleanup": True}
+    published = objects(client, "pub/ds")
+    assert {name: body for name, body in published.items() if name != BUILD_STAMP} == {
+        "data/meta.bin": b"new", "arrow/a.parquet": b"shard"}
+    assert json.loads(published[BUILD_STAMP])["build_hash"] == "pub/ds.building"
+    assert not objects(client, "pub/ds.building")
+
+
+def test_recover_deletes_an_unfinished_staging_beside_a_published_output(s3):
+    client, flags = s3
+    FileSystems.set_options(PipelineOptions(flags))
+    fake_build(client, "rec/ds", {"data/meta.bin": b"kept"})
+    fake_build(client, "rec/ds.building", {"arrow/a.parquet": b"half"}, state=BUILDING)
+    remote_output.recover(f"s3://{BUCKET}/rec/ds", log=lambda line: None)
+    assert not objects(client, "rec/ds.building")
+    assert objects(client, "rec/ds")["data/meta.bin"] == b"kept"
