@@ -68,7 +68,8 @@ def run_pipeline(options: PipelineOptions, build: Callable[[beam.Pipeline], None
         if name == LOCAL_RUNNER or not isinstance(error, Exception):
             raise
         portable = options.view_as(PortableOptions)
-        cause = _first_line(error) or (f"no job server answered at {portable.job_endpoint} within "
-                                       f"{portable.job_server_timeout} s" if portable.job_endpoint else "(no message)")
-        raise RunnerFailed(f"runner {name} failed: {type(error).__name__}: {cause}{_profile_hint(name)}") from None
+        where = f" (job server {portable.job_endpoint})" if portable.job_endpoint else ""
+        cause = _first_line(error) or (f"no job server answered within {portable.job_server_timeout} s"
+                                       if portable.job_endpoint else "(no message)")
+        raise RunnerFailed(f"runner {name} failed{where}: {type(error).__name__}: {cause}{_profile_hint(name)}") from None
     return getattr(pipeline, "result", None)

@@ -363,11 +363,13 @@ def closed_port() -> int:
 def test_runner_whose_job_server_cannot_be_reached_fails_in_one_line_and_leaves_no_staging(tmp_path, runner):
     inputs = small_corpus(tmp_path / "raw", lines=2)
     output = tmp_path / "ds"
-    args = [f"--runner={runner}", f"--job_endpoint=localhost:{closed_port()}", "--job_server_timeout=2"]
+    endpoint = f"localhost:{closed_port()}"
+    args = [f"--runner={runner}", f"--job_endpoint={endpoint}", "--job_server_timeout=2"]
     with pytest.raises(BuildError) as failure:
         build_corpus(config_for(inputs, output), args, log=lambda line: None)
     message = str(failure.value)
-    assert "\n" not in message and f"runner {runner} failed" in message and "no job server answered" in message
+    # gRPC answers "connection refused" or times out, depending on load: either way one line naming the server
+    assert "\n" not in message and f"runner {runner} failed (job server {endpoint})" in message
     assert f"infra/runners/{runner[:-6].lower()}.yaml" in message
     assert not staging_path(output).exists() and not output.exists()
 
