@@ -6,9 +6,9 @@ from pathlib import Path
 
 import typer
 
-DEFAULT_RETOKENIZE_CRON = "0 3 * * *"  # nightly, 03:00 UTC (infra/prefect.yaml declares the same)
+from flows.schedules import DEFAULT_RETOKENIZE_CRON
 
-flows_app = typer.Typer(help="Prefect deployments: corpus-build, retokenize (scheduled), pretrain.", no_args_is_help=True)
+flows_app = typer.Typer(help="Prefect deployments: corpus-build, retokenize (scheduled), pretrain, evaluate.", no_args_is_help=True)
 
 
 @flows_app.callback()

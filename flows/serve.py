@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from prefect import serve
 
-from flows.commands import DEFAULT_RETOKENIZE_CRON
+from flows.schedules import DEFAULT_RETOKENIZE_CRON
 from flows.corpus_build import corpus_build
 from flows.evaluate import evaluate
 from flows.pretrain import pretrain

@@ -275,9 +275,10 @@ def _build_locked(config: BuildConfig, output: Path | str, options: PipelineOpti
         entry.path = _entry_path(dataset, manifest_path)
         _upsert_locked(manifest_path, entry)  # same bytes when the entry is already there
         log(f"{output}: up to date (same inputs and config); nothing to do")
-        return BuildResult(output, dataset, manifest_path, True, previous["units_in"],
-                           previous["extra_pieces"], previous["written"], previous["rejected"],
-                           entry.nlines or 0, entry.nbytes or 0, len(files), time.monotonic() - started,
+        return BuildResult(output=output, dataset_path=dataset, manifest_path=manifest_path, up_to_date=True,
+                           units_in=previous["units_in"], extra_pieces=previous["extra_pieces"],
+                           written=previous["written"], rejected=previous["rejected"], nlines=entry.nlines or 0,
+                           nbytes=entry.nbytes or 0, resumed_files=len(files), seconds=time.monotonic() - started,
                            input_bytes=input_bytes, rejected_by_stage=_rejected_by_stage(output), skipped=skipped)
 
     prepare_hash = config.prepare_fingerprint()
@@ -365,8 +366,8 @@ def _finish(config: BuildConfig, output: Path | str, local: Path, staging: Path 
         swap_into_place(staging, output, fault=kill_at)
     kill_at("before_manifest")
     _upsert_locked(manifest_path, entry)
-    return BuildResult(output, dataset, manifest_path, False, stats.units_in, stats.extra_pieces,
-                       stats.written, stats.rejected, packed.nlines, packed.nbytes, len(finished),
-                       time.monotonic() - started, workers=workers, input_bytes=input_bytes,
-                       rejected_by_stage=_per_stage(stats.rejects),
-                       skipped=skipped)
+    return BuildResult(output=output, dataset_path=dataset, manifest_path=manifest_path, up_to_date=False,
+                       units_in=stats.units_in, extra_pieces=stats.extra_pieces, written=stats.written,
+                       rejected=stats.rejected, nlines=packed.nlines, nbytes=packed.nbytes,
+                       resumed_files=len(finished), seconds=time.monotonic() - started, workers=workers,
+                       input_bytes=input_bytes, rejected_by_stage=_per_stage(stats.rejects), skipped=skipped)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import yaml
 
-from flows.commands import DEFAULT_RETOKENIZE_CRON
+from flows.schedules import DEFAULT_RETOKENIZE_CRON
 from flows.serve import build_deployments
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
