@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,6 +36,7 @@ from apache_beam.options.pipeline_options import (
 )
 from apache_beam.portability.api import beam_fn_api_pb2, beam_provision_api_pb2
 from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+from apache_beam.transforms import environments
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
 
@@ -44,6 +46,8 @@ MAX_BUNDLE_BYTES = 8 << 20  # an ungrouped input: encoded bytes per bundle
 MAX_BUNDLE_VALUES = 20_000  # a grouped input: values per bundle
 # Read by Arrow's C++ code when a worker loads pyarrow (see worker_memory.py)
 WORKER_ENVIRONMENT = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
+# What a worker process runs in multi_processing mode: Beam's harness, imported quietly (beam_worker.py)
+WORKER_COMMAND = f"{sys.executable} -m corpus.pipeline.beam_worker"
 
 
 class LocalRunner(PipelineRunner):
@@ -154,6 +158,18 @@ class BoundedBundleManager(fn_runner.ParallelBundleManager):
 
 
 class _BoundedFnApiRunner(fn_runner.FnApiRunner):
+    # FnApiRunner.run_pipeline sets the environment of multi_processing workers to Beam's own
+    # worker command; the setter swaps in WORKER_COMMAND, leaving the other environments alone.
+    @property
+    def _default_environment(self):
+        return self._environment
+
+    @_default_environment.setter
+    def _default_environment(self, environment):
+        if isinstance(environment, environments.SubprocessSDKEnvironment):
+            environment = environments.SubprocessSDKEnvironment.from_command_string(WORKER_COMMAND)
+        self._environment = environment
+
     def _get_bundle_manager(self, bundle_context_manager):
         manager = super()._get_bundle_manager(bundle_context_manager)
         if type(manager) is not fn_runner.ParallelBundleManager:  # one worker, or a stateful stage

@@ -1,6 +1,6 @@
 """How quick and quiet the command line is: `bee --help` wall time and CPU time (best and
 median of N runs), and the lines a default corpus build of the sample QA corpus prints
-(1 worker, and 2 workers in multi_processing mode).
+(the default, one worker per core; 1 worker; 2 workers in multi_processing mode).
 
     .venv/bin/python tests/benchmarks/bench_cli.py [--runs 7] [--skip-builds]
 """
@@ -48,7 +48,7 @@ def main() -> None:
 
     if args.skip_builds:
         return
-    for label, flags in (("1 worker", []),
+    for label, flags in (("default: one worker per core", []), ("1 worker", ["--direct_num_workers=1"]),
                          ("2 workers", ["--direct_num_workers=2", "--direct_running_mode=multi_processing"])):
         with tempfile.TemporaryDirectory() as scratch:
             _, _, out = timed([*bee, "corpus", "build", "--input", str(SAMPLE_JSON), "--output", f"{scratch}/qa",

@@ -4,6 +4,8 @@ name the field."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import pytest
 from apache_beam.options.pipeline_options import DirectOptions
@@ -132,3 +134,21 @@ def test_build_corpus_itself_refuses_a_flag_beam_does_not_know(tmp_path):
     config = BuildConfig(input=[str(tmp_path)], output=str(tmp_path / "o"), dataset_name="d", task_name="t")
     with pytest.raises(FlagError, match="unknown flag --direct_num_worker: .*did you mean --direct_num_workers"):
         build_corpus(config, ["--direct_num_worker=2"])  # the flow's runner_options take this path
+
+
+def test_a_multi_worker_build_prints_no_beam_harness_lines_unless_verbose(tmp_path):
+    # Worker processes write to the terminal directly (not through this process): a real command.
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.txt").write_text(DOC + "\n")
+    (tmp_path / "in" / "b.txt").write_text(DOC + " Second file.\n")
+
+    def build(output, *flags):
+        command = [sys.executable, "-m", "flows.cli", "corpus", "build", "--input", str(tmp_path / "in"),
+                   "--output", str(tmp_path / output), "--dataset-name", "d", "--task-name", "t",
+                   "--direct_num_workers=2", "--direct_running_mode=multi_processing", *flags]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return [line for line in (done.stdout + done.stderr).splitlines() if line.startswith(("WARNING:", "INFO:"))]
+
+    assert build("quiet") == []
+    assert any("Logging handler created" in line for line in build("verbose", "-v"))  # workers started via beam_worker
