@@ -77,12 +77,13 @@ def pretrain(
     Raises RuntimeError with the end of the launcher's log when training fails.
     """
     from trainer.checkpoint import CheckpointDir
-    from trainer.launch import compile_notices, free_local_port, launch_environment, prepare_launch
+    from trainer.launch import LaunchSpec, compile_notices, free_local_port, launch_environment, prepare_launch
     from trainer.metrics import metrics_path, read_metrics, run_log_dir
 
     logger = get_run_logger()
-    run, command = prepare_launch(run_config, num_gpus, hostfile, resume, list(overrides or []),
-                                  master_port=None if hostfile else free_local_port())
+    spec = LaunchSpec(run_config, "pretrain", num_gpus, hostfile, master_port=None if hostfile else free_local_port(),
+                      resume=resume, overrides=tuple(overrides or ()))
+    run, command = prepare_launch(spec)
     env = launch_environment(cpu)
     for notice in compile_notices(env):
         logger.info(notice)

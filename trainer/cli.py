@@ -38,10 +38,10 @@ PrintOpt = Annotated[bool, typer.Option("--print-command", help="Print the deeps
 
 def _launch(entry: str, config: Path, gpus: int | None, hostfile: Path | None, resume: bool,
             overrides: list[str], cpu: bool, print_command: bool) -> None:  # fmt: skip
-    from trainer.launch import compile_notices, launch_environment, prepare_launch
+    from trainer.launch import LaunchSpec, compile_notices, launch_environment, prepare_launch
 
     try:
-        _, command = prepare_launch(config, gpus, hostfile, resume, overrides, entry=entry)
+        _, command = prepare_launch(LaunchSpec(config, entry, gpus, hostfile, resume=resume, overrides=tuple(overrides)))
     except SchemaError as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None
@@ -58,14 +58,14 @@ def _launch(entry: str, config: Path, gpus: int | None, hostfile: Path | None, r
 @app.command("pretrain")
 def pretrain_command(config: ConfigArg, gpus: GpusOpt = None, hostfile: HostfileOpt = None, resume: ResumeOpt = False,
                      set_: SetOpt = None, cpu: CpuOpt = False, print_command: PrintOpt = False) -> None:  # fmt: skip
-    """Pretrain as the run config says (trainer/pretrain.py under deepspeed)."""
+    """Pretrain as the run config says (trainer.pretrain under deepspeed)."""
     _launch("pretrain", config, gpus, hostfile, resume, set_ or [], cpu, print_command)
 
 
 @app.command("finetune")
 def finetune_command(config: ConfigArg, gpus: GpusOpt = None, hostfile: HostfileOpt = None, resume: ResumeOpt = False,
                      set_: SetOpt = None, cpu: CpuOpt = False, print_command: PrintOpt = False) -> None:  # fmt: skip
-    """Fine-tune from `finetune.init_from`, fully or with LoRA (trainer/finetune.py under deepspeed)."""
+    """Fine-tune from `finetune.init_from`, fully or with LoRA (trainer.finetune under deepspeed)."""
     _launch("finetune", config, gpus, hostfile, resume, set_ or [], cpu, print_command)
 
 

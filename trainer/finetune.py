@@ -1,6 +1,6 @@
 """Fine-tuning from a pretrained CPM-Bee: the pretraining loop on a fine-tuning manifest, full or LoRA.
 
-    deepspeed --num_gpus N trainer/finetune.py --config ft.yaml [--resume]     (or `bee train finetune`)
+    deepspeed --num_gpus N --module trainer.finetune --config ft.yaml [--resume]     (or `bee train finetune`)
 
 The run config's `finetune:` section names the pretrained weights (`init_from`: a state dict
 file with cpm_live or Hugging Face names, or a checkpoint folder of this trainer) and the
@@ -12,15 +12,8 @@ cpm_live layout.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __name__ == "__main__":
-    # see trainer/pretrain.py: imports go through the installed package, not trainer/ itself
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-
 import io
+from pathlib import Path
 from typing import Any
 
 import torch

@@ -2,7 +2,10 @@
 
 `bee train`, the pretrain flow and the tests start training through these, so that there is one way to launch:
 
-    deepspeed [--hostfile H] --num_gpus N [--master_port P] trainer/pretrain.py --config run.yaml [--resume] [--set k=v]
+    deepspeed [--hostfile H] --num_gpus N [--master_port P] --module trainer.pretrain --config run.yaml [--resume] [--set k=v]
+
+The entry point runs as a module (`python -m trainer.pretrain` in every rank), so imports go
+through the `trainer` package and no module of trainer/ shadows a top-level one.
 """
 
 from __future__ import annotations
@@ -11,68 +14,64 @@ import hashlib
 import os
 import socket
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from schemas import RunConfig, SchemaError, load_run_config
 
-TRAINER_DIR = Path(__file__).resolve().parent
-ENTRY_POINTS = {"pretrain": TRAINER_DIR / "pretrain.py", "finetune": TRAINER_DIR / "finetune.py"}
+ENTRY_POINTS = {"pretrain": "trainer.pretrain", "finetune": "trainer.finetune"}  # entry -> module the ranks run
 
 
-def deepspeed_command(
-    config: str | os.PathLike,
-    num_gpus: int | None = None,
-    hostfile: str | os.PathLike | None = None,
-    resume: bool = False,
-    overrides: list[str] = (),
-    *,
-    entry: str = "pretrain",
-    master_port: int | None = None,
-) -> list[str]:
-    """The argv of a `deepspeed` launch of `trainer/<entry>.py` (the launcher next to this Python).
+@dataclass(frozen=True)
+class LaunchSpec:
+    """One training launch: which run, which entry point, on how many processes.
 
-    `num_gpus` is the processes per machine (on CPU: ranks); None lets the launcher use every
-    GPU. Raises ValueError for an unknown entry point.
+    Raises ValueError on construction for an unknown entry point.
     """
-    if entry not in ENTRY_POINTS:
-        raise ValueError(f"unknown entry point {entry!r}; known: {', '.join(ENTRY_POINTS)}")
+
+    config: str | os.PathLike  # the run config file (schemas.RunConfig)
+    entry: str = "pretrain"  # a key of ENTRY_POINTS
+    num_gpus: int | None = None  # processes per machine (on CPU: ranks); None: every GPU
+    hostfile: str | os.PathLike | None = None  # DeepSpeed hostfile for a multi-machine run
+    master_port: int | None = None  # None: DeepSpeed's default (29500)
+    resume: bool = False  # continue from the newest complete checkpoint
+    overrides: tuple[str, ...] = ()  # `key.sub=value` config overrides, in order
+
+    def __post_init__(self) -> None:
+        if self.entry not in ENTRY_POINTS:
+            raise ValueError(f"unknown entry point {self.entry!r}; known: {', '.join(ENTRY_POINTS)}")
+        object.__setattr__(self, "overrides", tuple(self.overrides))
+
+
+def deepspeed_command(spec: LaunchSpec) -> list[str]:
+    """The argv of a `deepspeed` launch of `spec` (the launcher next to this Python), running
+    the entry point's module in every rank."""
     command = [str(Path(sys.executable).parent / "deepspeed")]
-    if hostfile is not None:
-        command += ["--hostfile", str(hostfile)]
-    if num_gpus is not None:
-        command += ["--num_gpus", str(num_gpus)]
-    if master_port is not None:
-        command += ["--master_port", str(master_port)]
-    command += [str(ENTRY_POINTS[entry]), "--config", str(config)]
-    if resume:
+    if spec.hostfile is not None:
+        command += ["--hostfile", str(spec.hostfile)]
+    if spec.num_gpus is not None:
+        command += ["--num_gpus", str(spec.num_gpus)]
+    if spec.master_port is not None:
+        command += ["--master_port", str(spec.master_port)]
+    command += ["--module", ENTRY_POINTS[spec.entry], "--config", str(spec.config)]
+    if spec.resume:
         command.append("--resume")
-    for override in overrides:
+    for override in spec.overrides:
         command += ["--set", override]
     return command
 
 
-def prepare_launch(
-    config: str | os.PathLike,
-    num_gpus: int | None = None,
-    hostfile: str | os.PathLike | None = None,
-    resume: bool = False,
-    overrides: list[str] = (),
-    *,
-    entry: str = "pretrain",
-    master_port: int | None = None,
-) -> tuple[RunConfig, list[str]]:
+def prepare_launch(spec: LaunchSpec) -> tuple[RunConfig, list[str]]:
     """The run config, validated before any process starts, and the `deepspeed_command` for it.
     Raises SchemaError for a config that does not match its schema, that its model cannot
     train (`RunConfig.model_problems`), or that fine-tunes without a `finetune:` section."""
-    run = load_run_config(config, list(overrides))
-    if entry == "finetune" and run.finetune is None:
-        raise SchemaError(str(config), ["fine-tuning needs a `finetune:` section (init_from, method)"])
-    run.check_model(run.model.resolve(), str(config))  # before any process starts
-    command = deepspeed_command(config, num_gpus, hostfile, resume, list(overrides), entry=entry,
-                                master_port=master_port)
-    return run, command
+    run = load_run_config(spec.config, list(spec.overrides))
+    if spec.entry == "finetune" and run.finetune is None:
+        raise SchemaError(str(spec.config), ["fine-tuning needs a `finetune:` section (init_from, method)"])
+    run.check_model(run.model.resolve(), str(spec.config))  # before any process starts
+    return run, deepspeed_command(spec)
 
 
 def free_local_port() -> int:

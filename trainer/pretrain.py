@@ -1,7 +1,7 @@
 """CPM-Bee pretraining on DeepSpeed ZeRO-3: config -> model -> engine -> data -> loop.
 
-    deepspeed [--hostfile H] --num_gpus N trainer/pretrain.py --config run.yaml [--resume] [--set key=value ...]
-    DS_ACCELERATOR=cpu deepspeed --num_gpus 2 trainer/pretrain.py --config run.yaml     # CPU, gloo
+    deepspeed [--hostfile H] --num_gpus N --module trainer.pretrain --config run.yaml [--resume] [--set key=value ...]
+    DS_ACCELERATOR=cpu deepspeed --num_gpus 2 --module trainer.pretrain --config run.yaml     # CPU, gloo
 
 Each step runs `optimizer.grad_accumulation` micro-batches through the model and one
 optimizer step; losses, evaluation, early stop and checkpoints are as README.md ("Training")
@@ -11,17 +11,9 @@ there is none) and gives the losses an uninterrupted run would have given.
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-if __name__ == "__main__":
-    # run as a script, Python puts trainer/ first on sys.path: drop it, so `trainer.data` is
-    # never shadowed by (or shadows) a top-level module; imports go through the package
-    _here = Path(__file__).resolve().parent
-    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _here]
-
 import argparse
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -449,7 +441,7 @@ def exit_on_sigterm() -> None:
 
 
 def run_entry_point(job: Callable[..., Any], argv: list[str] | None = None) -> int:
-    """What `trainer/pretrain.py` and `trainer/finetune.py` do as scripts: parse the launcher's
+    """What `python -m trainer.pretrain` and `-m trainer.finetune` do in each rank: parse the launcher's
     arguments, load the run config, run `job(run, resume=...)`; exit code 3 on a non-finite abort,
     2 on a checkpoint that cannot be resumed or fine-tuned from (or is refused as unsafe)."""
     exit_on_sigterm()

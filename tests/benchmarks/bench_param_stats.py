@@ -24,7 +24,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_trainer import WARMUP_STEPS, prepare  # noqa: E402
 
-from trainer.launch import deepspeed_command, free_local_port, launch_environment  # noqa: E402
+from trainer.launch import LaunchSpec, deepspeed_command, free_local_port, launch_environment  # noqa: E402
 from trainer.metrics import read_metrics  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def main() -> None:
         data["inspect_iters"] = 2
         config.write_text(yaml.safe_dump(data), encoding="utf-8")
         result = subprocess.run(
-            deepspeed_command(config, num_gpus=2, master_port=free_local_port()), env=launch_environment(cpu=True),
+            deepspeed_command(LaunchSpec(config, num_gpus=2, master_port=free_local_port())), env=launch_environment(cpu=True),
             capture_output=True, text=True,
         )  # fmt: skip
         if result.returncode != 0:

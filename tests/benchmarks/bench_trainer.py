@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trainer"))
 from pretrain_fixtures import write_run  # noqa: E402
 
 from schemas import ModelConfig, load_run_config  # noqa: E402
-from trainer.launch import deepspeed_command, free_local_port, launch_environment  # noqa: E402
+from trainer.launch import LaunchSpec, deepspeed_command, free_local_port, launch_environment  # noqa: E402
 from trainer.metrics import read_metrics  # noqa: E402
 
 SMALL = ModelConfig(
@@ -54,7 +54,7 @@ def prepare(root: Path, steps: int, seq: int, batch: int) -> Path:
 def zero3(config: Path) -> dict[str, float]:
     started = time.perf_counter()
     result = subprocess.run(
-        deepspeed_command(config, num_gpus=2, master_port=free_local_port()), env=launch_environment(cpu=True),
+        deepspeed_command(LaunchSpec(config, num_gpus=2, master_port=free_local_port())), env=launch_environment(cpu=True),
         capture_output=True, text=True,
     )  # fmt: skip
     if result.returncode != 0:

@@ -11,7 +11,7 @@ import torch
 import yaml
 
 from schemas import SchemaError, load_run_config, preset
-from trainer.launch import prepare_launch
+from trainer.launch import LaunchSpec, prepare_launch
 from trainer.model import CPMBee
 
 BASE = {
@@ -70,4 +70,4 @@ def test_a_model_config_file_too_small_for_max_depth_is_refused_before_launch(tm
     config = write(tmp_path, model={"preset": None, "config": "model.json"})
     config.write_text(config.read_text().replace("  preset: null\n", ""))
     with pytest.raises(SchemaError, match=r"run.yaml: data.max_depth 16 needs 256 .*=32: set data.max_depth <= 5"):
-        prepare_launch(config, num_gpus=1)
+        prepare_launch(LaunchSpec(config, num_gpus=1))

@@ -15,7 +15,7 @@ import yaml
 
 from corpus.dataset.writer import build_dataset
 from tokenization import tokenize_dataset
-from trainer.launch import deepspeed_command, free_local_port, launch_environment
+from trainer.launch import LaunchSpec, deepspeed_command, free_local_port, launch_environment
 
 LAUNCH_TIMEOUT_S = 900  # the first launch on a machine also compiles DeepSpeed's CPU comm op
 
@@ -109,7 +109,7 @@ def launch(config: Path, resume: bool = False, entry: str = "pretrain", **env: s
 
 def _launch_once(config: Path, resume: bool, entry: str, env: dict[str, str]) -> Launch:
     port = free_local_port()  # other sessions launch DeepSpeed on this machine too
-    command = deepspeed_command(config, num_gpus=2, resume=resume, master_port=port, entry=entry)
+    command = deepspeed_command(LaunchSpec(config, entry, num_gpus=2, master_port=port, resume=resume))
     marker = uuid.uuid4().hex
     out, err = config.parent / f"launch-{port}.out", config.parent / f"launch-{port}.err"
     with open(out, "w") as stdout, open(err, "w") as stderr:

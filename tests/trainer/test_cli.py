@@ -26,8 +26,7 @@ def test_print_command_shows_the_deepspeed_launch(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     deepspeed = str(Path(sys.executable).parent / "deepspeed")
-    pretrain = Path(__file__).resolve().parents[2] / "trainer" / "pretrain.py"
-    assert result.output.strip() == f"{deepspeed} --num_gpus 2 {pretrain} --config {config} --resume --set max_steps=5"
+    assert result.output.strip() == f"{deepspeed} --num_gpus 2 --module trainer.pretrain --config {config} --resume --set max_steps=5"
 
 
 def test_a_bad_config_exits_2_naming_the_field(tmp_path: Path) -> None:
