@@ -23,7 +23,6 @@ import pickle
 import random
 import re
 import shutil
-import signal
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,6 @@ LATEST_FILE = "latest"
 COMPLETE_FILE = "COMPLETE"
 TMP_PREFIX = ".tmp-"
 TAG_PATTERN = re.compile(r"^step-(\d{8,})$")
-# Fault injection for tests: "save:<step>" SIGKILLs rank 0 in the middle of saving that step.
-FAULT_ENV = "BEE_FAULT_KILL_AT"
 
 
 class CheckpointError(RuntimeError):
@@ -65,12 +62,6 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def inject_fault(point: str, step: int) -> None:
-    """Testing hook: SIGKILL this process when `BEE_FAULT_KILL_AT` is `<point>:<step>`."""
-    if os.environ.get(FAULT_ENV) == f"{point}:{step}":
-        os.kill(os.getpid(), signal.SIGKILL)
 
 
 class CheckpointDir:

@@ -21,6 +21,7 @@ from typing import Any
 
 import torch
 
+from corpus.faults import fault_point, nan_loss_due
 from schemas.run_config import RunConfig, load_run_config
 from trainer.engine import Precision, build_engine, init_distributed, model_inputs, prepare_accelerator_env, resolve_precision
 from trainer.trace import TraceWriter
@@ -146,7 +147,7 @@ class Trainer:
 
     def save(self) -> None:
         """Save the engine, every rank's data/RNG/loop state, then publish the folder (rank 0)."""
-        from trainer.checkpoint import inject_fault, rng_state, save_trainer_state, step_tag
+        from trainer.checkpoint import rng_state, save_trainer_state, step_tag
 
         tag = step_tag(self.state.step)
         if self.rank == 0:
@@ -156,7 +157,7 @@ class Trainer:
         self.engine.save_checkpoint(str(self.store.root), tag=tmp_name, save_latest=False,
                                     exclude_frozen_parameters=self._has_frozen_parameters())  # fmt: skip
         if self.rank == 0:
-            inject_fault("save", self.state.step)
+            fault_point("save", self.state.step)
         trainer_state = {
             "step": self.state.step, "rank": self.rank, "world_size": self.world_size,
             "loop": asdict(self.state), "data": self.loader.state_dict(), "rng": rng_state(),
@@ -214,7 +215,6 @@ class Trainer:
 
     def train_step(self) -> Any:
         """One optimizer step over `grad_accumulation` micro-batches. Returns its StepRecord."""
-        from trainer.checkpoint import inject_fault
         from trainer.metrics import StepRecord, TaskLossSums, average_over_ranks, mean_loss, token_losses
 
         started = time.perf_counter()
@@ -232,7 +232,7 @@ class Trainer:
             target = torch.from_numpy(batch["target"]).to(self.device)
             losses, predicted = token_losses(logits, target)
             loss = mean_loss(losses, predicted)
-            if _fault_nonfinite(self.state.step + 1):
+            if nan_loss_due(self.state.step + 1):
                 loss = loss * float("nan")
             # one non-finite loss anywhere poisons every rank's gradients (they are reduced
             # together), so that DeepSpeed's overflow check skips the step on all ranks: fp16
@@ -249,7 +249,7 @@ class Trainer:
             tokens += int(batch["length"].sum())
         if self.trace is not None:
             self.trace.flush()
-        inject_fault("step", self.state.step + 1)
+        fault_point("step", self.state.step + 1)
         read = float(sum(self.loader.counters()["samples_read"].values()))  # this rank's, whole run
         loss_sum, token_sum, read_sum = self._all_reduce([loss_total / micro_batches, float(tokens), read])
         per_rank: list[dict[str, float]] = [{} for _ in range(self.world_size)]
@@ -401,14 +401,6 @@ def epoch_samples(manifest_path: str) -> int:
     if total <= 0:
         raise ValueError(f"{manifest_path}: the mixture holds no samples (sum of weight x nlines is 0): epochs cannot be counted")
     return total
-
-
-def _fault_nonfinite(step: int) -> bool:
-    """Testing hook: `BEE_FAULT_NAN_FROM_STEP=<n>` makes every loss from step n on NaN."""
-    import os
-
-    start = os.environ.get("BEE_FAULT_NAN_FROM_STEP")
-    return start is not None and step >= int(start)
 
 
 def train(run: RunConfig, resume: bool = False, model_builder: ModelBuilder = build_model) -> TrainResult:

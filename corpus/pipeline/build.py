@@ -24,6 +24,7 @@ from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options.pipeline_options import PipelineOptions, SetupOptions
 
 from corpus.dataset.lock import folder_lock
+from corpus.faults import fault_point
 from corpus.manifest import upsert_entry
 from corpus.pipeline import (
     clean,
@@ -37,7 +38,6 @@ from corpus.pipeline import (
 )
 from corpus.pipeline.checkpoint import finished_files, read_file_units
 from corpus.pipeline.components import UNCONVERGED_COUNTER
-from corpus.pipeline.faults import kill_at
 from corpus.pipeline.flags import check_beam_flags
 from corpus.pipeline.decontaminate import eval_sets_digest
 from corpus.pipeline.input_digest import with_digests
@@ -358,13 +358,13 @@ def _finish(config: BuildConfig, output: Path | str, local: Path, staging: Path 
     if remote:
         remote_output.upload_folder(local, staging)
         remote_output.write_stamp(staging, stamp)  # last: the staging build is complete from here
-        kill_at("before_swap")
-        remote_output.publish(staging, output, fault=kill_at)
+        fault_point("before_swap")
+        remote_output.publish(staging, output, fault=fault_point)
     else:
         write_stamp(staging, stamp)
-        kill_at("before_swap")
-        swap_into_place(staging, output, fault=kill_at)
-    kill_at("before_manifest")
+        fault_point("before_swap")
+        swap_into_place(staging, output, fault=fault_point)
+    fault_point("before_manifest")
     _upsert_locked(manifest_path, entry)
     return BuildResult(output=output, dataset_path=dataset, manifest_path=manifest_path, up_to_date=False,
                        units_in=stats.units_in, extra_pieces=stats.extra_pieces, written=stats.written,

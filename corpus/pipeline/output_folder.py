@@ -193,7 +193,7 @@ def swap_into_place(staging: Path, output: Path, fault=lambda point: None) -> No
     """Replace `output` (ours, or absent) by `staging`: readers see the old build or the new one.
     Where the OS can, one atomic exchange (the output never goes missing); else two renames
     through `<output>.old`, which `recover_swap` completes after a crash. `fault` is called at
-    named points (see faults.py)."""
+    named points (corpus/faults.py's `fault_point` in a build)."""
     old = old_path(output)
     remove_our_folder(old)
     if is_ours(output) and exchange(staging, output):

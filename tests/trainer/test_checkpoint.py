@@ -106,11 +106,12 @@ def test_sigkill_mid_publish_leaves_the_previous_checkpoint_latest(tmp_path: Pat
     fake_save(store, 3)
     script = textwrap.dedent(
         f"""
-        from trainer.checkpoint import CheckpointDir, inject_fault, save_trainer_state, step_tag
+        from corpus.faults import fault_point
+        from trainer.checkpoint import CheckpointDir, save_trainer_state, step_tag
         store = CheckpointDir({str(tmp_path)!r})
         tmp = store.prepare(step_tag(6)); tmp.mkdir()
         save_trainer_state(tmp, 0, {{"step": 6, "world_size": 1}})
-        inject_fault("save", 6)
+        fault_point("save", 6)
         store.publish(step_tag(6))
         """
     )
