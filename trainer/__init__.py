@@ -4,14 +4,14 @@ User-facing documentation: trainer/README.md.
 """
 
 from trainer.data import MixtureLoader
-from trainer.model import (
+from trainer.model import CPMBee
+from trainer.packing import BatchPacker, PackedBatch
+from trainer.weight_names import (
     CheckpointMismatch,
-    CPMBee,
     from_cpm_live_state_dict,
     to_cpm_live_state_dict,
     to_hf_state_dict,
 )
-from trainer.packing import BatchPacker, PackedBatch
 
 __all__ = [
     "BatchPacker",

@@ -90,8 +90,8 @@ def export_command(
 ) -> None:  # fmt: skip
     """Write a checkpoint as CPM-Bee's (cpm_live names) or the HF port's files (bee export)."""
     from trainer.export import export_checkpoint
-    from trainer.model import CheckpointMismatch
     from trainer.model_io import ModelLoadError
+    from trainer.weight_names import CheckpointMismatch
 
     try:
         path = export_checkpoint(checkpoint, output, format.value, dtype=dtype.value, model_config=model_config,

@@ -23,8 +23,8 @@ import torch
 
 from corpus.atomic_file import write_bytes_atomically, write_text_atomically
 from schemas.model_config import ModelConfig, to_hf_config
-from trainer.model import to_cpm_live_state_dict, to_hf_state_dict
 from trainer.model_io import HF_CONFIG_FILE, load_model, resolve_dtype
+from trainer.weight_names import to_cpm_live_state_dict, to_hf_state_dict
 
 ExportFormat = Literal["cpm-live", "hf"]
 HF_WEIGHTS_FILE = "model.safetensors"

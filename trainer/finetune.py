@@ -39,7 +39,7 @@ def load_pretrained_state(init_from: str) -> dict[str, torch.Tensor]:
 def build_finetune_model(run: RunConfig) -> torch.nn.Module:
     """The pretrained model, with LoRA modules (everything else frozen) when method is lora."""
     from trainer.lora import add_lora
-    from trainer.model import from_cpm_live_state_dict
+    from trainer.weight_names import from_cpm_live_state_dict
 
     finetune = run.finetune
     model = from_cpm_live_state_dict(
@@ -58,7 +58,7 @@ def export_weights(engine: Any, run: RunConfig, rank: int) -> Path:
 
     from corpus.atomic_file import write_bytes_atomically
     from trainer.lora import lora_state_dict
-    from trainer.model import to_cpm_live_state_dict
+    from trainer.weight_names import to_cpm_live_state_dict
 
     model = engine.module
     delta = run.finetune.method == "lora"

@@ -23,14 +23,9 @@ from typing import Literal
 import torch
 
 from schemas.model_config import PRESETS, ModelConfig, load_model_config, preset
-from trainer.model import (
-    CheckpointMismatch,
-    CPMBee,
-    check_checkpoint_fits,
-    from_cpm_live_state_dict,
-    to_cpm_live_name,
-)
+from trainer.model import CPMBee
 from trainer.safe_load import UnsafeCheckpoint, load_checkpoint_file
+from trainer.weight_names import CheckpointMismatch, check_checkpoint_fits, from_cpm_live_state_dict, to_cpm_live_name
 
 CheckpointKind = Literal["file", "hf", "training"]
 # Written beside the weights by training saves and `bee export --format cpm-live`; the HF form

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from schemas.model_config import ModelConfig, preset
-from trainer.model import CPMBee, to_cpm_live_state_dict
+from trainer.model import CPMBee
+from trainer.weight_names import to_cpm_live_state_dict
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_REFERENCE = Path(os.environ.get("CPM_BEE_MODEL_COMPARE", REPO.parent / "scratch" / "model-compare"))

@@ -97,7 +97,7 @@ def test_bee_eval_scores_a_saved_checkpoint_on_jsonl_and_a_dataset(tokenizer, tm
 
     from corpus.dataset import build_dataset
     from flows.cli import app
-    from trainer.model import to_cpm_live_state_dict
+    from trainer.weight_names import to_cpm_live_state_dict
 
     samples = [sample(i) for i in range(4)]
     net = model()

@@ -14,7 +14,8 @@ from pretrain_fixtures import launch, write_dataset, write_manifest, write_run
 from schemas import preset
 from trainer.finetune import DELTA_FILE, load_pretrained_state
 from trainer.metrics import read_metrics
-from trainer.model import CPMBee, to_hf_state_dict
+from trainer.model import CPMBee
+from trainer.weight_names import to_hf_state_dict
 
 
 @pytest.mark.integration

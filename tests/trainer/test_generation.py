@@ -199,7 +199,7 @@ def test_bee_generate_end_to_end(tmp_path, tokenizer):
     from typer.testing import CliRunner
 
     from flows.cli import app
-    from trainer.model import to_cpm_live_state_dict
+    from trainer.weight_names import to_cpm_live_state_dict
 
     model = tiny_model(tokenizer)
     torch.save(to_cpm_live_state_dict(model), tmp_path / "model.pt")

@@ -11,14 +11,10 @@ from schemas import SchemaError
 from schemas.model_config import preset, to_hf_config
 from trainer.export import export_checkpoint
 from trainer.lora import add_lora, lora_state_dict, merge_lora
-from trainer.model import (
-    CheckpointMismatch,
-    CPMBee,
-    to_cpm_live_state_dict,
-    to_hf_state_dict,
-)
+from trainer.model import CPMBee
 from trainer.model_io import ModelLoadError, describe_checkpoint, load_model
 from trainer.safe_load import UnsafeCheckpoint
+from trainer.weight_names import CheckpointMismatch, to_cpm_live_state_dict, to_hf_state_dict
 
 CONFIG = preset("tiny").model_copy(update={"vocab_size": 300, "mask_modules": [(False, False), (True, False)]})
 

@@ -175,7 +175,7 @@ def first_batch_loss(config: Path, model) -> float:
 @pytest.mark.integration
 def test_load_model_consolidates_the_zero3_checkpoint_and_export_reads_back(runs, tmp_path) -> None:
     from trainer.export import export_checkpoint
-    from trainer.model import to_cpm_live_state_dict
+    from trainer.weight_names import to_cpm_live_state_dict
     from trainer.model_io import load_model
 
     config, result = runs["whole"]

@@ -6,13 +6,8 @@ import pytest
 import torch
 
 from schemas.model_config import preset
-from trainer.model import (
-    CheckpointMismatch,
-    CPMBee,
-    from_cpm_live_state_dict,
-    to_cpm_live_state_dict,
-    to_hf_state_dict,
-)
+from trainer.model import CPMBee
+from trainer.weight_names import CheckpointMismatch, from_cpm_live_state_dict, to_cpm_live_state_dict, to_hf_state_dict
 
 CONFIG = preset("tiny").model_copy(update={"vocab_size": 300, "num_layers": 2, "mask_modules": [(False, False), (True, False)]})
 
