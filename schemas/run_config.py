@@ -52,7 +52,7 @@ class ModelSection(_Section):
 
 
 class DataSection(_Section):
-    """Where the batches come from; field names follow `trainer.stream.BatchStream`'s arguments."""
+    """Where the batches come from; field names follow `trainer.stream.StreamConfig`'s."""
 
     manifest: str = Field(description="Training mixture manifest (datasets.json).")
     eval_manifest: str | None = Field(default=None, description="Held-out mixture manifest for evaluation.")

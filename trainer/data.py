@@ -1,10 +1,10 @@
 """The trainer's data loader: packed batches from a mixture manifest, made in a background process.
 
-    loader = MixtureLoader(manifest_path, tokenizer, batch_size, max_length, rank, world_size, seed)
+    loader = MixtureLoader(StreamConfig(manifest_path, batch_size, max_length, rank, world_size, seed), tokenizer)
     batch = next(loader)              # dict of numpy arrays (trainer.packing.PackedBatch)
     state = loader.state_dict()       # goes into the checkpoint, one per rank
     ...
-    loader = MixtureLoader(...same arguments...)
+    loader = MixtureLoader(...same config...)
     loader.load_state_dict(state)     # before the first next(): continues with the next batch
 
 A spawned process runs `trainer.stream.BatchStream` and sends each batch through a bounded
@@ -23,16 +23,16 @@ import queue
 import signal
 import time
 import traceback
-from typing import Any, Literal
+from typing import Any
 
 from schemas.run_config import DataSection
 from trainer.packing import PackedBatch
-from trainer.stream import BatchStream
+from trainer.stream import BatchStream, StreamConfig
 
 LOADER_STATE_VERSION = 1
 
 
-def _produce(stream_args: dict[str, Any], state: dict[str, Any] | None, batches: Any, stop: Any) -> None:
+def _produce(config: StreamConfig, tokenizer: Any, state: dict[str, Any] | None, batches: Any, stop: Any) -> None:
     """Background process: put ("batch", batch, state) items until `stop` is set, or one ("error", text)."""
     # Ctrl-C is for the trainer, which then closes the loader; the worker must not die first.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -44,7 +44,7 @@ def _produce(stream_args: dict[str, Any], state: dict[str, Any] | None, batches:
         return not stop.is_set() and trainer.is_alive()
 
     try:
-        stream = BatchStream(**stream_args)
+        stream = BatchStream(config, tokenizer)
         if state is not None:
             stream.load_state_dict(state)
         while running():
@@ -65,44 +65,16 @@ def _produce(stream_args: dict[str, Any], state: dict[str, Any] | None, batches:
 class MixtureLoader:
     """Endless packed batches for one rank; an iterator with `state_dict` / `load_state_dict`.
 
-    Takes the manifest path, a tokenizer (`tokenization.CPMBeeTokenizer`), rows per batch,
-    tokens per row, this rank and world size, and a seed; `max_depth` (segment-tree depth
-    buckets), `weight_by` ("lines" or "tokens"), `shuffle_answers`, `token_shards`, `prefetch` (batches made
-    ahead) and `background` (False: in-process, for debugging) are the run config's
-    `data` section (`schemas.run_config.DataSection`). Raises (on `next`) the background
-    process's error with its traceback.
+    Takes the stream's config (`trainer.stream.StreamConfig`: manifest, batch shape, rank,
+    seed, ...) and a tokenizer (`tokenization.CPMBeeTokenizer`); `prefetch` (batches made
+    ahead) and `background` (False: in-process, for debugging) are how it runs the stream.
+    `from_config` builds one from a run config's `data` section. Raises (on `next`) the
+    background process's error with its traceback.
     """
 
-    def __init__(
-        self,
-        manifest_path: str | os.PathLike,
-        tokenizer: Any,
-        batch_size: int,
-        max_length: int,
-        rank: int = 0,
-        world_size: int = 1,
-        seed: int = 0,
-        *,
-        max_depth: int = 16,
-        weight_by: Literal["lines", "tokens"] = "lines",
-        shuffle_answers: bool = True,
-        token_shards: bool = True,
-        prefetch: int = 2,
-        background: bool = True,
-    ) -> None:
-        self._stream_args = dict(
-            manifest_path=str(manifest_path),
-            tokenizer=tokenizer,
-            batch_size=batch_size,
-            max_length=max_length,
-            rank=rank,
-            world_size=world_size,
-            seed=seed,
-            max_depth=max_depth,
-            weight_by=weight_by,
-            shuffle_answers=shuffle_answers,
-            token_shards=token_shards,
-        )
+    def __init__(self, config: StreamConfig, tokenizer: Any, *, prefetch: int = 2, background: bool = True) -> None:
+        self.config = config
+        self.tokenizer = tokenizer
         self.prefetch = prefetch
         self.background = background
         self._state: dict[str, Any] | None = None  # stream state after the last batch handed out
@@ -119,11 +91,11 @@ class MixtureLoader:
                     world_size: int, seed: int) -> MixtureLoader:
         """The loader a run config's `data` section describes, for `manifest_path` (its training
         or its evaluation manifest)."""
-        return cls(
-            manifest_path, tokenizer, data.batch_size, data.max_length, rank, world_size, seed,
-            max_depth=data.max_depth, weight_by=data.weight_by, shuffle_answers=data.shuffle_answers,
-            token_shards=data.token_shards, prefetch=data.prefetch, background=data.background,
+        config = StreamConfig(
+            str(manifest_path), data.batch_size, data.max_length, rank, world_size, seed, max_depth=data.max_depth,
+            weight_by=data.weight_by, shuffle_answers=data.shuffle_answers, token_shards=data.token_shards,
         )  # fmt: skip
+        return cls(config, tokenizer, prefetch=data.prefetch, background=data.background)
 
     # -------------------------------------------------------------- iteration
 
@@ -136,7 +108,7 @@ class MixtureLoader:
             batch, state = self._next_from_worker()
         else:
             if self._stream is None:
-                self._stream = BatchStream(**self._stream_args)
+                self._stream = BatchStream(self.config, self.tokenizer)
                 if self._state is not None:
                     self._stream.load_state_dict(self._state)
             batch = next(self._stream)
@@ -154,8 +126,8 @@ class MixtureLoader:
         self._stop = context.Event()
         self._process = context.Process(
             target=_produce,
-            args=(self._stream_args, self._state, self._queue, self._stop),
-            name=f"bee-data-rank{self._stream_args['rank']}",
+            args=(self.config, self.tokenizer, self._state, self._queue, self._stop),
+            name=f"bee-data-rank{self.config.rank}",
             daemon=True,
         )
         self._process.start()

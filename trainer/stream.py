@@ -18,6 +18,7 @@ import logging
 import os
 from collections import Counter, deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,39 +33,45 @@ log = logging.getLogger(__name__)
 STATE_VERSION = 1
 
 
-class BatchStream:
-    """Endless packed batches from a mixture manifest, for `rank` of `world_size`.
+@dataclass(frozen=True)
+class StreamConfig:
+    """What a `BatchStream` (and the `trainer.data.MixtureLoader` running one) makes batches from.
+    A run config's `data` section gives most of it (`MixtureLoader.from_config`)."""
 
-    The same arguments and state give the same batches. `state_dict()` after a batch
-    resumes exactly at the next one (readers, generator and the packer's open rows).
+    manifest_path: str | os.PathLike  # the mixture manifest (datasets.json)
+    batch_size: int  # rows per batch
+    max_length: int  # tokens per row
+    rank: int = 0  # this rank, of `world_size`: it reads blocks b with b % world_size == rank
+    world_size: int = 1
+    seed: int = 0  # with the rank, seeds the stream's one generator
+    max_depth: int = 16  # segment-tree depth buckets
+    weight_by: WeightBy = "lines"  # sample datasets by weight x nlines (CPM-Bee) or x ntokens
+    shuffle_answers: bool = True  # shuffle the fields under <ans> (CPM-Bee does)
+    token_shards: bool = True  # read fresh token shards instead of tokenizing online
+    max_rejects_in_a_row: int = 1000  # unusable samples in a row from one dataset before it is an error
+
+
+class BatchStream:
+    """Endless packed batches from a mixture manifest, for `config.rank` of `config.world_size`.
+
+    Takes a `StreamConfig` and a tokenizer (`tokenization.CPMBeeTokenizer`). The same config
+    and state give the same batches. `state_dict()` after a batch resumes exactly at the next
+    one (readers, generator and the packer's open rows).
     """
 
-    def __init__(
-        self,
-        manifest_path: str | os.PathLike,
-        tokenizer: Any,
-        batch_size: int,
-        max_length: int,
-        rank: int = 0,
-        world_size: int = 1,
-        seed: int = 0,
-        *,
-        max_depth: int = 16,
-        weight_by: WeightBy = "lines",
-        shuffle_answers: bool = True,
-        token_shards: bool = True,
-        max_rejects_in_a_row: int = 1000,
-    ) -> None:
+    def __init__(self, config: StreamConfig, tokenizer: Any) -> None:
+        self.config = config
         self.mixture = Mixture(
-            manifest_path, rank, world_size, seed, weight_by, max_depth=max_depth,
-            vocab_fingerprint=tokenizer.vocab_fingerprint if token_shards else None,
-        )
+            config.manifest_path, config.rank, config.world_size, config.seed, config.weight_by,
+            max_depth=config.max_depth, vocab_fingerprint=tokenizer.vocab_fingerprint if config.token_shards else None,
+        )  # fmt: skip
         # one generator per rank: ranks draw different mixtures, reruns draw the same
-        self.rng = np.random.default_rng(np.random.SeedSequence([seed, rank]))
+        self.rng = np.random.default_rng(np.random.SeedSequence([config.seed, config.rank]))
         self.packer = BatchPacker(
-            batch_size, max_length, tokenizer, max_depth, shuffle_rng=self.rng if shuffle_answers else None
-        )
-        self.max_rejects_in_a_row = max_rejects_in_a_row
+            config.batch_size, config.max_length, tokenizer, config.max_depth,
+            shuffle_rng=self.rng if config.shuffle_answers else None,
+        )  # fmt: skip
+        self.max_rejects_in_a_row = config.max_rejects_in_a_row
         self.batches = 0
         self.rejects: Counter[str] = Counter()  # "task.dataset:reason" -> samples skipped
         self.recent_rejects: deque[str] = deque(maxlen=20)  # messages, for inspection

@@ -28,7 +28,7 @@ sys.path.insert(0, str(REPO))
 from corpus.dataset import build_dataset  # noqa: E402
 from tokenization import CPMBeeTokenizer, tokenize_dataset  # noqa: E402
 from trainer.data import MixtureLoader  # noqa: E402
-from trainer.stream import BatchStream  # noqa: E402
+from trainer.stream import BatchStream, StreamConfig  # noqa: E402
 
 DEFAULT_VOCAB = REPO.parent / "shared" / "cpm-bee" / "bee.txt"
 WORDS = "我们 训练 语言 模型 数据 中文 the model learns from data and packing of long documents".split()
@@ -91,12 +91,12 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         manifest = build_mixture(Path(tmp), args.records)
 
-        tokens, seconds = stream_run(BatchStream(manifest, tokenizer, args.batch_size, args.max_length, seed=0), args.batches)
+        tokens, seconds = stream_run(BatchStream(StreamConfig(manifest, args.batch_size, args.max_length, seed=0), tokenizer), args.batches)
         fill = tokens / (args.batches * args.batch_size * args.max_length)
         print(f"BatchStream, one core: {tokens / seconds:,.0f} tokens/s, {args.batches / seconds:.2f} batches/s "
               f"of {args.batch_size}x{args.max_length}, rows {fill:.1%} full")
 
-        with MixtureLoader(manifest, tokenizer, args.batch_size, args.max_length, seed=0) as loader:
+        with MixtureLoader(StreamConfig(manifest, args.batch_size, args.max_length, seed=0), tokenizer) as loader:
             next(loader)  # start-up (spawn, imports, vocabulary) is not part of the steady state
             loader.wait_seconds = 0.0
             started = time.perf_counter()
@@ -110,7 +110,7 @@ def main() -> int:
         text = build_text_dataset(Path(tmp), args.records, args.vocab)
         rates = {}
         for shards in (False, True):
-            stream = BatchStream(text, tokenizer, args.batch_size, args.max_length, seed=0, token_shards=shards)
+            stream = BatchStream(StreamConfig(text, args.batch_size, args.max_length, seed=0, token_shards=shards), tokenizer)
             tokens, seconds = stream_run(stream, args.batches)
             rates[shards] = tokens / seconds
             assert stream.samples_read["online" if not shards else "shards"] > 0 and len(stream.samples_read) == 1

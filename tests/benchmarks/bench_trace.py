@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_data_loader import DEFAULT_VOCAB, build_mixture  # noqa: E402
 from tokenization import CPMBeeTokenizer  # noqa: E402
-from trainer.stream import BatchStream  # noqa: E402
+from trainer.stream import BatchStream, StreamConfig  # noqa: E402
 from trainer.trace import TraceWriter, trace_file  # noqa: E402
 
 
@@ -36,7 +36,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         manifest = build_mixture(root, 4000)
-        stream = BatchStream(manifest, CPMBeeTokenizer(args.vocab), args.batch_size, args.max_length, seed=1)
+        stream = BatchStream(StreamConfig(manifest, args.batch_size, args.max_length, seed=1), CPMBeeTokenizer(args.vocab))
         writer = TraceWriter(root / "logs", rank=0)
         making = tracing = 0.0
         samples = 0

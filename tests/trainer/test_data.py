@@ -12,7 +12,7 @@ import pytest
 from mixture_files import make_dataset, write_manifest
 from tokenization import CPMBeeTokenizer, tokenize_dataset
 from trainer.data import MixtureLoader
-from trainer.stream import BatchStream
+from trainer.stream import BatchStream, StreamConfig
 
 TINY_VOCAB = Path(__file__).parent / "assets" / "tiny_vocab.txt"
 
@@ -40,7 +40,7 @@ def manifest(tmp_path) -> Path:
 
 def stream(manifest, tokenizer, **kwargs) -> BatchStream:
     kwargs.setdefault("seed", 0)
-    return BatchStream(manifest, tokenizer, batch_size=3, max_length=48, **kwargs)
+    return BatchStream(StreamConfig(manifest, batch_size=3, max_length=48, **kwargs), tokenizer)
 
 
 def assert_same_batches(expected: list[dict], actual: list[dict]) -> None:
@@ -70,7 +70,7 @@ def test_batches_hold_transformed_samples_of_every_task(manifest, tokenizer):
 
 def test_incontext_samples_are_drawn_by_incontext_weight(manifest, tokenizer):
     write_manifest(manifest, [{"dataset_name": "qa", "task_name": "qa", "path": "qa", "incontext_weight": [0, 0, 1], "transforms": [{"input": "$q", "<ans>": "$a"}]}])
-    data = BatchStream(manifest, tokenizer, batch_size=3, max_length=128, seed=0)
+    data = BatchStream(StreamConfig(manifest, batch_size=3, max_length=128, seed=0), tokenizer)
     # every instance is its sample followed by two in-context samples (short records: they fit)
     for batch in (next(data) for _ in range(3)):
         for spans, sample_ids, length in zip(batch["spans"], batch["sample_ids"], batch["length"]):
@@ -163,14 +163,14 @@ def test_a_manifest_change_takes_effect_between_instances(manifest, tokenizer):
 
 
 def test_the_background_loader_gives_the_stream_batches_and_resumes_exactly(manifest, tokenizer):
-    in_process = MixtureLoader(manifest, tokenizer, 3, 48, seed=4, background=False)
+    in_process = MixtureLoader(StreamConfig(manifest, 3, 48, seed=4), tokenizer, background=False)
     expected = [next(in_process) for _ in range(8)]
 
-    with MixtureLoader(manifest, tokenizer, 3, 48, seed=4, prefetch=2) as loader:
+    with MixtureLoader(StreamConfig(manifest, 3, 48, seed=4), tokenizer, prefetch=2) as loader:
         head = [next(loader) for _ in range(3)]
         state = loader.state_dict()  # batches already made ahead in the queue are not in it
         assert state["batches"] == 3
-    with MixtureLoader(manifest, tokenizer, 3, 48, seed=4) as resumed:
+    with MixtureLoader(StreamConfig(manifest, 3, 48, seed=4), tokenizer) as resumed:
         resumed.load_state_dict(state)
         tail = [next(resumed) for _ in range(5)]
         assert resumed.wait_seconds > 0
@@ -178,11 +178,11 @@ def test_the_background_loader_gives_the_stream_batches_and_resumes_exactly(mani
 
 
 def test_the_in_process_loader_resumes_exactly(manifest, tokenizer):
-    loader = MixtureLoader(manifest, tokenizer, 3, 48, seed=2, background=False)
+    loader = MixtureLoader(StreamConfig(manifest, 3, 48, seed=2), tokenizer, background=False)
     for _ in range(4):
         next(loader)
     state = loader.state_dict()
-    resumed = MixtureLoader(manifest, tokenizer, 3, 48, seed=2, background=False)
+    resumed = MixtureLoader(StreamConfig(manifest, 3, 48, seed=2), tokenizer, background=False)
     resumed.load_state_dict(state)
     assert_same_batches([next(loader) for _ in range(3)], [next(resumed) for _ in range(3)])
 
@@ -190,14 +190,14 @@ def test_the_in_process_loader_resumes_exactly(manifest, tokenizer):
 def test_an_error_in_the_background_process_reaches_the_trainer(manifest, tokenizer, tmp_path):
     make_dataset(tmp_path, "long", [{"text": "x" * 100}])
     write_manifest(manifest, [{"dataset_name": "long", "task_name": "t", "path": "long"}])
-    with MixtureLoader(manifest, tokenizer, 3, 48) as loader:
+    with MixtureLoader(StreamConfig(manifest, 3, 48), tokenizer) as loader:
         with pytest.raises(RuntimeError, match=r"data process failed:(.|\n)*t.long: 1000 samples in a row"):
             next(loader)
 
 
 def test_a_loader_state_of_another_version_is_refused(manifest, tokenizer):
     with pytest.raises(ValueError, match="version"):
-        MixtureLoader(manifest, tokenizer, 3, 48).load_state_dict({"version": 99})
+        MixtureLoader(StreamConfig(manifest, 3, 48), tokenizer).load_state_dict({"version": 99})
 
 
 def _gone(pid: int) -> bool:
@@ -219,8 +219,9 @@ def test_the_background_process_ends_when_the_trainer_is_killed(manifest):
         "import os, signal, sys\n"
         "from tokenization import CPMBeeTokenizer\n"
         "from trainer.data import MixtureLoader\n"
+        "from trainer.stream import StreamConfig\n"
         "if __name__ == '__main__':\n"
-        f"    loader = MixtureLoader({str(manifest)!r}, CPMBeeTokenizer({str(TINY_VOCAB)!r}), 3, 48, prefetch=2)\n"
+        f"    loader = MixtureLoader(StreamConfig({str(manifest)!r}, 3, 48), CPMBeeTokenizer({str(TINY_VOCAB)!r}), prefetch=2)\n"
         "    next(loader)\n"
         "    print(loader._process.pid, flush=True)\n"
         "    os.kill(os.getpid(), signal.SIGKILL)  # no close(), no stop flag: as a rank killed by the launcher\n"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from flows.cli import app
 from pretrain_fixtures import write_vocab
 from tokenization.tokenizer import CPMBeeTokenizer
-from trainer.stream import BatchStream
+from trainer.stream import BatchStream, StreamConfig
 from trainer.trace import TraceWriter, resolve_samples, traced_samples
 
 
@@ -51,8 +51,8 @@ def _run(tmp_path: Path, manifest: Path) -> Path:
 
 def test_every_traced_sample_leads_back_to_its_input_line(built, tmp_path):
     raw, manifest = built
-    stream = BatchStream(manifest, CPMBeeTokenizer(write_vocab(tmp_path / "vocab.txt")), batch_size=2, max_length=512,
-                         seed=3)
+    stream = BatchStream(StreamConfig(manifest, batch_size=2, max_length=512, seed=3),
+                         CPMBeeTokenizer(write_vocab(tmp_path / "vocab.txt")))
     log_dir = tmp_path / "logs"
     writer = TraceWriter(log_dir, rank=0)
     for step in (1, 2):
@@ -83,7 +83,7 @@ def test_the_newest_line_of_a_step_wins_and_a_missing_step_is_an_error(tmp_path)
 def test_bee_trace_prints_samples_with_source_and_text(built, tmp_path):
     _, manifest = built
     run = _run(tmp_path, manifest)
-    stream = BatchStream(manifest, CPMBeeTokenizer(tmp_path / "vocab.txt"), batch_size=2, max_length=512, seed=3)
+    stream = BatchStream(StreamConfig(manifest, batch_size=2, max_length=512, seed=3), CPMBeeTokenizer(tmp_path / "vocab.txt"))
     writer = TraceWriter(tmp_path / "ckpt" / "logs", rank=0)  # the run's log_dir
     writer.write(1, 0, next(stream)["origins"])
     writer.close()
