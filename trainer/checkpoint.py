@@ -24,11 +24,13 @@ import random
 import re
 import shutil
 import zipfile
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch._utils import _rebuild_tensor_v2
 
 from corpus.atomic_file import write_bytes_atomically
 from trainer.safe_load import UnsafeCheckpoint, load_checkpoint_file
@@ -189,10 +191,6 @@ def _storage_from_bytes(data: bytes) -> Any:
 
 
 def _legacy_globals() -> dict[tuple[str, str], Any]:
-    from collections import OrderedDict
-
-    from torch._utils import _rebuild_tensor_v2
-
     try:
         from numpy._core.multiarray import _reconstruct
     except ImportError:  # numpy 1

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
+import torch.distributed as dist
 
 from schemas.run_config import RunConfig
 from trainer.schedules import LRSchedule
@@ -38,7 +39,6 @@ def prepare_accelerator_env() -> None:
 def init_distributed() -> tuple[int, int]:
     """Join the process group the launcher set up (gloo on CPU, nccl on GPU). Returns (rank, world_size)."""
     import deepspeed
-    import torch.distributed as dist
 
     if not dist.is_initialized():
         deepspeed.init_distributed(dist_backend="nccl" if on_gpu() else "gloo")

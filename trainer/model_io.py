@@ -21,11 +21,15 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+import torch.distributed as dist
 
 from schemas.model_config import PRESETS, ModelConfig, load_model_config, preset
+from trainer.checkpoint import COMPLETE_FILE, LATEST_FILE, CheckpointDir
+from trainer.lora import LORA_KEYS, add_lora, merge_lora
 from trainer.model import CPMBee
 from trainer.safe_load import UnsafeCheckpoint, load_checkpoint_file
 from trainer.weight_names import CheckpointMismatch, check_checkpoint_fits, from_cpm_live_state_dict, to_cpm_live_name
+from trainer.zero_checkpoint import ZeroCheckpoint
 
 CheckpointKind = Literal["file", "hf", "training"]
 # Written beside the weights by training saves and `bee export --format cpm-live`; the HF form
@@ -66,8 +70,6 @@ def resolve_dtype(dtype: torch.dtype | str | None) -> torch.dtype:
 
 def describe_checkpoint(path: str | Path) -> CheckpointSource:
     """Which kind of checkpoint `path` is. Raises FileNotFoundError / ModelLoadError naming it."""
-    from trainer.checkpoint import COMPLETE_FILE, LATEST_FILE, CheckpointDir
-
     path = Path(path)
     if path.is_file():
         # CPM-Bee ships cpm-bee-10b.pt with cpm-bee-10b.json; `bee export` writes the same pair
@@ -151,9 +153,6 @@ def _hf_folder(folder: Path) -> dict[str, torch.Tensor]:
 
 
 def _zero_checkpoint(step_folder: Path):
-    from trainer.lora import LORA_KEYS
-    from trainer.zero_checkpoint import ZeroCheckpoint
-
     checkpoint = ZeroCheckpoint(step_folder)
     if checkpoint.names() and all(name.rsplit(".", 1)[-1] in LORA_KEYS for name in checkpoint.names()):
         raise ModelLoadError(
@@ -186,8 +185,7 @@ def load_weights_into(model: torch.nn.Module, checkpoint: str, config: ModelConf
     rank ever holds the whole model. Whole models read the (memory-mapped) checkpoint on each
     rank. Raises ModelLoadError (on every rank) naming the checkpoint and the problem.
     """
-    import deepspeed
-    import torch.distributed as dist
+    import deepspeed  # here only: a slow import that picks an accelerator; export and generation never need it
 
     params = dict(model.named_parameters())
     if not any(hasattr(p, "ds_id") for p in params.values()):
@@ -244,8 +242,6 @@ def read_delta(path: str | Path) -> dict:
 def merge_delta(model: CPMBee, delta: dict, source: str = "delta") -> None:
     """Fold a LoRA delta into the model's weights, in place. Raises ModelLoadError when its
     tensors do not fit the model."""
-    from trainer.lora import add_lora, merge_lora
-
     add_lora(model, delta["targets"], delta["rank"], delta["alpha"])
     lora = {name: tensor.float() for name, tensor in delta["lora"].items()}
     result = model.load_state_dict(lora, strict=False)

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable
 
 import torch
+import torch.distributed as dist
 
 LAYER_NUMBER = re.compile(r"\.\d+\.")
 STATS = ("mean", "std", "max")
@@ -52,8 +53,6 @@ def parameter_stats(
 ) -> dict[str, dict[str, float]]:
     """`{group: {"weight_mean", "weight_std", "weight_max", "grad_mean", "grad_std", "grad_max"}}`
     over all ranks (grad_* only for groups that train). Every rank gets the same result."""
-    import torch.distributed as dist
-
     distributed = dist.is_available() and dist.is_initialized()
     rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
     groups: dict[str, int] = {}
