@@ -20,17 +20,13 @@ from __future__ import annotations
 import copy
 import os
 import random
-import re
-import sys
-import types
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from corpus.atomic_file import file_signature
 from corpus.manifest.lines import resolve_dataset_path
+from corpus.manifest.transform_script import TransformScript, TransformScriptError  # noqa: F401  (raised to callers)
 from tokenization import record_to_sample
 
 TransformFn = Callable[[Any], Any]
@@ -38,10 +34,6 @@ TransformFn = Callable[[Any], Any]
 
 class TransformError(ValueError):
     """A transform that cannot apply to a record (a missing field, a wildcard mismatch)."""
-
-
-class TransformScriptError(RuntimeError):
-    """A `transform.py` that cannot be loaded or defines no `transform` function."""
 
 
 # --------------------------------------------------------------------------- mappings
@@ -115,46 +107,6 @@ def apply_mapping(data: Any, mapping: dict[str, Any]) -> dict[str, Any]:
         # copies, so that later targets nested inside a copied object never write into the record
         node[path[-1]] = copy.deepcopy(value) if isinstance(value, (dict, list)) else value
     return result
-
-
-# --------------------------------------------------------------------------- scripts
-
-
-class TransformScript:
-    """A `transform.py`, loaded on first use and again whenever the file changes.
-
-    The source is compiled directly rather than imported: Python's bytecode cache keys on
-    whole-second mtimes and sizes, so a quick same-size edit could run the old script, and
-    a dataset folder should not grow a `__pycache__`.
-    """
-
-    def __init__(self, path: str | os.PathLike, module_name: str) -> None:
-        self.path = Path(path)
-        self.module_name = "bee_transforms." + re.sub(r"\W", "_", module_name)
-        self._signature: tuple[int, int, int] | None = None
-        self._function: Callable[[Any, int, random.Random], Any] | None = None
-
-    def function(self) -> Callable[[Any, int, random.Random], Any]:
-        """The script's `transform`, reloaded if the file changed. Raises TransformScriptError."""
-        try:
-            signature = file_signature(self.path)
-            if self._function is not None and signature == self._signature:
-                return self._function
-            source = self.path.read_bytes()
-        except OSError as error:
-            raise TransformScriptError(f"{self.path}: transform script not readable: {error}") from None
-        module = types.ModuleType(self.module_name)
-        module.__file__ = str(self.path)
-        sys.modules[self.module_name] = module  # for code in the script that looks itself up
-        try:
-            exec(compile(source, str(self.path), "exec"), module.__dict__)
-        except Exception as error:  # the user's script: report any failure with its path
-            raise TransformScriptError(f"{self.path}: import failed: {error!r}") from error
-        function = getattr(module, "transform", None)
-        if not callable(function):
-            raise TransformScriptError(f"{self.path}: defines no function transform(data, num_sample, r)")
-        self._function, self._signature = function, signature
-        return function
 
 
 # --------------------------------------------------------------------------- per-dataset transform

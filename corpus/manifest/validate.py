@@ -20,6 +20,7 @@ from typing import Any
 from corpus.dataset import DatasetCorrupt, read_meta
 from corpus.manifest.escape_check import check_dataset_transform
 from corpus.manifest.lines import resolve_dataset_path, sampling_nlines
+from corpus.manifest.transform_script import TransformScript, TransformScriptError
 from schemas import DatasetEntry, SchemaError, validate_data
 from schemas.loading import parse_text
 
@@ -117,8 +118,6 @@ def _check_escaping(entry: DatasetEntry, base_dir: Path) -> list[str]:
     """A `transform.py` must not escape a dataset stored escaped a second time (escape_check.py)."""
     if not entry.escaped or not isinstance(entry.transforms, str):
         return []
-    from trainer.transforms import TransformScript, TransformScriptError  # only now: it imports the trainer
-
     try:
         function = TransformScript(resolve_dataset_path(entry.transforms, base_dir), entry.identity).function()
         problem = check_dataset_transform(entry.identity, str(resolve_dataset_path(entry.path, base_dir)), function)
