@@ -47,7 +47,6 @@ from corpus.dataset.blockfile import (
 )
 from corpus.dataset.meta import DatasetCorrupt, meta_path, open_regular_fd, read_meta
 from corpus.dataset.serializer import (
-    FAST_PATH,
     AutoSerializer,
     GlobalRefused,
     PickleSerializer,
@@ -104,6 +103,7 @@ class DistributedDataset:
         # pickles of the built-in readers decode in read() itself, without a method call
         self._pickle_fast_path = isinstance(self.serializer, (AutoSerializer, PickleSerializer))
         self._json_fast_path = isinstance(self.serializer, AutoSerializer)  # (not 0x80: JSON)
+        self._set_up_pickle_loads()
 
         self._files: list[FileInfo] = []
         self._file_ends: list[int] = []
@@ -126,6 +126,21 @@ class DistributedDataset:
 
         self._update_states()
         self._repeat_times += 1
+
+    def _set_up_pickle_loads(self) -> None:
+        """read() calls `pickle.loads` itself, one Python call less per record than a
+        `PlainDataUnpickler`; `guard_pickle_loads_in` restricts every call it makes to plain data
+        (see corpus.dataset.serializer). Where audit hooks cannot be added: `restricted_loads`."""
+        self._pickle_loads = pickle.loads if guard_pickle_loads_in(DistributedDataset.read) else restricted_loads
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_pickle_loads"]  # the guard is this process's: set it up again where unpickled
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._set_up_pickle_loads()
 
     # ---- meta.bin and the block order -------------------------------------------------
 
@@ -263,8 +278,10 @@ class DistributedDataset:
                         self._record_pos, self._pos = pos, end
                         if self._pickle_fast_path and block[start] == 0x80:
                             try:
-                                # restricted: this frame is guarded (see below the class)
-                                record = _pickle_loads(block[start:end])
+                                # restricted: this frame is guarded (_set_up_pickle_loads); a local
+                                # call, as `self._pickle_loads(...)` costs a slow method lookup
+                                pickle_loads = self._pickle_loads
+                                record = pickle_loads(block[start:end])
                                 check_record_shape(record, end - start)  # no billion laughs, no cycles
                                 return record
                             except GlobalRefused:
@@ -458,15 +475,6 @@ class DistributedDataset:
         self._shuffle_count = max(int(entry["block"][3]) for entry in entries)
         self._seed = longest["seed"]
         self._unused = self._shuffled(sorted(b for b in unused if b % mine[0] == mine[1]))
-
-
-# read() calls pickle.loads itself, one Python call less per record than restricted_loads;
-# the audit hook refuses every global it meets there. Without the hook, use the class.
-if FAST_PATH:
-    guard_pickle_loads_in(DistributedDataset.read)
-    _pickle_loads = pickle.loads
-else:
-    _pickle_loads = restricted_loads
 
 
 def merge_state_dicts(states: list[dict[str, Any]]) -> dict[str, Any]:

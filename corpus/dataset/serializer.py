@@ -8,16 +8,20 @@ picks the decoder from the first payload byte.
 How pickles are restricted, and why two ways. Everything in a pickle that can run code
 needs a callable, and the unpickler can only get one through `find_class` (GLOBAL,
 STACK_GLOBAL, INST, EXT*; persistent ids are refused when no `persistent_load` is set).
-`RestrictedUnpickler` overrides `find_class`, but a `pickle.Unpickler` over a file costs
-about twice `pickle.loads` per small record. So the hot path is `pickle.loads` itself,
-called from `_plain_data_loads` (or a hot loop registered with `guard_pickle_loads_in`),
-with an audit hook (installed once, at import) that raises on the `pickle.find_class`
-event when such a function is the calling frame: the event fires before any import or attribute lookup, so nothing runs, and other
-code's pickling in the process is untouched (the frame check, not a flag, so even a
-finalizer that unpickles during our call is not affected). A refused pickle is then given
-to `RestrictedUnpickler`, which allows the few plain-data globals old protocols use (set,
-frozenset, bytearray, latin-1 bytes) and raises `UnsafePickle` for anything else. Where
-audit hooks cannot be added, `RestrictedUnpickler` alone is used.
+`RestrictedUnpickler` overrides `find_class`, and `restricted_loads` uses it with no set-up;
+but a `pickle.Unpickler` over a file costs about twice `pickle.loads` per small record. So
+the readers of many records (`PlainDataUnpickler`, which the serializers hold, and
+`DistributedDataset.read`) set up a fast path when they are made: they call `pickle.loads`
+themselves, and `guard_pickle_loads_in` restricts that. Its first call in a process installs
+an audit hook (nothing is installed at import) that raises on the `pickle.find_class` event
+when a registered function is the calling frame: the event fires before any import or
+attribute lookup, so nothing runs, and other code's pickling in the process is untouched
+(the frame check, not a flag, so even a finalizer that unpickles during our call is not
+affected). A refused pickle is then given to `RestrictedUnpickler`, which allows the few
+plain-data globals old protocols use (set, frozenset, bytearray, latin-1 bytes) and raises
+`UnsafePickle` for anything else. Where audit hooks cannot be added, `RestrictedUnpickler`
+alone is used. An audit hook belongs to its process: a fast reader pickled into another
+process sets its path up again there when it is unpickled.
 
 Plain data can still be hostile: memo references let a 345-byte pickle hold a list of ten
 references to a list of ten references ... ("billion laughs"), or a list that contains
@@ -34,6 +38,7 @@ import io
 import json
 import pickle
 import sys
+import threading
 from typing import Any, Protocol
 
 PICKLE_PROTOCOL = 4  # the default of Python 3.8-3.13 and so of CPM-Bee's tools
@@ -140,60 +145,83 @@ def _count_nodes(obj: Any, budget: int, depth: int) -> int:
 
 
 class GlobalRefused(pickle.UnpicklingError):
-    """Raised by the audit hook inside `_plain_data_loads`; the pickle goes to RestrictedUnpickler."""
+    """Raised by the audit hook in a guarded frame; the pickle goes to RestrictedUnpickler."""
 
 
-def _plain_data_loads(data: bytes) -> Any:
-    """`pickle.loads`, in the one frame where the audit hook refuses every global."""
-    return pickle.loads(data)
+# The audit hook and the code objects of the functions whose direct `pickle.loads` calls it
+# restricts: state of this process, set up by the first `guard_pickle_loads_in`, never at import.
+_guarded_code: set = set()
+_hook_lock = threading.Lock()
+_hook_installed: bool | None = None  # None: not tried yet in this process
 
 
-# Code objects of the functions whose direct `pickle.loads` calls are restricted.
-_GUARDED_CODE = {_plain_data_loads.__code__}
-
-
-def guard_pickle_loads_in(function: Any) -> None:
-    """Restrict every `pickle.loads` that `function` itself calls to plain data (globals
-    raise GlobalRefused; see the module docstring). For hot loops that cannot afford the
-    extra call into `restricted_loads`; they must catch GlobalRefused and fall back to it."""
-    _GUARDED_CODE.add(function.__code__)
-
-
-def _refuse_globals_in_plain_data_loads(event: str, args: tuple) -> None:
-    if event == "pickle.find_class" and sys._getframe(1).f_code in _GUARDED_CODE:
+def _refuse_globals_in_guarded_frames(event: str, args: tuple) -> None:
+    if event == "pickle.find_class" and sys._getframe(1).f_code in _guarded_code:
         raise GlobalRefused(f"pickle refers to {args[0]}.{args[1]}")
 
 
-def _install_audit_hook() -> bool:
-    try:
-        sys.addaudithook(_refuse_globals_in_plain_data_loads)
-    except Exception:  # a sandbox's own hook may refuse new hooks
-        return False
-    return True
+def guard_pickle_loads_in(function: Any) -> bool:
+    """Restrict every `pickle.loads` that `function` itself calls to plain data: a global
+    raises GlobalRefused (see the module docstring), and the caller gives the pickle to
+    `restricted_loads`. The first call in a process installs the audit hook that does it (a
+    hook is process-wide and Python cannot remove it); later calls only register `function`.
 
-
-FAST_PATH = _install_audit_hook()
+    Returns False where audit hooks cannot be added (a sandbox's own hook may refuse new ones):
+    then nothing is guarded and `function` must not call `pickle.loads` on untrusted bytes.
+    """
+    global _hook_installed
+    with _hook_lock:
+        if _hook_installed is None:
+            try:
+                sys.addaudithook(_refuse_globals_in_guarded_frames)
+            except Exception:  # noqa: BLE001 - a sandbox's own hook may refuse new hooks
+                _hook_installed = False
+            else:
+                _hook_installed = True
+        if _hook_installed:
+            _guarded_code.add(function.__code__)
+        return _hook_installed
 
 
 def restricted_loads(data: bytes) -> Any:
-    """Unpickle plain data (see the module docstring for how).
+    """Unpickle plain data through `RestrictedUnpickler`: no set-up, no state (the slower way;
+    `PlainDataUnpickler` is the fast one, for readers of many records).
 
     Raises UnsafePickle for a global other than set/frozenset/bytearray, RecordTooComplex for
     a record that nests or expands without bound (see `check_record_shape`), and
     pickle.UnpicklingError (or EOFError, ValueError...) for bytes that are not a pickle.
     """
-    record = None
-    if FAST_PATH:
-        try:
-            record = _plain_data_loads(data)
-        except GlobalRefused:
-            pass  # nothing ran; let the class-checking unpickler decide
-        else:
-            check_record_shape(record, len(data))
-            return record
     record = RestrictedUnpickler(io.BytesIO(data)).load()
     check_record_shape(record, len(data))
     return record
+
+
+class PlainDataUnpickler:
+    """Unpickles plain data, the fast way: `pickle.loads` in a frame `guard_pickle_loads_in`
+    restricts, so a plain-data pickle costs what `pickle.loads` costs; a pickle that names a
+    global goes to `restricted_loads`. Making one sets the fast path up (installing the audit
+    hook if this process has none yet); `fast=False`, or a process where hooks cannot be
+    added, uses `restricted_loads` alone. Same results and errors either way.
+    """
+
+    def __init__(self, fast: bool = True) -> None:
+        self.fast = fast and guard_pickle_loads_in(PlainDataUnpickler.loads)
+
+    def __reduce__(self) -> tuple:
+        # An audit hook is this process's: another process sets the fast path up again.
+        return (PlainDataUnpickler, (self.fast,))
+
+    def loads(self, data: bytes) -> Any:
+        """The record in a pickle payload; raises as `restricted_loads` does."""
+        if self.fast:
+            try:
+                record = pickle.loads(data)  # guarded frame: a global raises GlobalRefused, nothing runs
+            except GlobalRefused:
+                pass  # nothing ran; let the class-checking unpickler decide
+            else:
+                check_record_shape(record, len(data))
+                return record
+        return restricted_loads(data)
 
 
 class Serializer(Protocol):
@@ -205,15 +233,19 @@ class Serializer(Protocol):
 
 
 class PickleSerializer:
-    """CPM-Bee's default: `pickle.dumps(obj)` at protocol 4; read back through RestrictedUnpickler."""
+    """CPM-Bee's default: `pickle.dumps(obj)` at protocol 4; read back as plain data only
+    (`PlainDataUnpickler`)."""
 
     name = "pickle"
+
+    def __init__(self) -> None:
+        self._unpickler = PlainDataUnpickler()
 
     def serialize(self, obj: Any) -> bytes:
         return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
 
     def deserialize(self, data: bytes) -> Any:
-        return restricted_loads(data)
+        return self._unpickler.loads(data)
 
 
 class JsonSerializer:
@@ -247,12 +279,15 @@ class AutoSerializer:
 
     name = "auto"
 
+    def __init__(self) -> None:
+        self._unpickler = PlainDataUnpickler()
+
     def serialize(self, obj: Any) -> bytes:
         return pickle.dumps(obj, protocol=PICKLE_PROTOCOL)
 
     def deserialize(self, data: bytes) -> Any:
         if data[:1] == PICKLE_PREFIX:
-            return restricted_loads(data)
+            return self._unpickler.loads(data)
         return json.loads(data.decode("utf-8"))
 
 

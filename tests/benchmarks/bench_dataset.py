@@ -4,7 +4,7 @@ The anchor does what CPM-Bee's DatasetWriter / DistributedDataset.read do per re
 three buffered writes per record; on read, `read(1)` magic, `read(4)` length, `read(n)`
 payload, then plain `pickle.loads` / `json.loads`. Ours buffers whole blocks and reads a
 block in one `pread`, and pickles go through the restricted unpickler. The "naive +
-restricted_loads" and "naive + RestrictedUnpickler" lines swap only the decoder into the
+PlainDataUnpickler" and "naive + RestrictedUnpickler" lines swap only the decoder into the
 anchor, to show what restriction costs by itself.
 
     .venv/bin/python tests/benchmarks/bench_dataset.py [--records 50000] [--chars 400] [--repeat 7]
@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from corpus.dataset import DistributedDataset, RestrictedUnpickler, build_dataset, read_meta, restricted_loads
+from corpus.dataset import DistributedDataset, PlainDataUnpickler, RestrictedUnpickler, build_dataset, read_meta
 
 BLOCK_SIZE = 16 << 20
 
@@ -122,6 +122,7 @@ def main() -> None:
     json_dumps = lambda obj: json.dumps(obj, ensure_ascii=False).encode("utf-8")  # noqa: E731
     json_loads = lambda data: json.loads(data.decode("utf-8"))  # noqa: E731
     nothing = lambda: None  # noqa: E731
+    plain_data_loads = PlainDataUnpickler().loads
     rows = []
     try:
         for name, dumps, loads in (("pickle", pickle.dumps, pickle.loads), ("json", json_dumps, json_loads)):
@@ -142,7 +143,7 @@ def main() -> None:
             ]
             if name == "pickle":
                 reads += [
-                    ("naive + restricted_loads (pickle.loads + audit hook)", lambda: naive_read(naive_dir, restricted_loads)),
+                    ("naive + PlainDataUnpickler (pickle.loads + audit hook)", lambda: naive_read(naive_dir, plain_data_loads)),
                     ("naive + RestrictedUnpickler(BytesIO) per record", lambda: naive_read(naive_dir, unpickler_class_loads)),
                 ]
             read_times = interleaved_best(args.repeat, [(run, nothing) for _, run in reads])

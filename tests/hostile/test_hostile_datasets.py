@@ -184,3 +184,49 @@ def test_data_files_and_meta_bin_get_one_mode_from_the_umask(tmp_path: Path, uma
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in dataset.iterdir() if not p.name.startswith(".")}
     assert modes == {"meta.bin": 0o666 & ~umask, "part-0": 0o666 & ~umask, "part-1": 0o666 & ~umask}
+
+
+# --- the fast unpickling path is set up by its reader, in the reader's process ----------------------
+
+
+class _Touches:
+    def __init__(self, path: str):
+        self.path = path
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.path}",))
+
+
+_IN_A_FRESH_PROCESS = r"""
+import pickle, sys
+from corpus.dataset import serializer
+assert serializer._hook_installed is None, "importing corpus.dataset installed an audit hook"
+unpickler, dataset, crafted = pickle.loads(sys.stdin.buffer.read())  # both set their guard up again here
+assert serializer._hook_installed is True
+for read in (lambda: unpickler.loads(crafted), dataset.read):
+    try:
+        read()
+    except Exception as error:
+        print(type(error).__name__)
+    else:
+        print("read it")
+"""
+
+
+def test_a_fast_reader_moved_to_another_process_still_refuses_pickles_that_run_code(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from corpus.dataset import PlainDataUnpickler
+
+    target = tmp_path / "pwned"
+    crafted = pickle.dumps(_Touches(str(target)))
+    with build_dataset(tmp_path / "ds", "data", serializer="raw") as writer:
+        writer.write(crafted)
+    dataset = DistributedDataset(tmp_path / "ds", shuffle=False, max_repeat_times=1)
+    message = pickle.dumps((PlainDataUnpickler(), dataset, crafted))
+    child = subprocess.run([sys.executable, "-c", _IN_A_FRESH_PROCESS], input=message, capture_output=True,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}, timeout=120)
+    assert child.returncode == 0, child.stderr.decode()
+    assert child.stdout.decode().split() == ["UnsafePickle", "DatasetCorrupt"]
+    assert not target.exists()

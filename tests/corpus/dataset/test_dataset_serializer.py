@@ -11,8 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from corpus.dataset import JsonSerializer, PickleSerializer, RestrictedUnpickler, UnsafePickle, restricted_loads
-from corpus.dataset import serializer as serializer_module
+from corpus.dataset import JsonSerializer, PickleSerializer, PlainDataUnpickler, RestrictedUnpickler, UnsafePickle
 from corpus.dataset.serializer import AutoSerializer, get_serializer
 
 plain = st.recursive(
@@ -45,7 +44,7 @@ def test_json_payload_is_utf8_without_ascii_escapes():
 def test_sets_and_old_protocols_of_plain_data_load(decode_path):
     record = {"s": {1, 2}, "f": frozenset({"a"}), "b": bytearray(b"xy")}
     for protocol in range(2, pickle.HIGHEST_PROTOCOL + 1):
-        assert restricted_loads(pickle.dumps(record, protocol=protocol)) == record
+        assert decode_path(pickle.dumps(record, protocol=protocol)) == record
 
 
 class _WritesFile:
@@ -65,13 +64,13 @@ class _OpensFile:
 
 
 @pytest.fixture(params=["audit-hook fast path", "RestrictedUnpickler only"])
-def decode_path(request, monkeypatch):
-    """Both ways restricted_loads can run: pickle.loads under the audit hook, or the class."""
+def decode_path(request):
+    """Both ways plain data is unpickled: pickle.loads under the audit hook, or the class
+    (`restricted_loads`); the `loads` of each."""
+    unpickler = PlainDataUnpickler(fast=request.param == "audit-hook fast path")
     if request.param == "audit-hook fast path":
-        assert serializer_module.FAST_PATH, "the audit hook could not be installed here"
-    else:
-        monkeypatch.setattr(serializer_module, "FAST_PATH", False)
-    return request.param
+        assert unpickler.fast, "the audit hook could not be installed here"
+    return unpickler.loads
 
 
 @pytest.mark.parametrize("payload_class", [_WritesFile, _OpensFile])
@@ -79,7 +78,7 @@ def test_crafted_pickle_raises_and_runs_nothing(tmp_path: Path, payload_class, d
     target = tmp_path / "pwned"
     crafted = pickle.dumps(payload_class(str(target)))
     with pytest.raises(UnsafePickle, match=r"(posix|os|builtins|io)\.(system|open)"):
-        restricted_loads(crafted)
+        decode_path(crafted)
     with pytest.raises(UnsafePickle):
         AutoSerializer().deserialize(crafted)
     assert not target.exists()
@@ -89,7 +88,7 @@ def test_crafted_pickle_raises_and_runs_nothing(tmp_path: Path, payload_class, d
 
 def test_classes_are_refused_even_harmless_ones(decode_path):
     with pytest.raises(UnsafePickle, match="collections.OrderedDict"):
-        restricted_loads(pickle.dumps(__import__("collections").OrderedDict(a=1)))
+        decode_path(pickle.dumps(__import__("collections").OrderedDict(a=1)))
 
 
 def test_persistent_ids_are_refused():
@@ -113,14 +112,14 @@ def test_unknown_serializer_name_is_a_clear_error():
 def test_the_audit_hook_leaves_other_unpickling_alone():
     import collections
 
-    restricted_loads(pickle.dumps({"warm": "up"}))
-    # pickle.loads called from anywhere but restricted_loads still resolves classes
+    assert PlainDataUnpickler().loads(pickle.dumps({"warm": "up"})) == {"warm": "up"}  # the hook is installed
+    # pickle.loads called from anywhere but the guarded frames still resolves classes
     assert pickle.loads(pickle.dumps(collections.OrderedDict(a=1))) == collections.OrderedDict(a=1)
     assert pickle.loads(pickle.dumps(Path("/x"))) == Path("/x")
 
 
 def test_protocol_2_bytes_are_allowed_but_only_as_latin1(decode_path):
-    assert restricted_loads(pickle.dumps(b"\x00\xff", protocol=2)) == b"\x00\xff"
+    assert decode_path(pickle.dumps(b"\x00\xff", protocol=2)) == b"\x00\xff"
     crafted = b"\x80\x02c_codecs\nencode\nX\x01\x00\x00\x00aX\x04\x00\x00\x00zlib\x86R."
     with pytest.raises(UnsafePickle, match="_codecs.encode with str, 'zlib'"):
-        restricted_loads(crafted)
+        decode_path(crafted)
