@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from corpus.dataset import verify_dataset
 from corpus.pipeline.build import BuildResult, build_corpus
-from corpus.pipeline.finish import REJECTS_DIR
+from corpus.pipeline.parquet_shards import REJECTS_DIR
 from corpus.pipeline.report import REPORT_HTML, REPORT_JSON, load_report, render_markdown
 from schemas import BuildConfig, BuildPlan, RunnerProfile, load_file
 

@@ -11,7 +11,7 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from tokenization.retokenize import RetokenizeReport, retokenize_manifest
-from tokenization.shards import DEFAULT_MAX_DEPTH
+from tokenization.token_shards import DEFAULT_MAX_DEPTH
 
 
 @task(name="retokenize-manifest", retries=2, retry_delay_seconds=10)

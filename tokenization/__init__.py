@@ -7,7 +7,7 @@ from tokenization.convert import ExtStates, SampleError, convert_data_to_id, rel
 from tokenization.tokenizer import CPMBeeTokenizer, TokenizeError
 from tokenization.retokenize import RetokenizeReport, retokenize_manifest
 from tokenization.shard_format import iter_shard_rows, read_shard
-from tokenization.shards import fresh_shards, record_to_sample, stale_shards, tokenize_dataset
+from tokenization.token_shards import fresh_shards, record_to_sample, stale_shards, tokenize_dataset
 from tokenization.token_rows import DatasetTokenRows, TokenRow
 from tokenization.token_stats import TokenStats
 from tokenization.vocab import Vocab, VocabError, file_fingerprint, load_vocab

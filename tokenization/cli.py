@@ -138,7 +138,7 @@ def tokenize(
 
     For a manifest, each entry gets ntokens, fingerprints.vocab, token_stats and token_shards."""
     from tokenization.retokenize import retokenize_manifest
-    from tokenization.shards import tokenize_dataset
+    from tokenization.token_shards import tokenize_dataset
 
     console = _console()
     depth = {} if max_depth is None else {"max_depth": max_depth}

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 from corpus.manifest import read_manifest, upsert_entry
 from corpus.manifest.lines import resolve_dataset_path
 from schemas import DatasetEntry, Fingerprints
-from tokenization.shards import DEFAULT_MAX_DEPTH, DEFAULT_SHARDS_DIR, TokenizeReport, tokenize_dataset
+from tokenization.token_shards import DEFAULT_MAX_DEPTH, DEFAULT_SHARDS_DIR, TokenizeReport, tokenize_dataset
 from tokenization.token_stats import TokenStats
 from tokenization.vocab import file_fingerprint
 

@@ -32,7 +32,7 @@ from corpus.dataset.meta import read_meta
 from schemas import FileInfo
 from tokenization.convert import ExtStates
 from tokenization.shard_format import LIST_COLUMNS, ext_states_of, family_of, read_shard
-from tokenization.shards import DEFAULT_MAX_DEPTH, data_file_fingerprint, fresh_shards
+from tokenization.token_shards import DEFAULT_MAX_DEPTH, data_file_fingerprint, fresh_shards
 
 log = logging.getLogger(__name__)
 

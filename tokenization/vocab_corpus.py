@@ -24,8 +24,7 @@ from typing import Any
 from corpus.dataset import META_FILE, iter_records, read_meta
 from corpus.pipeline.clean import clean_text, clean_value
 from corpus.pipeline.read import InputFile, ReadFileLines, input_kind, list_input_files
-from corpus.pipeline.stage import REJECTED
-from schemas import Record
+from schemas import Reject
 from schemas.build_config import CleanConfig, ReadConfig
 from tokenization.vocab import is_special
 
@@ -104,12 +103,10 @@ def _raw_texts(path: Path, counts: CorpusReadCounts) -> Iterator[str]:
     reader = ReadFileLines(read_config)
     reader.setup()
     for input_file in _raw_input_files(path, read_config):
-        for item in reader.process(input_file):
-            if getattr(item, "tag", None) == REJECTED:
-                counts.skipped[item.value.reason] += 1
+        for item in reader.outputs(input_file):
+            if isinstance(item, Reject):
+                counts.skipped[item.reason] += 1
                 continue
-            if not isinstance(item, Record):
-                continue  # the per-file line count side output
             counts.samples += 1
             if item.kind == "text":
                 yield clean_text(item.text, clean_config)

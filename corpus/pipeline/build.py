@@ -36,10 +36,10 @@ from corpus.pipeline import (
     remote_output,
     split,
 )
-from corpus.pipeline.checkpoint import finished_files, read_file_units
-from corpus.pipeline.components import UNCONVERGED_COUNTER
-from corpus.pipeline.flags import check_beam_flags
+from corpus.pipeline.connected_components import UNCONVERGED_COUNTER
 from corpus.pipeline.decontaminate import eval_sets_digest
+from corpus.pipeline.file_checkpoints import finished_files, read_file_units
+from corpus.pipeline.flags import check_beam_flags
 from corpus.pipeline.input_digest import with_digests
 from corpus.pipeline.local_runner import local_instead_of_direct, local_workers
 from corpus.pipeline.output_folder import (

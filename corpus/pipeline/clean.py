@@ -9,14 +9,13 @@ import re
 import unicodedata
 from html.parser import HTMLParser
 
-import apache_beam as beam
 import ftfy
 from ftfy.badness import is_bad
 from ftfy.chardata import HTML_ENTITY_RE
 from ftfy.fixes import fix_latin_ligatures
 
 from corpus.pipeline.read import json_text_view
-from corpus.pipeline.stage import KEPT, REJECTED, FilterDoFn, reject_record
+from corpus.pipeline.stage import RecordFilter, reject_record
 from schemas import Record, Reject
 from schemas.build_config import CleanConfig
 
@@ -134,7 +133,7 @@ def clean_value(value, config: CleanConfig):
     return value
 
 
-class CleanTextFn(FilterDoFn):
+class CleanText(RecordFilter):
     stage = STAGE
 
     def __init__(self, config: CleanConfig, reject_text_chars: int = 2000):
@@ -151,16 +150,3 @@ class CleanTextFn(FilterDoFn):
             return None, reject_record(record, STAGE, "empty_after_clean", detail="nothing left after cleaning",
                                        max_chars=self.reject_text_chars)
         return record.model_copy(update={"text": text}), None
-
-
-class CleanText(beam.PTransform):
-    """PCollection[Record] -> outputs `kept` (cleaned Record) and `rejected` (Reject)."""
-
-    def __init__(self, config: CleanConfig, reject_text_chars: int = 2000):
-        super().__init__()
-        self.config = config
-        self.reject_text_chars = reject_text_chars
-
-    def expand(self, records):
-        clean = CleanTextFn(self.config, self.reject_text_chars)
-        return records | "Clean" >> beam.ParDo(clean).with_outputs(REJECTED, main=KEPT)

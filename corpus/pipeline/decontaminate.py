@@ -2,7 +2,7 @@
 (reason `contaminated`, the item in `detail`), run on what is written — after dedupe, before
 escaping, inside the Beam job's last stage with the evaluation n-grams as a side input.
 
-N-grams are over `units.tokens` of the NFKC-lower-cased text (words of Latin text, single CJK
+N-grams are over `units.text_units` of the NFKC-lower-cased text (words of Latin text, single CJK
 characters; punctuation and `<` escapes never count), so "13 words" and "an equivalent CJK
 span" mix: a window starting at a token runs until it holds `ngram` words' worth of text,
 a word weighing 1/`ngram` and a CJK character 1/`cjk_ngram`. Window hashes are 64-bit
@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from corpus.pipeline.stage import StageCounters, reject_record
-from corpus.pipeline.units import _CJK_RE, tokens
+from corpus.pipeline.units import _CJK_RE, text_units
 from schemas import Record, Reject
 from schemas.build_config import DecontaminationConfig
 
@@ -130,7 +130,7 @@ def read_eval_set(path: str) -> Iterator[EvalItem]:
 
 
 def _normal_tokens(text: str) -> list[str]:
-    return tokens(unicodedata.normalize("NFKC", text).lower())
+    return text_units(unicodedata.normalize("NFKC", text).lower())
 
 
 class Windows:

@@ -7,7 +7,7 @@
 2. In each band bucket, a member links to the earliest earlier member whose signature
    agrees on at least `threshold` of its values (estimated Jaccard), when `verify` is on.
 3. Connected components of those links (distributed large-star / small-star, see
-   components.py) are the duplicate clusters; each keeps its earliest member by input
+   connected_components.py) are the duplicate clusters; each keeps its earliest member by input
    position, the others get a `near_duplicate` verdict with `duplicate_of` set, the kept
    one a verdict with its cluster's size.
 
@@ -22,7 +22,7 @@ import numpy as np
 from apache_beam.metrics import Metrics
 from datasketch.lsh import _optimal_param
 
-from corpus.pipeline.components import ConnectedComponents
+from corpus.pipeline.connected_components import ConnectedComponents
 from corpus.pipeline.fingerprint import signature_values
 from corpus.pipeline.stage import METRICS_NAMESPACE, Verdict, location
 from schemas.build_config import NearDedupeConfig

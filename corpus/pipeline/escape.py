@@ -27,7 +27,7 @@ from typing import Any
 
 from corpus.dataset.blockfile import max_payload_size
 from corpus.dataset.serializer import get_serializer
-from corpus.pipeline.stage import FilterDoFn, reject_record
+from corpus.pipeline.stage import RecordFilter, reject_record
 from schemas import Record, Reject
 from schemas.build_config import EscapeConfig, WriteConfig
 
@@ -167,7 +167,7 @@ class StructuredEscaper:
         return self._walk(data, sample_keys, "", "escape", "<ans>" in data)
 
 
-class EscapeSpecialTokensFn(FilterDoFn):
+class EscapeSpecialTokens(RecordFilter):
     stage = STAGE
 
     def __init__(self, config: EscapeConfig, write: WriteConfig | None = None, reject_text_chars: int = 2000):

@@ -25,14 +25,13 @@ import re
 import zlib
 from typing import Any
 
-import apache_beam as beam
 import numpy as np
 from datasketch import MinHash
 from datasketch.minhash import _fmix
 
 from corpus.pipeline.read import json_text_view
-from corpus.pipeline.stage import StageCounters
-from corpus.pipeline.units import jieba_tokens, tokens
+from corpus.pipeline.stage import Stage, StageCounters
+from corpus.pipeline.units import jieba_text_units, text_units
 from schemas import Record
 from schemas.build_config import ExactDedupeConfig, NearDedupeConfig
 
@@ -134,7 +133,7 @@ def content_hash(record: Record, config: ExactDedupeConfig, metadata_fields: lis
 
 def shingle_tokens(text: str, config: NearDedupeConfig) -> list[str]:
     """The tokens of token shingles (`words_and_chars`, `jieba`): of the lower-cased text."""
-    return jieba_tokens(text.lower()) if config.shingles == "jieba" else tokens(text.lower())
+    return jieba_text_units(text.lower()) if config.shingles == "jieba" else text_units(text.lower())
 
 
 def shingle_text(text: str) -> str:
@@ -243,7 +242,7 @@ def signature_values(signature: bytes) -> np.ndarray:
     return np.frombuffer(signature, dtype=MINHASH_DTYPE)
 
 
-class ComputeFingerprintsFn(beam.DoFn):
+class ComputeFingerprints(Stage):
     """A whole document (before split) -> the same record with `content_hash` and `minhash` set;
     its pieces inherit both."""
 

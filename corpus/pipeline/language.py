@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import pycld2
 
-from corpus.pipeline.stage import FilterDoFn, reject_record
+from corpus.pipeline.stage import RecordFilter, reject_record
 from schemas import Record, Reject
 from schemas.build_config import LanguageConfig
 
@@ -84,7 +84,7 @@ def main_language(detail: str) -> str:
     return first if first and first != "no" else UNKNOWN
 
 
-class LanguageFn(FilterDoFn):
+class IdentifyLanguage(RecordFilter):
     stage = STAGE
 
     def __init__(self, config: LanguageConfig, reject_text_chars: int = 2000):

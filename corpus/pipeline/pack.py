@@ -12,8 +12,7 @@ from pathlib import Path
 
 from corpus.dataset import build_dataset
 from corpus.dataset.writer import check_file_name
-from corpus.pipeline.shards import RECORDS_SUFFIX, join, list_shards, read_records
-from corpus.pipeline.finish import ARROW_DIR
+from corpus.pipeline.parquet_shards import ARROW_DIR, RECORDS_SUFFIX, join, list_shards, read_records
 from schemas import Record
 from schemas.build_config import WriteConfig
 

@@ -14,7 +14,7 @@ import re
 from collections import Counter
 from typing import Any
 
-from corpus.pipeline.stage import FilterDoFn, reject_record
+from corpus.pipeline.stage import RecordFilter, reject_record
 from schemas import Record, Reject
 from schemas.build_config import PII_TYPES, PiiConfig
 
@@ -146,7 +146,7 @@ def parse_counts(detail: str) -> dict[str, int]:
     return counts
 
 
-class PiiFn(FilterDoFn):
+class RedactPii(RecordFilter):
     stage = STAGE
 
     def __init__(self, config: PiiConfig, reject_text_chars: int = 2000):

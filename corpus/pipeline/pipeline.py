@@ -14,35 +14,36 @@ from __future__ import annotations
 
 import apache_beam as beam
 
-from corpus.pipeline.checkpoint import DONE, ReadFileCheckpoints
-from corpus.pipeline.clean import CleanTextFn
+from corpus.pipeline.clean import CleanText
 from corpus.pipeline.decontaminate import build_index
 from corpus.pipeline.dedupe_exact import ExactDedupe
 from corpus.pipeline.dedupe_minhash import MinHashDedupe
-from corpus.pipeline.finish import FinishFiles
-from corpus.pipeline.fingerprint import ComputeFingerprintsFn
-from corpus.pipeline.language import LanguageFn
-from corpus.pipeline.pii import PiiFn
-from corpus.pipeline.prepare import PrepareInputFiles
-from corpus.pipeline.quality import QualityFilterFn
+from corpus.pipeline.file_chain import RunFileChain
+from corpus.pipeline.file_checkpoints import DONE, ReadFileCheckpoints
+from corpus.pipeline.fingerprint import ComputeFingerprints
+from corpus.pipeline.language import IdentifyLanguage
+from corpus.pipeline.pii import RedactPii
+from corpus.pipeline.quality import QualityFilter
 from corpus.pipeline.read import InputFile, ReadFileLines
-from corpus.pipeline.split import SplitLongDocumentsFn
+from corpus.pipeline.split import SplitLongDocuments
+from corpus.pipeline.stage import Stage
+from corpus.pipeline.write_shards import WriteShards
 from schemas import BuildConfig
 
 
-def per_file_stages(config: BuildConfig) -> list[beam.DoFn]:
-    """The per-file stages, in order; each is the DoFn of its own stage module. Documents are
+def per_file_stages(config: BuildConfig) -> list[Stage]:
+    """The per-file stages, in order; each is the plain-Python stage of its own module. Documents are
     judged and fingerprinted whole, as datatrove and FineWeb do, and split last: a document and
     its copy match however they are cut, and its pieces share one dedupe verdict."""
     keep = config.write.reject_text_chars
     return [
         ReadFileLines(config.read, keep, config.keeps_records_without_ans),
-        CleanTextFn(config.clean, keep),
-        LanguageFn(config.language, keep),
-        PiiFn(config.pii, keep),
-        QualityFilterFn(config.quality, keep),
-        ComputeFingerprintsFn(config.exact_dedupe, config.near_dedupe, config.read.metadata_fields),
-        SplitLongDocumentsFn(config.split, keep),
+        CleanText(config.clean, keep),
+        IdentifyLanguage(config.language, keep),
+        RedactPii(config.pii, keep),
+        QualityFilter(config.quality, keep),
+        ComputeFingerprints(config.exact_dedupe, config.near_dedupe, config.read.metadata_fields),
+        SplitLongDocuments(config.split, keep),
     ]
 
 
@@ -60,7 +61,7 @@ def build_pipeline(
     fresh = (
         pipeline
         | "InputFiles" >> beam.Create(todo)
-        | "Prepare" >> PrepareInputFiles(per_file_stages(config), work_dir, config.prepare_fingerprint())
+        | "PerFileStages" >> RunFileChain(per_file_stages(config), work_dir, config.prepare_fingerprint())
     )
     resumed = pipeline | "FinishedFiles" >> beam.Create(finished) | "Resume" >> ReadFileCheckpoints(work_dir)
     fingerprints = (fresh.fingerprints, resumed.fingerprints) | "AllFingerprints" >> beam.Flatten()
@@ -78,4 +79,4 @@ def build_pipeline(
     if config.decontamination.eval_sets:
         eval_index = (pipeline | "EvalSets" >> beam.Create([config.decontamination])
                       | "EvalNgrams" >> beam.Map(build_index))
-    (done, all_verdicts) | "Finish" >> FinishFiles(config, staging, eval_index)
+    (done, all_verdicts) | "WriteShards" >> WriteShards(config, staging, eval_index)

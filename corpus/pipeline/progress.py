@@ -16,9 +16,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from corpus.pipeline.checkpoint import PREPARED
+from corpus.pipeline.file_checkpoints import PREPARED
+from corpus.pipeline.parquet_shards import MARKER_SUFFIX, join, list_shards, read_marker
 from corpus.pipeline.read import InputFile, list_input_files
-from corpus.pipeline.shards import MARKER_SUFFIX, join, list_shards, read_marker
 from schemas import BuildConfig
 
 POLL_SECONDS = 1.0

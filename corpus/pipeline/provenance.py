@@ -17,9 +17,8 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from corpus.pipeline.output_folder import BUILD_STAMP
-from corpus.pipeline.finish import ARROW_DIR
 from corpus.pipeline.pack import DATASET_DIR
-from corpus.pipeline.shards import RECORDS_SUFFIX, list_shards
+from corpus.pipeline.parquet_shards import ARROW_DIR, RECORDS_SUFFIX, list_shards
 from schemas.record import record_from_row
 
 

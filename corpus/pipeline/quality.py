@@ -8,11 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import apache_beam as beam
-
-from corpus.pipeline.stage import KEPT, REJECTED, FilterDoFn, reject_record
+from corpus.pipeline.stage import RecordFilter, reject_record
 from corpus.pipeline.text_counts import text_counts
-from corpus.pipeline.units import tokens
+from corpus.pipeline.units import text_units
 from schemas import Record, Reject
 from schemas.build_config import QualityConfig
 
@@ -56,7 +54,7 @@ def text_stats(text: str, config: QualityConfig) -> dict[str, float]:
         "terminal_punctuation_lines": sum(1 for line in lines if line.endswith(_TERMINAL)) / line_count,
     }
     if config.max_short_lines is not None:  # tokenising every line separately is costly: only when asked
-        stats["short_lines"] = sum(len(tokens(line)) < 4 for line in lines) / line_count
+        stats["short_lines"] = sum(len(text_units(line)) < 4 for line in lines) / line_count
     if counts.latin_words >= MIN_LATIN_WORDS_FOR_LENGTH:
         stats["mean_word_length"] = counts.latin_word_chars / counts.latin_words
     stats["duplicate_lines"], stats["duplicate_line_chars"] = _duplicate_fractions(lines)
@@ -122,7 +120,7 @@ def judge(text: str, config: QualityConfig, checks: list[Check]) -> tuple[bool, 
     return True, None, None, stats
 
 
-class QualityFilterFn(FilterDoFn):
+class QualityFilter(RecordFilter):
     stage = STAGE
 
     def __init__(self, config: QualityConfig, reject_text_chars: int = 2000):
@@ -140,16 +138,3 @@ class QualityFilterFn(FilterDoFn):
         threshold = next(c.threshold for c in self.checks if c.reason == reason)
         return None, reject_record(scored, STAGE, reason, score=score, threshold=threshold,
                                    detail=f"{reason}: {score:.4g} vs {threshold:.4g}", max_chars=self.reject_text_chars)
-
-
-class QualityFilter(beam.PTransform):
-    """PCollection[Record] -> outputs `kept` (scored Record) and `rejected` (Reject with score)."""
-
-    def __init__(self, config: QualityConfig, reject_text_chars: int = 2000):
-        super().__init__()
-        self.config = config
-        self.reject_text_chars = reject_text_chars
-
-    def expand(self, records):
-        return records | "Filter" >> beam.ParDo(
-            QualityFilterFn(self.config, self.reject_text_chars)).with_outputs(REJECTED, main=KEPT)

@@ -17,17 +17,15 @@ import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-import apache_beam as beam
 import zstandard
 from apache_beam.io.filesystem import CompressionTypes
 from apache_beam.io.filesystems import FileSystems
 
-from corpus.pipeline.stage import KEPT, REJECTED, STAGE_ERROR, StageCounters
+from corpus.pipeline.stage import STAGE_ERROR, Stage
 from schemas import Record, Reject
 from schemas.build_config import ReadConfig
 
 STAGE = "read"
-FILES = "files"  # side output: (source_path, units) — every record or reject the file produced
 CHUNK_BYTES = 1 << 20
 COMPRESSIONS = {".gz": "gzip", ".zst": "zstd"}
 BOM = b"\xef\xbb\xbf"
@@ -364,16 +362,16 @@ def json_text_view(value: object) -> str:
     return "\n".join(parts)
 
 
-class ReadFileLines(beam.DoFn):
-    """`InputFile` -> `Record` per line; rejects to `rejected`; `(source_path, units)` to `files`."""
+class ReadFileLines(Stage):
+    """`InputFile` -> one `Record` or `Reject` per line (plus one reject for a file cut short or
+    empty): as many outputs as the file has units, the count its checkpoint keeps."""
+
+    stage = STAGE
 
     def __init__(self, config: ReadConfig, reject_text_chars: int = 2000, keep_records_without_ans: bool = False):
         self.config = config
         self.reject_text_chars = reject_text_chars
         self.keep_records_without_ans = keep_records_without_ans  # BuildConfig.keeps_records_without_ans
-
-    def setup(self) -> None:
-        self.counters = StageCounters(STAGE)
 
     def _reject(self, file: InputFile, line: int, reason: str, detail: str, text: str = "") -> Reject:
         self.counters.dropped(reason)
@@ -438,7 +436,7 @@ class ReadFileLines(beam.DoFn):
         text = json_text_view(data)
         return Record(source_path=file.source_path, source_line=number, kind="json", text=text, data=data, raw_chars=len(text))
 
-    def process(self, file: InputFile):
+    def process(self, file: InputFile) -> Iterator[Record | Reject]:
         units = 0
         number = 0
         lines = read_lines(file, self.config.max_line_bytes)
@@ -451,9 +449,8 @@ class ReadFileLines(beam.DoFn):
                 # The lines before the damage are kept; the damage itself is one reject.
                 units += 1
                 self.counters.records_in.inc()
-                yield beam.pvalue.TaggedOutput(REJECTED, self._reject(
-                    file, number + 1, "truncated_file",
-                    f"{file.source_path}: unreadable after line {number}: {type(error).__name__}: {error}"))
+                yield self._reject(file, number + 1, "truncated_file",
+                                   f"{file.source_path}: unreadable after line {number}: {type(error).__name__}: {error}")
                 break
             units += 1
             self.counters.records_in.inc()
@@ -462,30 +459,9 @@ class ReadFileLines(beam.DoFn):
             except Exception as error:  # noqa: BLE001 - one bad line never fails a build
                 item = self._reject(file, number, STAGE_ERROR, f"{file.source_path}:{number}: {type(error).__name__}: "
                                     f"{str(error)[:300]}", raw.decode("utf-8", errors="replace"))
-            if isinstance(item, Reject):
-                yield beam.pvalue.TaggedOutput(REJECTED, item)
-            else:
+            if isinstance(item, Record):
                 self.counters.records_out.inc()
-                yield item
+            yield item
         if units == 0 and file.parts == 1:  # a byte range may hold no line start (inside one long line)
-            units += 1
             self.counters.records_in.inc()
-            yield beam.pvalue.TaggedOutput(REJECTED, self._reject(file, 0, "empty_file", f"{file.source_path}: no lines"))
-        yield beam.pvalue.TaggedOutput(FILES, (file.source_path, units))
-
-
-class ReadInputFiles(beam.PTransform):
-    """PCollection[InputFile] -> outputs `kept` (Record), `rejected` (Reject), `files` ((path, units))."""
-
-    def __init__(self, config: ReadConfig, reject_text_chars: int = 2000):
-        super().__init__()
-        self.config = config
-        self.reject_text_chars = reject_text_chars
-
-    def expand(self, files):
-        return (
-            files
-            | "SpreadFiles" >> beam.Reshuffle()
-            | "ReadLines" >> beam.ParDo(ReadFileLines(self.config, self.reject_text_chars)).with_outputs(
-                REJECTED, FILES, main=KEPT)
-        )
+            yield self._reject(file, 0, "empty_file", f"{file.source_path}: no lines")

@@ -14,10 +14,9 @@ from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from corpus.pipeline.shards import REJECTS_SUFFIX, join, list_shards, read_rejects
 from corpus.pipeline.decontaminate import CONTAMINATED, STAGE as DECONTAMINATION_STAGE, eval_item_of
-from corpus.pipeline.finish import REJECTS_DIR
 from corpus.pipeline.language import STAGE as LANGUAGE_STAGE, WRONG_LANGUAGE, main_language
+from corpus.pipeline.parquet_shards import REJECTS_DIR, REJECTS_SUFFIX, join, list_shards, read_rejects
 from corpus.pipeline.pii import CONTAINS_PII, STAGE as PII_STAGE, parse_counts
 from schemas import Record
 

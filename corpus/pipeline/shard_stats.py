@@ -11,8 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from corpus.pipeline.finish import ARROW_DIR, REJECTS_DIR
-from corpus.pipeline.shards import RECORDS_SUFFIX, REJECTS_SUFFIX
+from corpus.pipeline.parquet_shards import ARROW_DIR, RECORDS_SUFFIX, REJECTS_DIR, REJECTS_SUFFIX
 
 QUANTILES = (0.1, 0.5, 0.9, 0.99)
 

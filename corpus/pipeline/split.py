@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 
-import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from corpus.pipeline.stage import KEPT, METRICS_NAMESPACE, REJECTED, StageCounters, reject_record
+from corpus.pipeline.stage import METRICS_NAMESPACE, Stage, StageCounters, reject_record
 from schemas import Record
 from schemas.build_config import SplitConfig
 
@@ -88,8 +87,8 @@ def split_text(text: str, max_length: int) -> list[str]:
     return [piece.strip() for piece in pieces if piece.strip()]
 
 
-class SplitLongDocumentsFn(beam.DoFn):
-    """txt Record -> one Record per piece (`piece` = index), short pieces to `rejected`."""
+class SplitLongDocuments(Stage):
+    """txt Record -> one Record per piece (`piece` = index); short pieces become rejects."""
 
     stage = STAGE
 
@@ -115,23 +114,10 @@ class SplitLongDocumentsFn(beam.DoFn):
             if len(piece) < self.config.min_length:
                 reason = "too_short" if len(pieces) == 1 else "too_short_piece"
                 self.counters.dropped(reason)
-                yield beam.pvalue.TaggedOutput(REJECTED, reject_record(
+                yield reject_record(
                     out, STAGE, reason, score=len(piece), threshold=self.config.min_length,
                     detail=f"{len(piece)} characters, fewer than min_length {self.config.min_length}",
-                    max_chars=self.reject_text_chars))
+                    max_chars=self.reject_text_chars)
             else:
                 self.counters.records_out.inc()
                 yield out
-
-
-class SplitLongDocuments(beam.PTransform):
-    """PCollection[Record] -> outputs `kept` (pieces) and `rejected` (short pieces)."""
-
-    def __init__(self, config: SplitConfig, reject_text_chars: int = 2000):
-        super().__init__()
-        self.config = config
-        self.reject_text_chars = reject_text_chars
-
-    def expand(self, records):
-        return records | "Split" >> beam.ParDo(
-            SplitLongDocumentsFn(self.config, self.reject_text_chars)).with_outputs(REJECTED, main=KEPT)

@@ -1,13 +1,19 @@
-"""What every stage shares: the `rejected` side-output tag, Beam counters named
+"""What every stage shares: the plain-Python `Stage` (and `RecordFilter`, a stage that keeps,
+changes or drops one record), the one Beam adapter that runs a stage (`StageFn`), counters named
 `<stage>.in|out|dropped.<reason>`, the helper that turns a dropped record into a `Reject`, and
 what the global stages exchange instead of whole records: a record's `Fingerprint` in, a
 `Verdict` on it out.
+
+Stages are plain Python: the per-file chain (file_chain.py), the shard write-out
+(write_shards.py) and the vocabulary's corpus reader (tokenization/vocab_corpus.py) call
+`stage.outputs(element)` and tell a kept `Record` from a `Reject` by its type. Beam meets them
+only through `StageFn`, which sends `Reject`s to the `rejected` output.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -123,10 +129,12 @@ def stage_error_reject(record: Record, stage: str, error: Exception, max_chars: 
                          detail=f"{record.source_path}:{record.source_line}: {type(error).__name__}: {message}")
 
 
-class FilterDoFn(beam.DoFn):
-    """Base of one-record-in stages: `process_record` answers `(record or None, reject or None)`;
-    this class counts in/out/dropped and routes drops to the `rejected` output. A record
-    `process_record` raises on becomes a `stage_error` reject.
+class Stage:
+    """A corpus stage as plain Python: `setup()` once (on the worker that runs it), then
+    `outputs(element)` per element: the records it keeps (`Record`) and the `Reject`s of what it
+    drops, in order. It counts `<stage>.in`, `.out` and `.dropped.<reason>` as Beam counters (the
+    runner collects them when a Beam worker calls the stage; elsewhere they count nothing).
+    Subclasses write `process`; callers use `outputs`.
     """
 
     stage = "stage"
@@ -135,18 +143,59 @@ class FilterDoFn(beam.DoFn):
     def setup(self) -> None:
         self.counters = StageCounters(self.stage)
 
+    def process(self, element: Any) -> Iterable[Record | Reject]:
+        raise NotImplementedError
+
+    def outputs(self, element: Any) -> Iterable[Record | Reject]:
+        """What `process` gives for `element`. For a record: a list, and a record the stage raises
+        on becomes one `stage_error` reject (one bad record never fails a build). Anything else (the
+        reader's input file) streams, unguarded: the reader turns its own bad lines into rejects."""
+        if not isinstance(element, Record):
+            return self.process(element)  # streamed: a file's lines are never held twice
+        try:
+            return list(self.process(element))
+        except Exception as error:  # noqa: BLE001 - any failure on one record is that record's reject
+            self.counters.dropped(STAGE_ERROR)
+            return [stage_error_reject(element, self.stage, error, self.reject_text_chars)]
+
+
+class RecordFilter(Stage):
+    """A stage that keeps, changes or drops one record at a time: `process_record` answers
+    `(record or None, reject or None)`; `process` counts in/out/dropped around it.
+    """
+
     def process_record(self, record: Record) -> tuple[Record | None, Reject | None]:
         raise NotImplementedError
 
-    def process(self, record: Record):
+    def process(self, record: Record) -> Iterator[Record | Reject]:
         self.counters.records_in.inc()
-        try:
-            kept, reject = self.process_record(record)
-        except Exception as error:  # noqa: BLE001 - any failure on one record is that record's reject
-            kept, reject = None, stage_error_reject(record, self.stage, error, self.reject_text_chars)
+        kept, reject = self.process_record(record)
         if reject is not None:
             self.counters.dropped(reject.reason)
-            yield beam.pvalue.TaggedOutput(REJECTED, reject)
+            yield reject
         if kept is not None:
             self.counters.records_out.inc()
             yield kept
+
+
+class StageFn(beam.DoFn):
+    """The one Beam adapter of plain stages: `stage.setup()` on the worker, then every output of
+    `stage.outputs(element, **side_inputs)`: a `Reject` to the `rejected` output, an instance of
+    a type in `side_outputs` to that type's output, anything else to the main output.
+
+    `stage`: a `Stage`, or any object with `setup()` and `outputs(element, **side_inputs)`
+    (the per-file chain, the shard write-out).
+    """
+
+    def __init__(self, stage: Any, side_outputs: dict[type, str] | None = None):
+        self.stage = stage
+        self.side_outputs = {Reject: REJECTED, **(side_outputs or {})}
+
+    def setup(self) -> None:
+        self.stage.setup()
+
+    def process(self, element, **side_inputs):  # no annotations: Beam would read them as type hints
+        side_outputs = self.side_outputs
+        for output in self.stage.outputs(element, **side_inputs):
+            tag = side_outputs.get(type(output))
+            yield output if tag is None else beam.pvalue.TaggedOutput(tag, output)

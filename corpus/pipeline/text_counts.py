@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from corpus.pipeline.units import tokens, words_of
+from corpus.pipeline.units import text_units, words_of
 
 try:
     from corpus.pipeline._text_units import text_counts as _compiled_text_counts
@@ -53,7 +53,7 @@ def _run_chars(pattern: re.Pattern, text: str) -> int:
 
 
 def python_text_counts(text: str, top_sizes: tuple[int, ...], duplicate_sizes: tuple[int, ...]) -> TextCounts:
-    toks = tokens(text)
+    toks = text_units(text)
     lengths = np.fromiter(map(len, toks), dtype=np.int64, count=len(toks))
     words = words_of(text)  # the tokens that are not CJK characters
     latin_words = list(filterfalse(str.isdigit, words))

@@ -16,21 +16,22 @@ _WORD_RE = re.compile(_WORD)
 _CJK_RE = re.compile(_CJK)
 
 
-def tokens(text: str) -> list[str]:
-    """Words (runs of letters/digits) of non-CJK text and single CJK characters, in order."""
+def text_units(text: str) -> list[str]:
+    """The text units of `text`, in order: words (runs of letters/digits) of non-CJK text and
+    single CJK characters."""
     return _TOKEN.findall(text)
 
 
 def words_of(text: str) -> list[str]:
-    """The non-CJK tokens of `text` (what `tokens` gives minus the CJK characters), in order."""
+    """The non-CJK tokens of `text` (what `text_units` gives minus the CJK characters), in order."""
     return _WORD_RE.findall(text)
 
 
-def jieba_tokens(text: str) -> list[str]:
-    """Like `tokens`, but CJK runs cut into jieba words. Raises ImportError without jieba."""
+def jieba_text_units(text: str) -> list[str]:
+    """Like `text_units`, but CJK runs cut into jieba words. Raises ImportError without jieba."""
     import jieba  # optional: only when `near_dedupe.shingles: jieba`
 
     out: list[str] = []
     for word in jieba.lcut(text):
-        out.extend([word] if _CJK_RE.match(word) else tokens(word))
+        out.extend([word] if _CJK_RE.match(word) else text_units(word))
     return out

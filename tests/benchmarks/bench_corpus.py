@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from corpus_bench_data import NEAR_THRESHOLD, jaccard, make_corpus, read_texts
 
 from corpus.pipeline.clean import clean_text
-from corpus.pipeline.shards import (
+from corpus.pipeline.parquet_shards import (
     RECORDS_SUFFIX,
     REJECTS_SUFFIX,
     list_shards,
@@ -194,7 +194,7 @@ def run_datatrove(python: str, texts: dict[tuple[str, int], str], work: Path, ta
 # --- per-stage CPU seconds ----------------------------------------------------------------------
 
 class _Timed:
-    """A per-file stage whose `process` adds the CPU time spent inside it (not in later stages)."""
+    """A per-file stage whose `outputs` adds the CPU time spent inside it (not in later stages)."""
 
     def __init__(self, stage, seconds: dict[str, float], name: str):
         self.stage, self.seconds, self.name = stage, seconds, name
@@ -202,8 +202,10 @@ class _Timed:
     def setup(self) -> None:
         self.stage.setup()
 
-    def process(self, element):
-        outputs = iter(self.stage.process(element))
+    def outputs(self, element):
+        start = time.process_time()
+        outputs = iter(self.stage.outputs(element))  # a record's outputs are all made here
+        self.seconds[self.name] += time.process_time() - start
         while True:
             start = time.process_time()
             try:
@@ -217,11 +219,11 @@ class _Timed:
 
 def stage_cpu_seconds(input_dir: Path, output: Path) -> dict[str, float]:
     """CPU seconds of each per-file stage over the whole corpus, one core, in this process: the
-    build's own stage DoFns, configured by the same command line, chained as `prepare.py` chains
-    them (without writing checkpoints)."""
+    build's own stages, configured by the same command line, chained by `file_chain.run_stages` as
+    the build chains them (without writing checkpoints)."""
     from corpus.pipeline.cli import argument_parser, config_from_args
+    from corpus.pipeline.file_chain import run_stages
     from corpus.pipeline.pipeline import per_file_stages
-    from corpus.pipeline.prepare import _run_chain
     from corpus.pipeline.read import list_input_files
 
     args, _ = argument_parser().parse_known_args(build_command(input_dir, output)[5:])
@@ -232,7 +234,7 @@ def stage_cpu_seconds(input_dir: Path, output: Path) -> dict[str, float]:
         stage.setup()
     files, _ = list_input_files([str(input_dir)], config.read)
     for file in files:
-        _run_chain(stages, file, [], [], [])
+        run_stages(stages, [file])
     return dict(seconds)
 
 

@@ -22,13 +22,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from corpus.pipeline.clean import CleanTextFn  # noqa: E402
+from corpus.pipeline.clean import CleanText  # noqa: E402
 from corpus.pipeline.decontaminate import build_index, compared_texts, find_contamination  # noqa: E402
-from corpus.pipeline.language import LanguageFn  # noqa: E402
-from corpus.pipeline.pii import PiiFn  # noqa: E402
-from corpus.pipeline.prepare import _run_chain  # noqa: E402
+from corpus.pipeline.file_chain import run_stages  # noqa: E402
+from corpus.pipeline.language import IdentifyLanguage  # noqa: E402
+from corpus.pipeline.pii import RedactPii  # noqa: E402
 from corpus.pipeline.read import ReadFileLines, list_input_files  # noqa: E402
-from corpus.pipeline.units import tokens  # noqa: E402
+from corpus.pipeline.units import text_units  # noqa: E402
 from schemas import Record  # noqa: E402
 from schemas.build_config import CleanConfig, DecontaminationConfig, LanguageConfig, PiiConfig, ReadConfig  # noqa: E402
 from tests.corpus.pipeline.test_pipeline_pii import precision_recall  # noqa: E402
@@ -36,13 +36,13 @@ from tests.corpus.pipeline.test_pipeline_pii import precision_recall  # noqa: E4
 
 def cleaned_documents(corpus: Path) -> list[Record]:
     read = ReadConfig()
-    stages = [ReadFileLines(read), CleanTextFn(CleanConfig())]
+    stages = [ReadFileLines(read), CleanText(CleanConfig())]
     for stage in stages:
         stage.setup()
     records: list[Record] = []
     files, _ = list_input_files([str(corpus)], read)
     for file in files:
-        _run_chain(stages, file, records, [], [])
+        records += run_stages(stages, [file]).records
     return records
 
 
@@ -62,13 +62,13 @@ def main() -> None:
     mb = sum(len(r.text.encode()) for r in records) / 1e6
     print(f"corpus: {len(records)} documents, {mb:.1f} MB of cleaned text ({args.corpus})")
 
-    language = LanguageFn(LanguageConfig())
+    language = IdentifyLanguage(LanguageConfig())
     language.setup()
     seconds, results = timed(language.process_record, records)
     labels = Counter((kept or reject).language if kept else "rejected:" + reject.detail.split(" ")[0] for kept, reject in results)
     print(f"language: {seconds / mb:.3f} CPU-s/MB; labels {dict(labels.most_common(8))}")
 
-    pii = PiiFn(PiiConfig(enabled=True))
+    pii = RedactPii(PiiConfig(enabled=True))
     pii.setup()
     seconds, results = timed(pii.process_record, records)
     found = Counter()
@@ -92,7 +92,7 @@ def main() -> None:
                       text="\n".join(v for v in compared_texts(item)[:-1])) for n, item in enumerate(items, 1)]
     prose = [Record(source_path="prose.txt", source_line=n, kind="text",
                     text=records[n].text[:300] + item["input"] + records[n + 1].text[:300])
-             for n, item in enumerate(items, 1) if len(tokens(item["input"])) >= config.min_tokens]
+             for n, item in enumerate(items, 1) if len(text_units(item["input"])) >= config.min_tokens]
     found_whole = sum(1 for r in planted if (h := find_contamination(r.text, index, config)) and index.labels[h[0]] == f"ccpm_eval.jsonl:{r.source_line}")
     found_prose = 0
     for r in prose:  # found: the item named has this input (a few inputs are shared by several items)

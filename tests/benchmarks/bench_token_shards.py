@@ -32,7 +32,7 @@ from corpus.pipeline.escape import InvalidSample, StructuredEscaper
 from corpus.pipeline.read import txt_line_to_text
 from schemas.build_config import EscapeConfig
 from tokenization.convert import convert_data_to_id
-from tokenization.shards import record_to_sample, tokenize_dataset
+from tokenization.token_shards import record_to_sample, tokenize_dataset
 from tokenization.tokenizer import CPMBeeTokenizer
 from tokenization.vocab_build import VocabBuildConfig, build_vocab_file
 

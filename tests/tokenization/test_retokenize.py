@@ -13,7 +13,7 @@ from corpus.manifest import read_manifest, write_manifest
 from flows.cli import app
 from schemas import DatasetEntry, Fingerprints, MixtureManifest
 from tokenization.retokenize import RetokenizeReport, retokenize_manifest
-from tokenization.shards import SHARDS_MANIFEST
+from tokenization.token_shards import SHARDS_MANIFEST
 from tokenization.vocab import file_fingerprint
 from tokenization.vocab_build import VocabBuildConfig, build_vocab_file
 

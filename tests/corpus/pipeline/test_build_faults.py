@@ -224,11 +224,11 @@ HOSTILE_LINES = {
 }
 STAGES_THAT_RAISE = {  # trigger word -> (class, method) made to raise on a record carrying the word
     "boomread": ("corpus.pipeline.read.ReadFileLines", "_parse"),
-    "boomclean": ("corpus.pipeline.clean.CleanTextFn", "process_record"),
-    "boomsplit": ("corpus.pipeline.split.SplitLongDocumentsFn", "process"),
-    "boomquality": ("corpus.pipeline.quality.QualityFilterFn", "process_record"),
-    "boomfingerprint": ("corpus.pipeline.fingerprint.ComputeFingerprintsFn", "process"),
-    "boomescape": ("corpus.pipeline.escape.EscapeSpecialTokensFn", "process_record"),
+    "boomclean": ("corpus.pipeline.clean.CleanText", "process_record"),
+    "boomsplit": ("corpus.pipeline.split.SplitLongDocuments", "process"),
+    "boomquality": ("corpus.pipeline.quality.QualityFilter", "process_record"),
+    "boomfingerprint": ("corpus.pipeline.fingerprint.ComputeFingerprints", "process"),
+    "boomescape": ("corpus.pipeline.escape.EscapeSpecialTokens", "process_record"),
 }
 
 

@@ -13,7 +13,7 @@ import pytest
 from corpus.dataset import iter_records, read_meta, verify_dataset
 from corpus.manifest import read_manifest
 from corpus.pipeline.build import build_corpus
-from corpus.pipeline.shards import (
+from corpus.pipeline.parquet_shards import (
     RECORDS_SUFFIX,
     REJECTS_SUFFIX,
     list_shards,

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import apache_beam as beam
-from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
-
-from corpus.pipeline.clean import CleanText, CleanTextFn, clean_text, clean_value
+from corpus.pipeline.clean import CleanText, clean_text, clean_value
+from corpus.pipeline.file_chain import run_stages
 from schemas import BuildConfig, Record
 from schemas.build_config import CleanConfig
 
@@ -43,16 +40,16 @@ def test_json_values_are_cleaned_and_keys_kept():
 def test_clean_stage_rejects_text_left_empty():
     records = [Record(source_path="a.txt", source_line=1, kind="text", text="  ok  "),
                Record(source_path="a.txt", source_line=2, kind="text", text="\u200b\x00")]
-    with TestPipeline() as p:
-        out = p | beam.Create(records) | CleanText(CleanConfig())
-        assert_that(out.kept | "K" >> beam.Map(lambda r: r.text), equal_to(["ok"]), label="kept")
-        assert_that(out.rejected | "R" >> beam.Map(lambda r: (r.source_line, r.stage, r.reason)),
-                    equal_to([(2, "clean", "empty_after_clean")]), label="rejected")
+    clean = CleanText(CleanConfig())
+    clean.setup()
+    out = run_stages([clean], records)
+    assert [r.text for r in out.records] == ["ok"]
+    assert [(r.source_line, r.stage, r.reason) for r in out.rejects] == [(2, "clean", "empty_after_clean")]
 
 
 def test_clean_rejects_keep_the_configured_amount_of_text():
     record = Record(source_path="a.txt", source_line=1, kind="text", text="\u200b" * 50)
-    _, reject = CleanTextFn(CleanConfig(), reject_text_chars=5).process_record(record)
+    _, reject = CleanText(CleanConfig(), reject_text_chars=5).process_record(record)
     assert reject.reason == "empty_after_clean" and reject.text == "\u200b" * 5
 
 

@@ -14,7 +14,7 @@ import pytest
 from corpus.dataset import iter_records, read_meta
 from corpus.manifest import read_manifest
 from corpus.pipeline.build import build_corpus
-from corpus.pipeline.shards import RECORDS_SUFFIX, REJECTS_SUFFIX, list_shards, read_records, read_rejects
+from corpus.pipeline.parquet_shards import RECORDS_SUFFIX, REJECTS_SUFFIX, list_shards, read_records, read_rejects
 from schemas import BuildConfig
 
 JUNK = "#### $$$ %%% " * 12

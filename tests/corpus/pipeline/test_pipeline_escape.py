@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from corpus.pipeline.escape import EscapeSpecialTokensFn, InvalidSample, StructuredEscaper, escape_text
+from corpus.pipeline.escape import EscapeSpecialTokens, InvalidSample, StructuredEscaper, escape_text
 from schemas import Record
 from schemas.build_config import EscapeConfig, WriteConfig
 
@@ -44,14 +44,14 @@ def test_transform_mode_stores_everything_unescaped():
     sample = {"input": "1 << 2 <mask_0> a<<<<b", "<ans>": {"<mask_0>": "x"}}
     assert ESCAPER.prepare(sample, store_escaped=False) == {"input": "1 < 2 <mask_0> a<<b", "<ans>": {"<mask_0>": "x"}}
     assert StructuredEscaper(EscapeConfig(input="raw")).escape(ESCAPER.prepare(sample, store_escaped=False)) == sample
-    fn = EscapeSpecialTokensFn(EscapeConfig(documents="transform"))
+    fn = EscapeSpecialTokens(EscapeConfig(documents="transform"))
     fn.setup()
     doc = Record(source_path="a.jsonl", source_line=1, kind="text", text="a < b", metadata={"id": 7})
     assert fn.process_record(doc)[0].payload == {"text": "a < b", "id": 7}
 
 
 def test_a_document_is_written_as_text_plus_its_metadata_escaped_once():
-    fn = EscapeSpecialTokensFn(EscapeConfig())
+    fn = EscapeSpecialTokens(EscapeConfig())
     fn.setup()
     doc = Record(source_path="a.jsonl", source_line=1, kind="text", text="a < b",
                  metadata={"id": 7, "source": "x<y", "meta": {"n": [1, "<"]}})
@@ -79,7 +79,7 @@ def test_invalid_samples_name_their_reason(sample, reason):
 
 
 def test_a_payload_larger_than_a_block_is_rejected_before_packing():
-    fn = EscapeSpecialTokensFn(EscapeConfig(), WriteConfig(block_size=256))
+    fn = EscapeSpecialTokens(EscapeConfig(), WriteConfig(block_size=256))
     fn.setup()
     kept, reject = fn.process_record(Record(source_path="a.txt", source_line=1, kind="text", text="x" * 500))
     assert kept is None and reject.reason == "too_large_for_block" and reject.score > reject.threshold

@@ -9,8 +9,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from corpus.pipeline.language import LanguageFn, identify, kept_share
-from corpus.pipeline.stage import KEPT, REJECTED
+from corpus.pipeline.language import IdentifyLanguage, identify, kept_share
+from corpus.pipeline.stage import KEPT, REJECTED, StageFn
 from schemas import Record
 from schemas.build_config import LanguageConfig
 
@@ -28,7 +28,7 @@ def record(text: str, kind: str = "text") -> Record:
 
 
 def run(text: str, kind: str = "text", **config) -> tuple[Record | None, object]:
-    fn = LanguageFn(LanguageConfig(**config))
+    fn = IdentifyLanguage(LanguageConfig(**config))
     return fn.process_record(record(text, kind))
 
 
@@ -97,6 +97,6 @@ def test_disabled_stage_passes_records_unlabelled():
 def test_beam_stage_routes_rejects_and_keeps_the_rest():
     with TestPipeline() as p:
         outputs = (p | beam.Create([record(ENGLISH), record(GERMAN), record(MIXED)])
-                   | beam.ParDo(LanguageFn(LanguageConfig())).with_outputs(REJECTED, main=KEPT))
+                   | beam.ParDo(StageFn(IdentifyLanguage(LanguageConfig()))).with_outputs(REJECTED, main=KEPT))
         assert_that(outputs[KEPT] | "kept" >> beam.Map(lambda r: r.language), equal_to(["en", "zh"]), label="kept")
         assert_that(outputs[REJECTED] | "rej" >> beam.Map(lambda r: r.reason), equal_to(["wrong_language"]), label="rejected")

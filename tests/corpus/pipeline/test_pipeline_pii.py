@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from corpus.pipeline.escape import escape_text
-from corpus.pipeline.pii import PiiFn, find_pii, format_counts, id_number_valid, luhn_valid, parse_counts, redact
+from corpus.pipeline.pii import RedactPii, find_pii, format_counts, id_number_valid, luhn_valid, parse_counts, redact
 from schemas import Record
 from schemas.build_config import PiiConfig
 from tests.corpus.pipeline.pii_labelled import LABELLED
@@ -65,10 +65,10 @@ def record(text: str, **fields) -> Record:
 
 def test_redact_keeps_counts_on_the_record_and_reject_drops_the_document():
     text = "Mail me at x@y.org or call 13812345678 / 13912345678."
-    kept, reject = PiiFn(PiiConfig(enabled=True)).process_record(record(text))
+    kept, reject = RedactPii(PiiConfig(enabled=True)).process_record(record(text))
     assert reject is None and kept.text == "Mail me at [EMAIL] or call [PHONE] / [PHONE]."
     assert kept.pii == {"email": 1, "phone": 2}
-    kept, reject = PiiFn(PiiConfig(enabled=True, action="reject")).process_record(record(text))
+    kept, reject = RedactPii(PiiConfig(enabled=True, action="reject")).process_record(record(text))
     assert kept is None and reject.stage == "pii" and reject.reason == "contains_pii"
     assert parse_counts(reject.detail) == {"email": 1, "phone": 2} and reject.score == 3.0
     assert parse_counts("PII found: " + format_counts({"ip": 4})) == {"ip": 4}
@@ -76,7 +76,7 @@ def test_redact_keeps_counts_on_the_record_and_reject_drops_the_document():
 
 def test_structured_samples_have_their_values_redacted_not_their_keys():
     data = {"input": "电话13812345678", "<ans>": {"<mask_0>": "x@y.org"}}
-    kept, _ = PiiFn(PiiConfig(enabled=True)).process_record(
+    kept, _ = RedactPii(PiiConfig(enabled=True)).process_record(
         record("电话13812345678\nx@y.org", kind="json", data=data))
     assert kept.data == {"input": "电话[PHONE]", "<ans>": {"<mask_0>": "[EMAIL]"}}
     assert kept.text == "电话[PHONE]\n[EMAIL]"
@@ -84,6 +84,6 @@ def test_structured_samples_have_their_values_redacted_not_their_keys():
 
 def test_disabled_by_default_and_clean_text_is_untouched():
     original = record("Write to a@b.com")
-    assert PiiFn(PiiConfig()).process_record(original) == (original, None)
+    assert RedactPii(PiiConfig()).process_record(original) == (original, None)
     clean = record("Nothing personal here.")
-    assert PiiFn(PiiConfig(enabled=True)).process_record(clean) == (clean, None)
+    assert RedactPii(PiiConfig(enabled=True)).process_record(clean) == (clean, None)

@@ -7,25 +7,21 @@ import gzip
 import json
 import os
 
-import apache_beam as beam
 import pytest
-from apache_beam.testing.test_pipeline import TestPipeline
-from apache_beam.testing.util import assert_that, equal_to
 from hypothesis import given
 from hypothesis import strategies as st
 
 from corpus.pipeline import read as read_module
+from corpus.pipeline.file_chain import run_stages
 from corpus.pipeline.read import (
     ReadFileLines,
-    ReadInputFiles,
     SkippedPath,
     TruncatedInput,
     list_input_files,
     read_lines,
     txt_line_to_text,
 )
-from corpus.pipeline.stage import REJECTED
-from schemas import Record
+from schemas import Record, Reject
 from schemas.build_config import ReadConfig
 
 
@@ -156,14 +152,15 @@ def test_read_stage_outputs_records_rejects_and_file_counts(tmp_path):
     lines = [json.dumps({"a": "b", "<ans>": "c"}), "{oops", '"a string"']
     (tmp_path / "j.jsonl.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode()))
     files, _ = list_input_files([str(tmp_path)], ReadConfig())
-    with TestPipeline() as p:
-        out = p | beam.Create(files) | ReadInputFiles(ReadConfig())
-        assert_that(out.kept | "K" >> beam.Map(lambda r: (r.source_path, r.source_line, r.kind, r.text)), equal_to([
-            ("t.txt", 1, "text", "hello\nworld"), ("j.jsonl.gz", 1, "json", "b\nc")]), label="kept")
-        assert_that(out.rejected | "R" >> beam.Map(lambda r: (r.source_path, r.source_line, r.reason)), equal_to([
-            ("t.txt", 2, "empty_line"), ("j.jsonl.gz", 2, "broken_json"), ("j.jsonl.gz", 3, "not_an_object")]),
-            label="rejected")
-        assert_that(out.files, equal_to([("t.txt", 2), ("j.jsonl.gz", 3)]), label="files")
+    reader = ReadFileLines(ReadConfig())
+    reader.setup()
+    out = run_stages([reader], files)
+    assert sorted((r.source_path, r.source_line, r.kind, r.text) for r in out.records) == sorted([
+        ("t.txt", 1, "text", "hello\nworld"), ("j.jsonl.gz", 1, "json", "b\nc")])
+    assert sorted((r.source_path, r.source_line, r.reason) for r in out.rejects) == sorted([
+        ("t.txt", 2, "empty_line"), ("j.jsonl.gz", 2, "broken_json"), ("j.jsonl.gz", 3, "not_an_object")])
+    assert sorted((file.source_path, run_stages([reader], [file]).units) for file in files) == sorted(
+        [("t.txt", 2), ("j.jsonl.gz", 3)])
 
 
 def test_a_bom_before_the_first_json_line_is_not_broken_json(tmp_path):
@@ -172,10 +169,10 @@ def test_a_bom_before_the_first_json_line_is_not_broken_json(tmp_path):
     files, _ = list_input_files([str(tmp_path)], ReadConfig())
     reader = ReadFileLines(ReadConfig())
     reader.setup()
-    out = [item for file in files for item in reader.process(file)]
+    out = [item for file in files for item in reader.outputs(file)]
     assert [(r.source_path, r.source_line, r.text) for r in out if isinstance(r, Record)] == [
         ("a.jsonl", 1, "x\ny"), ("b.txt", 1, "one"), ("b.txt", 2, "two")]
-    assert not [item for item in out if getattr(item, "tag", None) == REJECTED]
+    assert not [item for item in out if isinstance(item, Reject)]
 
 
 def _read_json_lines(tmp_path, objects: list, config: ReadConfig, keep_without_ans: bool = False) -> list:
@@ -186,7 +183,7 @@ def _read_json_lines(tmp_path, objects: list, config: ReadConfig, keep_without_a
     files, _ = list_input_files([str(tmp_path / "in")], config)
     reader = ReadFileLines(config, keep_records_without_ans=keep_without_ans)
     reader.setup()
-    return [getattr(out, "value", out) for out in reader.process(files[0])][:-1]  # minus the file count
+    return list(reader.outputs(files[0]))
 
 
 def test_a_json_record_with_a_text_field_is_a_document_with_its_other_fields_as_metadata(tmp_path):

@@ -8,9 +8,9 @@ import re
 import pyarrow.dataset as pads
 import pytest
 
+from corpus.pipeline.parquet_shards import ARROW_SCHEMA_VERSION
 from corpus.pipeline.report import BuildStats, render_markdown, svg_bar_chart, text_width
 from corpus.pipeline.report_html import render_html
-from corpus.pipeline.shards import ARROW_SCHEMA_VERSION
 
 THRESHOLDS = {"min_tokens": 20, "max_short_lines": None, "max_top_ngram_chars": {2: 0.2, 3: 0.18}}
 

@@ -16,7 +16,7 @@ import numpy as np
 from corpus.pipeline import clean, fingerprint
 from corpus.pipeline import text_counts as counts_module
 from corpus.pipeline.text_counts import python_text_counts
-from corpus.pipeline.units import tokens
+from corpus.pipeline.units import text_units
 from schemas.build_config import NearDedupeConfig
 
 TOP_SIZES = (2, 3, 4)
@@ -38,7 +38,7 @@ texts = st.lists(st.sampled_from(PIECES), max_size=80).map("".join)
 
 def by_hand(text: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """The n-gram counts straight from their definition, with tuples of tokens."""
-    toks = tokens(text)
+    toks = text_units(text)
     tops, duplicates = [], []
     for n in TOP_SIZES:
         grams = [tuple(toks[i:i + n]) for i in range(len(toks) - n + 1)]

@@ -26,6 +26,8 @@ from schemas.record import (
     reject_to_row,
 )
 
+ARROW_DIR = "arrow"  # a build's record shards: <output>/arrow/<shard name>.parquet
+REJECTS_DIR = "rejects"  # and its reject shards: <output>/rejects/<shard name>.rejects.parquet
 RECORDS_SUFFIX = ".parquet"
 REJECTS_SUFFIX = ".rejects.parquet"
 MARKER_SUFFIX = ".done.json"

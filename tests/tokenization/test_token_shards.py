@@ -13,10 +13,10 @@ import pytest
 from corpus.dataset import DatasetCorrupt, build_dataset, mask_dataset, read_meta, write_meta
 from corpus.dataset.blockfile import iter_file_payloads, iter_file_records
 from corpus.dataset.serializer import get_serializer
+from tokenization import token_shards
 from tokenization.convert import convert_data_to_id, count_answer_dicts
 from tokenization.shard_format import ext_states, iter_shard_rows, shard_key
-from tokenization import shards
-from tokenization.shards import (
+from tokenization.token_shards import (
     SHARDS_MANIFEST,
     conversion_key,
     data_file_fingerprint,
@@ -297,7 +297,7 @@ def test_workers_write_the_same_shards(dataset, vocabs, tmp_path):
 
 
 def test_progress_counts_every_record_once(dataset, vocabs, monkeypatch):
-    monkeypatch.setattr(shards, "_PROGRESS_EVERY", 3)
+    monkeypatch.setattr(token_shards, "_PROGRESS_EVERY", 3)
     done: list[int] = []
     tokenizer = CPMBeeTokenizer(vocabs[0])
     info = read_meta(dataset)[1]

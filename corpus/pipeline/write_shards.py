@@ -1,7 +1,7 @@
-"""Stages 5-8a resolved one input file at a time: apply the dedupe verdicts to the file's
-checkpointed records, decontaminate the survivors against the evaluation sets (a side input;
-decontaminate.py), escape and validate them (stage 7), write the file's record and reject
-shards (stage 8a).
+"""The write-out of a build, stages 5-8a resolved one input file at a time: apply the dedupe
+verdicts to the file's checkpointed records, decontaminate the survivors against the evaluation
+sets (a side input; decontaminate.py), escape and validate them (stage 7), write the file's
+record and reject shards (stage 8a).
 
 The global stages only moved document fingerprints and verdicts on documents; a verdict covers
 every piece of its document (pieces share the document's `(source_path, source_line)`). Here each file's records and the
@@ -17,14 +17,18 @@ the job, in pack.py.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import apache_beam as beam
 
 from corpus.pipeline import dedupe_exact, dedupe_minhash
-from corpus.pipeline.checkpoint import read_checkpoint
 from corpus.pipeline.decontaminate import Decontaminator, EvalIndex
-from corpus.pipeline.escape import EscapeSpecialTokensFn
-from corpus.pipeline.shards import (
+from corpus.pipeline.escape import EscapeSpecialTokens
+from corpus.pipeline.file_checkpoints import read_checkpoint
+from corpus.pipeline.parquet_shards import (
+    ARROW_DIR,
     RECORDS_SUFFIX,
+    REJECTS_DIR,
     REJECTS_SUFFIX,
     join,
     shard_metadata,
@@ -32,15 +36,16 @@ from corpus.pipeline.shards import (
     write_records,
     write_rejects,
 )
-from corpus.pipeline.stage import StageCounters, Verdict, document_position, reject_record
+from corpus.pipeline.stage import StageCounters, StageFn, Verdict, document_position, reject_record
 from schemas import BuildConfig, Record, Reject
 
 STAGE = "write"
-ARROW_DIR = "arrow"
-REJECTS_DIR = "rejects"
 
 
-class _FinishFileFn(beam.DoFn):
+class FileWriteOut:
+    """One input file's write-out: `outputs((source_path, {"done": [keys], "verdicts": [...]}),
+    eval_index)` gives the URLs of the record and reject shards it wrote."""
+
     def __init__(self, config: BuildConfig, output: str):
         self.config = config
         self.output = output
@@ -50,7 +55,7 @@ class _FinishFileFn(beam.DoFn):
         self.dedupe = [StageCounters(stage) for stage, enabled in
                        ((dedupe_exact.STAGE, self.config.exact_dedupe.enabled), (dedupe_minhash.STAGE, near)) if enabled]
         self.decontaminate = Decontaminator(self.config.decontamination, self.config.write.reject_text_chars)
-        self.escape = EscapeSpecialTokensFn(self.config.escape, self.config.write, self.config.write.reject_text_chars)
+        self.escape = EscapeSpecialTokens(self.config.escape, self.config.write, self.config.write.reject_text_chars)
         self.escape.setup()
         self.written = StageCounters(f"{STAGE}.{ARROW_DIR}")
         self.written_rejects = StageCounters(f"{STAGE}.{REJECTS_DIR}")
@@ -69,7 +74,7 @@ class _FinishFileFn(beam.DoFn):
             record = record.model_copy(update={"cluster_size": verdict.cluster_size})
         return record, None
 
-    def process(self, element, eval_index: EvalIndex | None = None):
+    def outputs(self, element, eval_index: EvalIndex | None = None) -> Iterator[str]:
         source_path, groups = element
         keys = sorted(groups["done"])  # the file's checkpoint, or one per byte range of it
         if not keys:
@@ -86,9 +91,9 @@ class _FinishFileFn(beam.DoFn):
             resolved = self.decontaminate.process_resolved(resolved, eval_index)
         for record, reject in resolved:
             if record is not None:
-                for output in self.escape.process(record):
-                    if isinstance(output, beam.pvalue.TaggedOutput):
-                        reject = output.value
+                for output in self.escape.outputs(record):
+                    if isinstance(output, Reject):
+                        reject = output
                     else:
                         kept.append(output)
             if reject is not None:
@@ -106,8 +111,8 @@ class _FinishFileFn(beam.DoFn):
                 yield url
 
 
-class FinishFiles(beam.PTransform):
-    """(PCollection[(source_path, key)] of prepared files or ranges, PCollection[Verdict]) -> the
+class WriteShards(beam.PTransform):
+    """(PCollection[PreparedFile] of prepared files or ranges, PCollection[Verdict]) -> the
     written shard URLs under `<output>/arrow/` and `<output>/rejects/`, one pair per input file."""
 
     def __init__(self, config: BuildConfig, output: str, eval_index=None):
@@ -123,6 +128,5 @@ class FinishFiles(beam.PTransform):
             {"done": done,
              "verdicts": verdicts | "ByFile" >> beam.Map(lambda v: (v.position[0], v))}
             | "GroupByFile" >> beam.CoGroupByKey()
-            | "FinishFile" >> beam.ParDo(_FinishFileFn(self.config, self.output), **side)
+            | "WriteFileShards" >> beam.ParDo(StageFn(FileWriteOut(self.config, self.output)), **side)
         )
-

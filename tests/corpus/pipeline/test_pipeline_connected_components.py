@@ -8,7 +8,7 @@ import apache_beam as beam
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from corpus.pipeline.components import ConnectedComponents
+from corpus.pipeline.connected_components import ConnectedComponents
 
 
 def union_find_labels(edges: list[tuple[int, int]]) -> list[tuple[int, int]]:

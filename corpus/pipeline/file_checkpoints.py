@@ -4,17 +4,19 @@ or byte range of a big file (ranges.py), leaves its records, its rejects and a m
 whose marker matches it (name, size, mtime, content digest, byte range) and the per-file
 settings and whose shards are readable with the row counts the marker records, and feeds the
 saved records' fingerprints into the global stages instead of reading it again. Every build's
-last stage (finish.py) reads the records and rejects of all of a file's ranges from here.
+last stage (write_shards.py) reads the records and rejects of all of a file's ranges from here.
 """
 
 from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import NamedTuple
 
 import apache_beam as beam
 import pyarrow.parquet as pq
 from apache_beam.io.filesystems import FileSystems
 
-from corpus.pipeline.read import InputFile
-from corpus.pipeline.shards import (
+from corpus.pipeline.parquet_shards import (
     MARKER_SUFFIX,
     RECORDS_SUFFIX,
     REJECTS_SUFFIX,
@@ -27,10 +29,19 @@ from corpus.pipeline.shards import (
     write_records,
     write_rejects,
 )
-from corpus.pipeline.stage import document_fingerprints
+from corpus.pipeline.read import InputFile
+from corpus.pipeline.stage import Fingerprint, StageFn, document_fingerprints
 
 PREPARED = "prepared"
-DONE = "done"  # output tag: `(source_path, key)` of each file or range whose checkpoint is written (as prepare.py's)
+DONE = "done"  # output tag of the `PreparedFile`s: files or ranges whose checkpoint is written
+
+
+class PreparedFile(NamedTuple):
+    """An input file (or byte range) whose checkpoint is written: `key` names the checkpoint
+    (`InputFile.key`); the write-out groups them by `source_path`."""
+
+    source_path: str
+    key: str
 
 
 def prepared_url(work_dir: str, key: str, suffix: str) -> str:
@@ -97,18 +108,24 @@ def read_checkpoint(work_dir: str, key: str) -> tuple[list, list]:
     return records, list(read_rejects(prepared_url(work_dir, key, REJECTS_SUFFIX)))
 
 
-class _ReadFileCheckpointFn(beam.DoFn):
+class ResumeFile:
+    """A finished file or range, from its checkpoint: one `Fingerprint` per document it kept,
+    then its `PreparedFile` (the same outputs as when it was first read, file_chain.py)."""
+
     def __init__(self, work_dir: str):
         self.work_dir = work_dir
 
-    def process(self, file: InputFile):
+    def setup(self) -> None:
+        pass
+
+    def outputs(self, file: InputFile) -> Iterator[Fingerprint | PreparedFile]:
         yield from document_fingerprints(read_records(prepared_url(self.work_dir, file.key, RECORDS_SUFFIX)))
-        yield beam.pvalue.TaggedOutput(DONE, (file.source_path, file.key))
+        yield PreparedFile(file.source_path, file.key)
 
 
 class ReadFileCheckpoints(beam.PTransform):
     """PCollection[InputFile] of finished files or ranges -> outputs `fingerprints` (Fingerprint)
-    and `done` ((source_path, key))."""
+    and `done` (PreparedFile)."""
 
     def __init__(self, work_dir: str):
         super().__init__()
@@ -118,5 +135,6 @@ class ReadFileCheckpoints(beam.PTransform):
         return (
             files
             | "Spread" >> beam.Reshuffle()
-            | "ReadCheckpoint" >> beam.ParDo(_ReadFileCheckpointFn(self.work_dir)).with_outputs(DONE, main="fingerprints")
+            | "ReadCheckpoint" >> beam.ParDo(StageFn(ResumeFile(self.work_dir), {PreparedFile: DONE})).with_outputs(
+                DONE, main="fingerprints")
         )
