@@ -30,8 +30,8 @@ from typing import Any, TypedDict, Union
 import numpy as np
 from numpy.typing import NDArray
 
+from schemas.special_tokens import is_special
 from tokenization.tokenizer import CPMBeeTokenizer, TokenizeError
-from tokenization.vocab import is_special
 
 ANSWER_KEY = "<ans>"
 ROOT_TOKEN = "<root>"

@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from tokenization.vocab import is_special
+from schemas.special_tokens import is_special
 
 
 class TokenCounts(BaseModel):

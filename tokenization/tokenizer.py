@@ -9,20 +9,17 @@ Ext ids count up from `vocab_size` in order of first appearance, after those of 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from schemas.special_tokens import SYNTAX, escape_text, is_special, unescape_text
 from tokenization.longest_match import CompiledEncoder, Engine, PurePythonMatcher, build_matcher
-from tokenization.vocab import Vocab, is_special, load_vocab
+from tokenization.vocab import Vocab, load_vocab
 
 
 # Short texts (keys, options, answers) repeat: their parse is kept, up to a bound.
 _MAX_CACHED_TEXT = 24
 _MAX_CACHED_TEXTS = 100_000
-# At each `<`: `<<` (a literal `<`), or a special token `<` + any character but `<` (even `>`)
-# + anything but `<>` + `>`; a bare `<` match is a syntax error.
-_SYNTAX = re.compile(r"<(?:(<)|[^<][^<>]*>)?")
 
 
 class TokenizeError(ValueError):
@@ -86,7 +83,7 @@ class CPMBeeTokenizer:
             # overhead was most of the time.
             self.encode = CompiledEncoder(matcher, self.encoder, TokenizeError).encode  # type: ignore[method-assign]
         # What decode prints for each id: specials as written, plain tokens escaped.
-        self._display = [t if is_special(t) else t.replace("<", "<<") for t in vocab.tokens]
+        self._display = [t if is_special(t) else escape_text(t) for t in vocab.tokens]
 
     # The compiled matcher cannot be pickled: ship the vocabulary and rebuild (Beam DoFns and
     # data-loader workers pickle the tokenizer).
@@ -120,15 +117,8 @@ class CPMBeeTokenizer:
     def mask_id(self) -> int:
         return self.encoder[self.mask_token]
 
-    @staticmethod
-    def escape(text: str) -> str:
-        """Make plain text safe to tokenize: every `<` becomes `<<`."""
-        return text.replace("<", "<<")
-
-    @staticmethod
-    def unescape(text: str) -> str:
-        """Undo `escape`: every `<<` becomes `<`."""
-        return text.replace("<<", "<")
+    escape = staticmethod(escape_text)  # plain text made safe to tokenize: every `<` becomes `<<`
+    unescape = staticmethod(unescape_text)  # and back: every `<<` becomes `<`
 
     def split_special(self, text: str) -> list[str]:
         """Split text into alternating plain parts and special tokens (odd indexes).
@@ -142,7 +132,7 @@ class CPMBeeTokenizer:
         parts: list[str] = []
         plain: list[str] = []
         pos = 0
-        for m in _SYNTAX.finditer(text):
+        for m in SYNTAX.finditer(text):  # `<<`, a special token, or a bare `<` (an error)
             i = m.start()
             plain.append(text[pos:i])
             pos = m.end()

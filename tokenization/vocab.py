@@ -36,11 +36,6 @@ class Vocab:
     path: str
 
 
-def is_special(token: str) -> bool:
-    """True for tokens written `<name>`: CPM-Bee never matches these inside plain text."""
-    return token.startswith("<") and token.endswith(">")
-
-
 def file_fingerprint(path: str | Path) -> str:
     """sha256 hex digest of a file's bytes (the vocab fingerprint carried with token data)."""
     digest = hashlib.sha256()

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from tokenizers import Regex, Tokenizer, models, pre_tokenizers, trainers
 
 from corpus.atomic_file import write_text_atomically
-from tokenization.vocab import NEWLINE_TOKEN, SPACE_TOKEN, file_fingerprint, is_special
+from schemas.special_tokens import is_special
+from tokenization.vocab import NEWLINE_TOKEN, SPACE_TOKEN, file_fingerprint
 from tokenization.vocab_corpus import CorpusReadCounts, iter_corpus_texts
 
 # CPM-Bee's own order (bee.txt lines 1-11), then `<eod>` (in bee.txt further down).

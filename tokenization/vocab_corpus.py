@@ -14,7 +14,6 @@ literal `<`, `<name>` is dropped. Raw plain text is literal.
 from __future__ import annotations
 
 import os
-import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,10 +25,7 @@ from corpus.pipeline.clean import clean_text, clean_value
 from corpus.pipeline.read import InputFile, ReadFileLines, input_kind, list_input_files
 from schemas import Reject
 from schemas.build_config import CleanConfig, ReadConfig
-from tokenization.vocab import is_special
-
-# `<<` (a literal `<`) or a special token `<name>` of CPM-Bee's text syntax.
-_SYNTAX = re.compile(r"<<|<[^<>\s]+>")
+from schemas.special_tokens import is_special, plain_text
 
 
 @dataclass
@@ -41,29 +37,22 @@ class CorpusReadCounts:
     skipped: Counter[str] = field(default_factory=Counter)
 
 
-def plain_from_syntax(text: str) -> str:
-    """The characters a string in CPM-Bee's syntax stands for: `<<` -> `<`, `<name>` removed."""
-    if "<" not in text:
-        return text
-    return _SYNTAX.sub(lambda m: "<" if m.group() == "<<" else "", text)
-
-
 def sample_texts(sample: Any, in_syntax: bool) -> Iterator[str]:
     """The texts of one record: a `{"text": t}` record or a str gives `t`; a structured sample
     gives its non-special keys and its string leaves (lists are walked). `in_syntax` says the
     strings are in CPM-Bee's syntax (escaped). Non-string leaves are ignored.
     """
     if isinstance(sample, str):
-        yield plain_from_syntax(sample) if in_syntax else sample
+        yield plain_text(sample) if in_syntax else sample
         return
     if isinstance(sample, dict) and len(sample) == 1 and isinstance(sample.get("text"), str):
-        yield plain_from_syntax(sample["text"]) if in_syntax else sample["text"]
+        yield plain_text(sample["text"]) if in_syntax else sample["text"]
         return
     stack = [sample]
     while stack:
         node = stack.pop()
         if isinstance(node, str):
-            yield plain_from_syntax(node)
+            yield plain_text(node)
         elif isinstance(node, dict):
             for key, value in reversed(list(node.items())):
                 stack.append(value)

@@ -30,20 +30,15 @@ from corpus.dataset.serializer import get_serializer
 from corpus.pipeline.stage import RecordFilter, reject_record
 from schemas import Record, Reject
 from schemas.build_config import EscapeConfig, WriteConfig
+from schemas.special_tokens import TOKEN_NAME, escape_text
 
 STAGE = "escape"
-_TOKEN_SHAPE = re.compile(r"<[A-Za-z_/][A-Za-z0-9_/]*>")
 
 
 class InvalidSample(ValueError):
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)
         self.reason = reason
-
-
-def escape_text(text: str) -> str:
-    """Plain text: every `<` becomes `<<`."""
-    return text.replace("<", "<<")
 
 
 def escape_strings(value: Any) -> Any:
@@ -81,7 +76,7 @@ class StructuredEscaper:
         """Escape `<` except where it opens a special token of this sample."""
         out: list[str] = []
         last = 0
-        for match in _TOKEN_SHAPE.finditer(text):
+        for match in TOKEN_NAME.finditer(text):
             if self._is_special(match.group(), sample_keys):
                 out.append(escape_text(text[last:match.start()]))
                 out.append(match.group())
@@ -104,7 +99,7 @@ class StructuredEscaper:
                 out.append("<" if unescape else "<<")
                 index = found + 2
                 continue
-            match = _TOKEN_SHAPE.match(text, found)
+            match = TOKEN_NAME.match(text, found)
             if match is None or not self._is_special(match.group(), sample_keys):
                 shown = text[max(0, found - 20):found + 20]
                 raise InvalidSample(
@@ -148,7 +143,7 @@ class StructuredEscaper:
         Raises InvalidSample (reasons `unescaped_lt`, `non_string_value`)."""
         keys: set[str] = set()
         _collect_keys(data, keys)
-        sample_keys = {key for key in keys if _TOKEN_SHAPE.fullmatch(key)}
+        sample_keys = {key for key in keys if TOKEN_NAME.fullmatch(key)}
         strict = "<ans>" in data
         if self.config.input == "raw":
             mode = "escape" if store_escaped else "check_raw"
@@ -163,7 +158,7 @@ class StructuredEscaper:
         """A raw sample escaped (keys and string values, except special tokens)."""
         keys: set[str] = set()
         _collect_keys(data, keys)
-        sample_keys = {key for key in keys if _TOKEN_SHAPE.fullmatch(key)}
+        sample_keys = {key for key in keys if TOKEN_NAME.fullmatch(key)}
         return self._walk(data, sample_keys, "", "escape", "<ans>" in data)
 
 

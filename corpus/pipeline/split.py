@@ -14,6 +14,7 @@ from apache_beam.metrics import Metrics
 from corpus.pipeline.stage import METRICS_NAMESPACE, Stage, StageCounters, reject_record
 from schemas import Record
 from schemas.build_config import SplitConfig
+from schemas.special_tokens import BOUNDED_TOKEN
 
 STAGE = "split"
 
@@ -21,11 +22,10 @@ _PARAGRAPH = re.compile(r"[^\n]*\n+|[^\n]+$")
 # A sentence ends after CJK terminal punctuation, or Latin terminal punctuation then space;
 # closing quotes/brackets stay with the sentence they close.
 _SENTENCE_END = re.compile(r"[。！？；!?]+[”’\"」』）)]*\s*|[.!?;]+[”’\"')\]]*\s+")
-_SPECIAL_TOKEN = re.compile(r"<[^<>\n]{1,64}>")
 
 
 def _protected(text: str) -> list[tuple[int, int]]:
-    return [match.span() for match in _SPECIAL_TOKEN.finditer(text)]
+    return [match.span() for match in BOUNDED_TOKEN.finditer(text)]
 
 
 def _inside(position: int, spans: list[tuple[int, int]]) -> tuple[int, int] | None:

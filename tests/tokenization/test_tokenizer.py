@@ -272,3 +272,15 @@ def test_compiled_encode_takes_keywords_any_mapping_and_checks_types(both_engine
         c.encode("a", {}, {})  # type: ignore[call-arg]
     with pytest.raises(TypeError):
         c.encode(txt="a")  # type: ignore[call-arg]
+
+
+_PLAIN = st.text(st.sampled_from(list("ab <>\n中")), max_size=6).map(lambda text: text.replace("<", "<<"))
+_SPECIAL = st.from_regex(r"<[^<][^<>]{0,5}>", fullmatch=True)
+
+
+@given(st.lists(st.one_of(_PLAIN, _SPECIAL), max_size=6).map("".join))
+@settings(max_examples=300, deadline=None)
+def test_the_vocabulary_reader_sees_the_plain_text_the_tokenizer_sees(golden_tokenizer: CPMBeeTokenizer, text: str) -> None:
+    from schemas.special_tokens import plain_text
+
+    assert plain_text(text) == "".join(golden_tokenizer.split_special(text)[0::2])

@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 
 from corpus.dataset import build_dataset
 from flows.cli import app
+from schemas.special_tokens import plain_text
 from tokenization.tokenizer import CPMBeeTokenizer
 from tokenization.vocab import file_fingerprint, load_vocab
 from tokenization.vocab_build import SPECIAL_TOKENS, VocabBuildConfig, build_vocab, build_vocab_file, choose_chars
-from tokenization.vocab_corpus import plain_from_syntax, sample_texts
+from tokenization.vocab_corpus import sample_texts
 
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE_RAW = REPO / "corpus" / "sample" / "raw"
@@ -187,7 +188,7 @@ def test_sample_texts_of_structured_samples_are_keys_and_leaves():
     assert list(sample_texts(sample, in_syntax=True)) == ["input", "hello", "answer", "w<x ", "list", "a", "b"]
     assert list(sample_texts({"text": "a<<b"}, in_syntax=False)) == ["a<<b"]
     assert list(sample_texts({"text": "a<<b"}, in_syntax=True)) == ["a<b"]
-    assert plain_from_syntax("no specials") == "no specials"
+    assert plain_text("no specials") == "no specials"
 
 
 def test_raw_files_are_read_and_cleaned_as_the_corpus_pipeline_reads_them(tmp_path):
