@@ -3,7 +3,7 @@ the one earliest in input order, across every input of the build. The others get
 `exact_duplicate` verdict naming the kept copy in `duplicate_of`.
 
 Only fingerprints travel (position, hashes): the records stay in their input file's
-checkpoint until `finish.py` applies the verdicts.
+checkpoint until `write_shards.py` applies the verdicts.
 """
 
 from __future__ import annotations

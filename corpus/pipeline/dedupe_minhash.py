@@ -12,7 +12,7 @@
    one a verdict with its cluster's size.
 
 Only fingerprints travel (position, signature): the records stay in their input file's
-checkpoint until `finish.py` applies the verdicts.
+checkpoint until `write_shards.py` applies the verdicts.
 """
 
 from __future__ import annotations
