@@ -5,6 +5,8 @@
  *   `text_counts.python_text_counts`, the readable definition and the oracle in the tests.
  * - shingle_hashes: the MinHash shingles' 32-bit hashes, as `fingerprint.python_shingle_hashes`.
  * - tidy_whitespace: the clean stage's whitespace rules, as `clean.python_tidy_whitespace`.
+ * - char_minhash: the MinHash signature of a text's character n-grams, as
+ *   `fingerprint.MinHasher.signature_of_hashes(char_shingle_hashes(...))` (numpy), the definition.
  *
  * The character classes are CPython's own (`Py_UNICODE_ISALNUM` is `re`'s \w without '_',
  * `Py_UNICODE_ISDECIMAL` its \d, `Py_UNICODE_ISSPACE` str.split's whitespace,
@@ -409,6 +411,82 @@ static PyObject *shingle_hashes(PyObject *module, PyObject *args) {
     return result;
 }
 
+/* The MinHash of one shingle hash into `values`: datasketch's affine32 scheme after the
+ * MurmurHash3 32-bit finaliser (`datasketch.minhash._fmix`), `a*h + b` mod 2^32, minimum kept.
+ * Cloned for AVX2 where the compiler can (the permutation loop is 8 lanes wide there). */
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+__attribute__((target_clones("avx2", "default")))
+#endif
+static void minhash_update(uint32_t *values, const uint32_t *a, const uint32_t *b, Py_ssize_t perms,
+                           const uint32_t *hashes, Py_ssize_t count) {
+    for (Py_ssize_t j = 0; j < count; j++) {
+        uint32_t h = hashes[j];
+        h ^= h >> 16;
+        h *= 0x85EBCA6Bu;
+        h ^= h >> 13;
+        h *= 0xC2B2AE35u;
+        h ^= h >> 16;
+        for (Py_ssize_t p = 0; p < perms; p++) {
+            uint32_t v = a[p] * h + b[p];
+            values[p] = v < values[p] ? v : values[p];
+        }
+    }
+}
+
+#define MINHASH_BLOCK 1024
+
+/* char_minhash(text, n, a, b) -> bytes | None: the MinHash signature (native-endian uint32, one per
+ * permutation; `a` and `b` are the permutations as native uint32 bytes) of the character n-grams
+ * of `text` (already lower-cased and whitespace-collapsed: `fingerprint.shingle_text`); one
+ * n-gram of the whole text when it is shorter than n; None for an empty text. An n-gram's hash is
+ * `fingerprint._polynomial_hashes`': a polynomial over (code point + 1), uint64 wrapping, then
+ * mixed and its high 32 bits kept. */
+static PyObject *char_minhash(PyObject *module, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t n;
+    Py_buffer a, b;
+    if (!PyArg_ParseTuple(args, "Uny*y*", &text, &n, &a, &b)) return NULL;
+    PyObject *result = NULL;
+    Py_ssize_t perms = a.len / (Py_ssize_t)sizeof(uint32_t);
+    if (n < 1 || a.len != b.len || a.len % sizeof(uint32_t) || perms == 0) {
+        PyErr_SetString(PyExc_ValueError, "char_minhash: n >= 1 and equal, non-empty uint32 permutations a and b");
+        goto done;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(text);
+    if (size == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_ssize_t m = n < size ? n : size, grams = size - m + 1;
+    uint32_t *values = PyMem_Malloc(sizeof(uint32_t) * perms);
+    uint32_t block[MINHASH_BLOCK];
+    if (!values) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t p = 0; p < perms; p++) values[p] = UINT32_MAX;
+    Py_ssize_t filled = 0;
+    for (Py_ssize_t j = 0; j < grams; j++) {
+        uint64_t g = 0; /* uint64 wraps, as numpy's does */
+        for (Py_ssize_t o = 0; o < m; o++) g = g * 1000003ULL + (uint64_t)PyUnicode_READ(kind, data, j + o) + 1;
+        g = (g ^ (g >> 31)) * 0x9E3779B97F4A7C15ULL;
+        block[filled++] = (uint32_t)(g >> 32);
+        if (filled == MINHASH_BLOCK) {
+            minhash_update(values, (const uint32_t *)a.buf, (const uint32_t *)b.buf, perms, block, filled);
+            filled = 0;
+        }
+    }
+    minhash_update(values, (const uint32_t *)a.buf, (const uint32_t *)b.buf, perms, block, filled);
+    result = PyBytes_FromStringAndSize((const char *)values, perms * sizeof(uint32_t));
+    PyMem_Free(values);
+done:
+    PyBuffer_Release(&a);
+    PyBuffer_Release(&b);
+    return result;
+}
+
 static inline int is_tidy_space(Py_UCS4 c) { return c == ' ' || c == '\t' || c == 0xa0 || c == 0x3000; }
 
 /* tidy_whitespace(text) -> str, as `clean.python_tidy_whitespace` before its strip(): runs of
@@ -457,6 +535,8 @@ static PyMethodDef methods[] = {
     {"tidy_whitespace", tidy_whitespace, METH_VARARGS, "tidy_whitespace(text) -> str (see clean.py)"},
     {"shingle_hashes", shingle_hashes, METH_VARARGS,
      "shingle_hashes(text, n) -> bytes: distinct 32-bit n-gram hashes, ascending (see fingerprint.py)"},
+    {"char_minhash", char_minhash, METH_VARARGS,
+     "char_minhash(text, n, a, b) -> bytes | None: MinHash signature of the character n-grams (see fingerprint.py)"},
     {NULL, NULL, 0, NULL},
 };
 

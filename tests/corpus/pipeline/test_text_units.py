@@ -129,3 +129,39 @@ def test_compiled_whitespace_tidying_equals_the_regex_definition(text: str):
 
 def test_whitespace_tidying_rules():
     assert clean.tidy_whitespace("  a \t\u3000b \n  c\n\n\n\n d\u00a0\n") == "a b\nc\n\nd"
+
+
+needs_char_minhash = pytest.mark.skipif(fingerprint._compiled_char_minhash is None,
+                                        reason="corpus.pipeline._text_units not built")
+
+
+@needs_char_minhash
+@settings(max_examples=1000, deadline=None)
+@given(text=texts, n=st.integers(1, 7), num_perm=st.sampled_from([1, 7, 112, 128]))
+def test_compiled_char_minhash_equals_the_numpy_definition(text: str, n: int, num_perm: int):
+    hasher = fingerprint.MinHasher(NearDedupeConfig(ngram=n, num_perm=num_perm, bands=None, rows=None))
+    chars = fingerprint.shingle_text(text)
+    assert hasher.char_signature(chars) == hasher.numpy_char_signature(chars)
+
+
+@needs_char_minhash
+def test_compiled_char_minhash_of_a_long_text_and_bad_arguments():
+    hasher = fingerprint.MinHasher(NearDedupeConfig())
+    chars = fingerprint.shingle_text("中文 and English, " * 2000)  # several blocks of shingles
+    assert hasher.char_signature(chars) == hasher.numpy_char_signature(chars)
+    assert hasher.char_signature("") is None and hasher.numpy_char_signature("") is None
+    with pytest.raises(ValueError, match="n >= 1"):
+        fingerprint._compiled_char_minhash("abc", 0, hasher._a_bytes, hasher._b_bytes)
+    with pytest.raises(ValueError, match="equal"):
+        fingerprint._compiled_char_minhash("abc", 5, hasher._a_bytes, hasher._b_bytes[:-4])
+
+
+def test_whitespace_collapse_equals_the_regex_on_every_code_point():
+    """`collapse_whitespace` (str.split) and `\\s+` agree on which characters are whitespace."""
+    import re
+    import sys
+    every = "".join(chr(c) for c in range(sys.maxunicode + 1) if not 0xD800 <= c < 0xE000)
+    spaces = "".join(c for c in every if re.fullmatch(r"\s", c))
+    assert spaces == "".join(c for c in every if c.isspace())
+    text = "a" + "b".join(spaces) + "c \u3000 d"
+    assert fingerprint.collapse_whitespace(text) == re.sub(r"\s+", " ", text).strip()
