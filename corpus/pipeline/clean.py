@@ -10,10 +10,9 @@ import unicodedata
 from html.parser import HTMLParser
 
 import ftfy
-from ftfy.badness import is_bad
 from ftfy.chardata import HTML_ENTITY_RE
-from ftfy.fixes import fix_latin_ligatures
 
+from corpus.pipeline.mojibake import fix_latin_ligatures, is_bad
 from corpus.pipeline.read import json_text_view
 from corpus.pipeline.stage import RecordFilter, reject_record
 from schemas import Record, Reject
@@ -77,7 +76,8 @@ def repair_text(text: str) -> str:
     """ftfy's repairs. Most text has nothing to repair: ftfy's own badness test (what its
     encoding fix starts with) plus a look for HTML entities (ftfy's own pattern) and terminal
     escapes picks the texts that need the full, slow pass; the rest only get their Latin
-    ligatures split.
+    ligatures split. The badness test and the ligature split are `mojibake.py`'s exact, faster
+    equivalents of ftfy's.
     Width and quote "fixes" stay off: they would turn Chinese punctuation (，“”) into ASCII,
     and the normal form is applied separately, as configured.
     """
