@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import repeat
 
 from corpus.pipeline.stage import RecordFilter, reject_record
 from corpus.pipeline.text_counts import text_counts
@@ -22,17 +23,19 @@ MIN_LATIN_WORDS_FOR_LENGTH = 10
 
 
 def _duplicate_fractions(parts: list[str]) -> tuple[float, float]:
-    """(fraction of parts that repeat an earlier one, fraction of characters in them)."""
+    """(fraction of parts that repeat an earlier one, fraction of characters in them). Each
+    distinct part's first occurrence is the only one that is not a repeat, so the repeats are
+    all parts less the distinct ones, in number and in characters."""
     if not parts:
         return 0.0, 0.0
-    seen: set[str] = set()
-    duplicates = duplicate_chars = 0
-    for part in parts:
-        if part in seen:
-            duplicates += 1
-            duplicate_chars += len(part)
-        seen.add(part)
-    return duplicates / len(parts), duplicate_chars / max(1, sum(map(len, parts)))
+    distinct = set(parts)
+    chars = sum(map(len, parts))
+    return (len(parts) - len(distinct)) / len(parts), (chars - sum(map(len, distinct))) / max(1, chars)
+
+
+def _count_lines(lines: list[str], method, affixes: tuple[str, ...]) -> int:
+    """How many `lines` start (`method=str.startswith`) or end (`str.endswith`) with one of `affixes`."""
+    return sum(map(method, lines, repeat(affixes, len(lines))))
 
 
 def text_stats(text: str, config: QualityConfig) -> dict[str, float]:
@@ -49,9 +52,9 @@ def text_stats(text: str, config: QualityConfig) -> dict[str, float]:
         "digit_ratio": counts.digits / non_space,
         "letter_ratio": counts.letters / non_space,
         "target_script_ratio": (counts.cjk_tokens + counts.latin_letters) / counts.letters if counts.letters else 1.0,
-        "bullet_lines": sum(1 for line in lines if line.startswith(_BULLETS)) / line_count,
-        "ellipsis_lines": sum(1 for line in lines if line.endswith(_ELLIPSES)) / line_count,
-        "terminal_punctuation_lines": sum(1 for line in lines if line.endswith(_TERMINAL)) / line_count,
+        "bullet_lines": _count_lines(lines, str.startswith, _BULLETS) / line_count,
+        "ellipsis_lines": _count_lines(lines, str.endswith, _ELLIPSES) / line_count,
+        "terminal_punctuation_lines": _count_lines(lines, str.endswith, _TERMINAL) / line_count,
     }
     if config.max_short_lines is not None:  # tokenising every line separately is costly: only when asked
         stats["short_lines"] = sum(len(text_units(line)) < 4 for line in lines) / line_count
