@@ -37,7 +37,7 @@ class ReadConfig(_StageConfig):
     max_line_bytes: int = Field(default=8 << 20, gt=0, le=MAX_LINE_BYTES, description="Longer lines are rejected (`line_too_long`) without being held in memory.")
     skip_hidden: bool = Field(default=True, description="Ignore files and folders whose name starts with a dot (listed in the report's `skipped_files`).")
     follow_symlinks: bool = Field(default=True, description="Read through symlinked files and folders of a local input root (a link back to a folder already being walked is skipped as a loop); false lists them as skipped.")
-    split_bytes: int = Field(default=64 << 20, ge=1 << 10, description="Uncompressed input files larger than this are cut at line ends into byte ranges of about this size, read by different workers (`.gz`/`.zst` files are read whole). Does not change the output.")
+    split_bytes: int = Field(default=64 << 20, ge=1 << 10, description="Input files larger than this are cut at line ends into byte ranges of about this size, read by different workers; a `.zst` file only at its frame starts (one of a single frame, and a `.gz` file, are read whole, and the build says so). Does not change the output.")
     text_fields: list[str] = Field(
         default=["text", "content"], min_length=1,
         description="A JSON record without `<ans>` whose first present field of these is a string is a text document "

@@ -56,7 +56,7 @@ from corpus.pipeline.output_folder import (
 from corpus.pipeline.pack import DATASET_DIR, content_fingerprint, pack_dataset
 from corpus.pipeline.pipeline import build_pipeline
 from corpus.pipeline.quiet_beam import quiet_harness
-from corpus.pipeline.ranges import split_into_ranges
+from corpus.pipeline.ranges import split_files
 from corpus.pipeline.read import SKIP_REASONS, SkippedPath, list_input_files
 from corpus.pipeline.report import REPORT_JSON, REPORT_MD, StatsCollector, write_report
 from corpus.pipeline.runners import RunnerFailed, refuse_unsupported_runner, run_pipeline
@@ -282,7 +282,9 @@ def _build_locked(config: BuildConfig, output: Path | str, options: PipelineOpti
                            input_bytes=input_bytes, rejected_by_stage=_rejected_by_stage(output), skipped=skipped)
 
     prepare_hash = config.prepare_fingerprint()
-    ranges = [part for file in files for part in split_into_ranges(file, config.read.split_bytes)]
+    ranges, whole = split_files(files, config.read.split_bytes)
+    for note in whole:
+        log(note)
     finished = finished_files(work_dir, ranges, prepare_hash, log)
     done = {f.key for f in finished}
     todo = [f for f in ranges if f.key not in done]

@@ -39,7 +39,9 @@ class TruncatedInput(Exception):
 class InputFile:
     """One file of a build, or one byte range of it: its `source_path` (relative to its input
     root), where it lives and, for a range (`parts` > 1), the bytes `[start, end)` it covers and
-    the number of its first line in the whole file (ranges.py cuts them at line ends).
+    the number of its first line in the whole file (ranges.py cuts them at line ends). For a
+    `.zst` range, `start` and `end` count decompressed bytes, and reading starts at the zstd
+    frame at byte `frame_offset` of the file, whose first byte is decompressed byte `frame_start`.
     """
 
     source_path: str
@@ -53,6 +55,8 @@ class InputFile:
     start: int = 0
     end: int | None = None  # None: to the end of the file
     first_line: int = 1
+    frame_offset: int = 0
+    frame_start: int = 0
     digest: str = ""  # content digest of the whole file (input_digest.py), filled in by the build
 
     @property
@@ -250,6 +254,19 @@ def _gzip_chunks(raw) -> Iterator[bytes]:
     return _framed_chunks(raw, lambda: zlib.decompressobj(wbits=31), "gzip", skip_zero_padding=True)
 
 
+def _sliced_chunks(chunks: Iterator[bytes], skip: int, limit: int | None) -> Iterator[bytes]:
+    """`chunks` without their first `skip` bytes, at most `limit` bytes in all (None: to the end)."""
+    for chunk in chunks:
+        if skip:
+            skip, chunk = max(0, skip - len(chunk)), chunk[skip:]
+        if limit is not None:
+            chunk, limit = chunk[:limit], limit - min(limit, len(chunk))
+        if chunk:
+            yield chunk
+        if limit == 0:
+            return
+
+
 def _plain_chunks(stream, limit: int | None = None) -> Iterator[bytes]:
     """Chunks of `stream`, at most `limit` bytes in all (None: to the end)."""
     left = limit
@@ -267,7 +284,12 @@ def read_chunks(file: InputFile) -> Iterator[bytes]:
     Raises TruncatedInput, OSError, zstd/zlib errors."""
     with FileSystems.open(file.url, compression_type=CompressionTypes.UNCOMPRESSED) as raw:
         if file.compression == "zstd":
-            yield from _zstd_chunks(raw)
+            if file.parts == 1:
+                yield from _zstd_chunks(raw)
+                return
+            raw.seek(file.frame_offset)  # a range: its first frame, then from its first line on
+            yield from _sliced_chunks(_zstd_chunks(raw), file.start - file.frame_start,
+                                      None if file.end is None else file.end - file.start)
         elif file.compression == "gzip":
             yield from _gzip_chunks(raw)
         else:
