@@ -13,6 +13,13 @@ and cached under --work.
 
 The build is `bee corpus build --input IN --output OUT --dataset-name bench --task-name bench`
 and nothing else (run as `python -m flows.cli` so that this checkout's code is what runs).
+
+datatrove's venv (its own, never the project's), as last set up (datatrove 0.10.1): `python3.11
+-m venv dtvenv && dtvenv/bin/pip install datatrove regex spacy tokenizers orjson "xxhash<4"`
+(its MinHash step imports these without declaring them; with xxhash 4 it fails with "Strings
+must be encoded before hashing"). The Debian packages come from `apt-get download` (--packages).
+Wall clock and CPU seconds are printed with the load average around each run: on a shared
+machine CPU seconds also grow with the load (the same build measured 28 and 49 CPU-s).
 """
 
 from __future__ import annotations
@@ -395,13 +402,15 @@ def main() -> None:
         quality = evaluate(work / "out" / "bench", info, texts)
         print_quality(quality)
         return print_targets(quality, None)
+    load_before = os.getloadavg()[0]
     seconds, peaks, cpu, _, log = run_build(corpus, work / "out" / "bench")
+    build_load = f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
     build_cpu = sum(cpu.values())
     summary = json.loads((work / "out" / "bench" / "report.json").read_text())
     workers = sorted(round(v, 1) for k, v in cpu.items() if k and v > 0.5)
     print(f"build: {seconds:.1f} s wall = {mb / seconds:.2f} MB/s, {build_cpu:.1f} CPU-s = {build_cpu / mb:.3f} CPU-s/MB "
           f"(driver {cpu.get(0, 0):.1f}, worker processes {workers}); written {summary.get('written')}, "
-          f"rejected {summary.get('rejected')}, balanced {summary.get('balanced')}")
+          f"rejected {summary.get('rejected')}, balanced {summary.get('balanced')}; {build_load}")
     print(f"  peak RSS: driver {peaks[0] / 2**20:.0f} MB, workers",
           sorted(round(v / 2**20) for k, v in peaks.items() if k and v > 50 << 20), "MB")
     summary_lines = [line for line in log.splitlines() if line.strip()][-4:]
@@ -426,10 +435,12 @@ def main() -> None:
 
     speedup = None
     if args.datatrove_python:
+        load_before = os.getloadavg()[0]
         dt_seconds, dt_inner, dt_cpu = run_datatrove(args.datatrove_python, texts, work / "datatrove")
         speedup = dt_seconds / seconds
         print(f"datatrove MinHash dedupe only (FineWeb defaults, input in 2 files, 2 tasks/workers): {dt_seconds:.1f} s wall "
-              f"({dt_inner:.1f} s inside its script) = {mb / dt_seconds:.2f} MB/s, {dt_cpu:.1f} CPU-s = {dt_cpu / mb:.3f} CPU-s/MB")
+              f"({dt_inner:.1f} s inside its script) = {mb / dt_seconds:.2f} MB/s, {dt_cpu:.1f} CPU-s = {dt_cpu / mb:.3f} CPU-s/MB; "
+              f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
         print(f"ours end-to-end / datatrove dedupe-only: {speedup:.2f}x wall, {dt_cpu / build_cpu:.2f}x per CPU-second")
     print_targets(quality, speedup)
     if not args.skip_memory:
