@@ -414,7 +414,7 @@ static PyObject *shingle_hashes(PyObject *module, PyObject *args) {
 /* The MinHash of one shingle hash into `values`: datasketch's affine32 scheme after the
  * MurmurHash3 32-bit finaliser (`datasketch.minhash._fmix`), `a*h + b` mod 2^32, minimum kept.
  * Cloned for AVX2 where the compiler can (the permutation loop is 8 lanes wide there). */
-#if defined(__GNUC__) && defined(__x86_64__) && defined(__linux__) && !defined(__clang__)
+#if defined(__GNUC__) && defined(__x86_64__) && defined(__GLIBC__) && !defined(__clang__)
 __attribute__((target_clones("avx2", "default")))
 #endif
 static void minhash_update(uint32_t *values, const uint32_t *a, const uint32_t *b, Py_ssize_t perms,
