@@ -27,6 +27,7 @@ import zlib
 from typing import Any
 
 import numpy as np
+
 from corpus.pipeline.read import json_text_view
 from corpus.pipeline.stage import Stage, StageCounters
 from corpus.pipeline.units import jieba_text_units, text_units
