@@ -19,12 +19,16 @@ change what a character class matches), `is_bad` is ftfy's own, unchanged.
 from __future__ import annotations
 
 import re
-from re import _constants as sre_constants
-from re import _parser as sre_parser
 
 from ftfy.badness import BADNESS_RE
 from ftfy.badness import is_bad as ftfy_is_bad
 from ftfy.chardata import LIGATURES
+
+try:  # Python's own regex parser (private modules): without them, ftfy's own check runs
+    from re import _constants as sre_constants
+    from re import _parser as sre_parser
+except ImportError:  # pragma: no cover - a Python without them
+    sre_constants = sre_parser = None
 
 MAX_WINDOW = 64  # a wider badness match would make windows pointless: ftfy's own check then
 _LIGATURE_CHARS = re.compile("[" + "".join(re.escape(chr(c)) for c in sorted(LIGATURES)) + "]")
@@ -52,7 +56,7 @@ def _literal_chars(item) -> set[int] | None:
 def required_chars(pattern: re.Pattern) -> tuple[str, int] | None:
     """(a character class every match of `pattern` has a character of, the longest match), or
     None when the pattern is not a flat alternation this can be proved for."""
-    if pattern.flags & (re.IGNORECASE | re.MULTILINE | re.ASCII):
+    if sre_parser is None or pattern.flags & (re.IGNORECASE | re.MULTILINE | re.ASCII):
         return None
     try:
         tree = sre_parser.parse(pattern.pattern, pattern.flags)
