@@ -1,5 +1,5 @@
 """Fingerprints a document carries into the dedupe stages: the exact-dedupe hash of its
-normalised content and its MinHash signature (datasketch's affine32 scheme). Computed per input
+normalised content and its MinHash signature (datasketch's permutations). Computed per input
 file on whole documents, before they are split, so a document and its copy match however they
 are later cut, and before the checkpoint, so a relaunched build does not hash finished files again.
 
@@ -27,6 +27,8 @@ import zlib
 from typing import Any
 
 import numpy as np
+from datasketch import MinHash
+from datasketch.minhash import _fmix
 
 from corpus.pipeline.read import json_text_view
 from corpus.pipeline.stage import Stage, StageCounters
@@ -46,7 +48,7 @@ if sys.byteorder != "little":  # the compiled signature is native-endian; signat
     _compiled_char_minhash = None
 
 STAGE = "fingerprint"
-MINHASH_SCHEME = "affine32"  # datasketch 2.x: 32-bit values (tests check equality with datasketch itself)
+MINHASH_SCHEME = "affine32"  # datasketch 2.x: 32-bit values
 MINHASH_DTYPE = np.dtype("<u4")
 _OPTION_KEY = re.compile(r"^<option_\d+>$")
 MINHASH_CHUNK = 4096  # shingles per (chunk x num_perm) block of the signature computation
@@ -227,32 +229,12 @@ def python_shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
     return _polynomial_hashes(token_hashes, config.ngram)
 
 
-def affine32_permutations(num_perm: int, seed: int) -> np.ndarray:
-    """datasketch 2.x's affine32 permutations `(a, b)` for `MinHash(num_perm, seed, scheme="affine32")`
-    (`MinHash._init_permutations`): odd multipliers and any offsets, from numpy's RandomState.
-    Drawn here rather than by importing datasketch, whose package import pulls in scipy (about
-    0.6 CPU-s in every worker process)."""
-    generator = np.random.RandomState(seed)
-    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
-    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
-    return np.array([a, b])
-
-
-def _fmix(hashes: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finaliser on uint32 values (datasketch's `_fmix(hashes, 32)`)."""
-    hashes = hashes ^ (hashes >> np.uint32(16))
-    hashes = hashes * np.uint32(0x85EBCA6B)
-    hashes = hashes ^ (hashes >> np.uint32(13))
-    hashes = hashes * np.uint32(0xC2B2AE35)
-    return hashes ^ (hashes >> np.uint32(16))
-
-
 class MinHasher:
-    """datasketch's affine32 MinHash with permutations drawn once (they depend only on num_perm and seed)."""
+    """datasketch MinHash with permutations drawn once (they depend only on num_perm and seed)."""
 
     def __init__(self, config: NearDedupeConfig):
         self.config = config
-        self.permutations = affine32_permutations(config.num_perm, config.seed)
+        self.permutations = MinHash(num_perm=config.num_perm, seed=config.seed, scheme=MINHASH_SCHEME).permutations
         a, b = self.permutations
         self._a = np.asarray(a, dtype=np.uint32).reshape(1, -1)
         self._b = np.asarray(b, dtype=np.uint32).reshape(1, -1)
@@ -284,7 +266,7 @@ class MinHasher:
             return None
         values = np.full(self._a.shape[1], np.iinfo(np.uint32).max, dtype=np.uint32)
         for start in range(0, len(hashes), MINHASH_CHUNK):
-            mixed = _fmix(hashes[start:start + MINHASH_CHUNK].astype(np.uint32).reshape(-1, 1))
+            mixed = _fmix(hashes[start:start + MINHASH_CHUNK].astype(np.uint32).reshape(-1, 1), 32)
             permuted = mixed * self._a
             permuted += self._b
             np.minimum(values, permuted.min(axis=0), out=values)
