@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from tokenization.tokenizer import CPMBeeTokenizer
-from trainer.generation.logits import BANNED_LOGIT, apply_repetition_penalty, top_k_top_p_filter
+from trainer.generation.logits import apply_repetition_penalty, ban, banned_columns, top_k_top_p_filter
 from trainer.generation.prompt import Batch
 from trainer.generation.stepper import Stepper
 
@@ -96,11 +96,19 @@ def _feed(stepper: Stepper, states: list[RowState]) -> torch.Tensor:
     return stepper.step(columns[:, 0], columns[:, 1], columns[:, 2], columns[:, 3])
 
 
-def _processed_logits(
-    stepper: Stepper, logits: torch.Tensor, repetition_penalty: float, repetition_window: int | None
-) -> torch.Tensor:
-    logits = logits.masked_fill(stepper.batch.banned.index_select(0, stepper.row_sample), BANNED_LOGIT)
-    return apply_repetition_penalty(logits, stepper.fed_tokens(repetition_window), repetition_penalty)
+class _LogitRules:
+    """The per-sample rules of CPM-Bee's decoders, applied in place to each step's logits:
+    banned tokens (ext ids of other samples, `<unk>` where the text had none) get
+    BANNED_LOGIT, then the repetition penalty."""
+
+    def __init__(self, batch: Batch, repetition_penalty: float, repetition_window: int | None) -> None:
+        self.columns, self.valid = banned_columns(batch.banned)  # (B, K) each
+        self.penalty, self.window = repetition_penalty, repetition_window
+
+    def __call__(self, stepper: Stepper, logits: torch.Tensor) -> torch.Tensor:
+        rows = stepper.row_sample
+        ban(logits, self.columns.index_select(0, rows), self.valid.index_select(0, rows))
+        return apply_repetition_penalty(logits, stepper.fed_tokens(self.window), self.penalty)
 
 
 def beam_search(
@@ -116,33 +124,41 @@ def beam_search(
     hypothesis can no longer be beaten leave the batch."""
     batch = stepper.batch
     rows = _Rows(tokenizer, batch)
+    rules = _LogitRules(batch, repetition_penalty, repetition_window)
     max_length += 1  # room for </s>
     hyps = [BeamHypotheses(beam_size) for _ in range(batch.size)]
-    active = list(range(batch.size))  # samples still decoding, beam_size consecutive rows each
-    states = [rows.first(sample) for sample in active for _ in range(beam_size)]
-    beam_scores = torch.zeros((batch.size, beam_size), device=stepper.device)
-    beam_scores[:, 1:] = -1e9
-    beam_scores = beam_scores.view(-1)
-    stepper.start(beam_size)
+    active = list(range(batch.size))  # samples still decoding, `per_sample` consecutive rows each
+    # the beams of a sample start equal and CPM-Bee scores all but the first -1e9, so that
+    # only the first one's words are ever chosen: the first step runs one row per sample
+    per_sample = 1
+    states = [rows.first(sample) for sample in active]
+    beam_scores = torch.zeros(batch.size, device=stepper.device)
+    stepper.start(per_sample)
     for i in range(max_length + 1):
-        logits = _processed_logits(stepper, _feed(stepper, states), repetition_penalty, repetition_window)
-        width = logits.size(-1)
-        next_scores = F.log_softmax(logits, dim=-1) + beam_scores[:, None]
-        top_scores, top_words = torch.topk(next_scores.view(len(active), -1), 2 * beam_size, dim=1, largest=True, sorted=True)
+        logits = rules(stepper, _feed(stepper, states))
+        scores = F.log_softmax(logits, dim=-1)  # (N, V + E)
+        # the best 2 x beam words of a sample are among the best 2 x beam of each of its rows
+        # (adding the row's score keeps the order): no (N, V + E) sum, a short top-k after
+        per_row = min(2 * beam_size, scores.size(-1))
+        row_scores, row_words = torch.topk(scores, per_row, dim=1, largest=True, sorted=True)  # (N, per_row)
+        candidates = (row_scores + beam_scores[:, None]).view(len(active), -1)  # (A, per_sample x per_row)
+        top_scores, top_index = torch.topk(candidates, min(2 * beam_size, candidates.size(1)), dim=1, sorted=True)
+        top_words = row_words.view(len(active), -1).gather(1, top_index)
         top_scores_list, top_words_list = top_scores.tolist(), top_words.tolist()
+        top_beams_list = torch.div(top_index, per_row, rounding_mode="floor").tolist()
 
         kept, next_rows, next_scores_list, next_states = [], [], [], []
         for j, sample in enumerate(active):
             if hyps[sample].is_done(top_scores_list[j][0], i):
                 continue
             chosen = []
-            for index, value in zip(top_words_list[j], top_scores_list[j]):
-                beam_id, word = divmod(index, width)
-                state = states[j * beam_size + beam_id]
+            for beam_id, word, value in zip(top_beams_list[j], top_words_list[j], top_scores_list[j]):
+                row = j * per_sample + beam_id
+                state = states[row]
                 if rows.ends(sample, state, word) or i == max_length:
                     hyps[sample].add(list(state.ans) + [(word, rows.answer_number(sample, state))], value)
                 else:
-                    chosen.append((rows.advance(sample, state, word), value, j * beam_size + beam_id))
+                    chosen.append((rows.advance(sample, state, word), value, row))
                 if len(chosen) == beam_size:
                     break
             if i == max_length:
@@ -154,7 +170,7 @@ def beam_search(
                 next_rows.append(row)
         if i == max_length or not kept:
             break
-        active, states = kept, next_states
+        active, states, per_sample = kept, next_states, beam_size
         beam_scores = torch.tensor(next_scores_list, dtype=torch.float, device=stepper.device)
         stepper.reorder(torch.tensor(next_rows, dtype=torch.long, device=stepper.device))
     return [hyp.best() for hyp in hyps]
@@ -177,13 +193,13 @@ def sample(
         raise ValueError(f"temperature must be > 0 (use top_k=1 for greedy decoding), got {temperature}")
     batch = stepper.batch
     rows = _Rows(tokenizer, batch)
+    rules = _LogitRules(batch, repetition_penalty, repetition_window)
     results: list[Answer] = [[] for _ in range(batch.size)]
     active = list(range(batch.size))
     states = [rows.first(s) for s in active]
     stepper.start(1)
     for i in range(max_length + 1):
-        logits = _processed_logits(stepper, _feed(stepper, states), repetition_penalty, repetition_window)
-        logits = top_k_top_p_filter(logits / temperature, top_k, top_p)
+        logits = top_k_top_p_filter(rules(stepper, _feed(stepper, states)) / temperature, top_k, top_p)
         words = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0].tolist()
         kept, next_rows, next_states = [], [], []
         for j, (sample_index, state, word) in enumerate(zip(active, states, words)):
