@@ -19,7 +19,14 @@ from schemas.model_config import preset
 from tokenization.convert import SampleError
 from tokenization.tokenizer import CPMBeeTokenizer
 from trainer.generation import CPMBeeBeamSearch, CPMBeeSampling, generate
-from trainer.generation.logits import apply_repetition_penalty, top_k_top_p_filter
+from trainer.generation.logits import (
+    BANNED_LOGIT,
+    apply_repetition_penalty,
+    ban,
+    banned_columns,
+    draw,
+    top_k_top_p_filter,
+)
 from trainer.generation.prompt import PROMPT_KEYS
 from trainer.model import CPMBee
 
@@ -159,6 +166,28 @@ def test_repetition_penalty_is_cpm_bees_loop_vectorised():
     assert torch.equal(apply_repetition_penalty(logits.clone(), previous, 1.0), logits)
     with pytest.raises(ValueError, match=">= 1.0"):
         apply_repetition_penalty(logits, previous, 0.5)
+
+
+def test_banned_token_lists_write_what_a_full_mask_would():
+    banned = torch.zeros((4, 12), dtype=torch.bool)
+    banned[0, [2, 5, 11]] = True
+    banned[2, 0] = True  # row 1 bans nothing, row 3 bans every token
+    banned[3] = True
+    columns, valid = banned_columns(banned)
+    logits = torch.randn(4, 12)
+    rows = torch.tensor([0, 0, 1, 2, 3, 1])  # hypotheses of samples 0, 0, 1, 2, 3, 1
+    expected = logits[rows].masked_fill(banned[rows], BANNED_LOGIT)
+    assert torch.equal(ban(logits[rows].clone(), columns[rows], valid[rows]), expected)
+
+
+def test_draw_follows_the_softmax_and_never_picks_filtered_tokens():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.2, 0.0], [0.0, 0.0, 1.0, 0.0]])).repeat(2000, 1)
+    words = draw(logits, torch.Generator().manual_seed(0)).view(2000, 2)
+    assert (words[:, 1] == 2).all() and (words[:, 0] != 3).all()
+    shares = torch.bincount(words[:, 0], minlength=4).float() / 2000
+    assert torch.allclose(shares, torch.tensor([0.5, 0.3, 0.2, 0.0]), atol=0.04)
+    again = draw(logits, torch.Generator().manual_seed(0)).view(2000, 2)
+    assert torch.equal(words, again)
 
 
 def test_top_k_and_top_p_filtering():

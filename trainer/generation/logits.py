@@ -76,3 +76,17 @@ def _descending_order(logits: torch.Tensor) -> torch.Tensor:
         return torch.sort(logits, dim=-1, descending=True).indices
     negated = (-logits.float()).numpy()
     return torch.from_numpy(np.argsort(negated, axis=-1, kind="quicksort"))
+
+
+def draw(logits: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """One token per row from softmax(`logits`) (N, V + E) -> (N,) long, by inverting the
+    cumulative distribution at one uniform draw per row: the distribution of
+    `torch.multinomial(probs, 1)` at the cost of a cumulative sum, where multinomial draws an
+    exponential per vocabulary entry (most of a small model's sampling step). Tokens at -inf
+    (filtered out) have probability 0 and are never drawn."""
+    cumulative = logits.softmax(dim=-1).cumsum(dim=-1)  # (N, V + E)
+    total = cumulative[:, -1:]
+    uniform = torch.rand(total.shape, generator=generator, device=logits.device, dtype=cumulative.dtype) * total
+    # the first entry whose cumulative mass exceeds the draw: cumulative[i - 1] <= u < cumulative[i]
+    picked = torch.searchsorted(cumulative, uniform, right=True)[:, 0]
+    return picked.clamp(max=logits.size(-1) - 1)

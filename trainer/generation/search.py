@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from tokenization.tokenizer import CPMBeeTokenizer
-from trainer.generation.logits import apply_repetition_penalty, ban, banned_columns, top_k_top_p_filter
+from trainer.generation.logits import apply_repetition_penalty, ban, banned_columns, draw, top_k_top_p_filter
 from trainer.generation.prompt import Batch
 from trainer.generation.stepper import Stepper
 
@@ -200,7 +200,7 @@ def sample(
     stepper.start(1)
     for i in range(max_length + 1):
         logits = top_k_top_p_filter(rules(stepper, _feed(stepper, states)) / temperature, top_k, top_p)
-        words = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator)[:, 0].tolist()
+        words = draw(logits, generator).tolist()
         kept, next_rows, next_states = [], [], []
         for j, (sample_index, state, word) in enumerate(zip(active, states, words)):
             if rows.ends(sample_index, state, word) or i == max_length:
