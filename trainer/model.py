@@ -256,14 +256,34 @@ class KVCache:
             getattr(self, name)[:, self.filled : self.filled + width] = columns[name]
         self.filled += width
 
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep rows `index` (a (N',) long tensor; rows may repeat), in place."""
+    def reorder(self, index: torch.Tensor, shared_columns: int = 0) -> None:
+        """Keep rows `index` (a (N',) long tensor; rows may repeat), in place.
+
+        `shared_columns` C0 > 0 says that row `index[r]` holds the same first C0 columns as
+        row r already does (beam search: the hypotheses of one sample share its prompt and
+        are reordered among themselves): only the columns after them are copied, which for
+        a long prompt is most of a step's cache traffic saved."""
         end = self.filled
+        if shared_columns > 0 and index.numel() == self.position.size(0):
+            for kv in self.layers:
+                if kv is not None:
+                    _take_columns(kv.k, index, shared_columns, end, 2)
+                    _take_columns(kv.v, index, shared_columns, end, 2)
+            for name in KEY_FIELDS:
+                _take_columns(getattr(self, name), index, shared_columns, end, 1)
+            return
         for kv in self.layers:
             if kv is not None:
                 kv.k, kv.v = _take_rows(kv.k, index, end, 2), _take_rows(kv.v, index, end, 2)
         for name in KEY_FIELDS:
             setattr(self, name, _take_rows(getattr(self, name), index, end, 1))
+
+
+def _take_columns(t: torch.Tensor, index: torch.Tensor, start: int, end: int, dim: int) -> None:
+    # rows `index` of columns [start, end) written over every row's columns there (in place;
+    # index_select copies the source first, so rows may read what is overwritten)
+    if end > start:
+        t.narrow(dim, start, end - start).copy_(t.narrow(dim, start, end - start).index_select(0, index))
 
 
 def _take_rows(t: torch.Tensor, index: torch.Tensor, end: int, dim: int) -> torch.Tensor:

@@ -27,11 +27,9 @@ import torch
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from schemas.model_config import ModelConfig  # noqa: E402
+from schemas.model_config import ModelConfig, preset  # noqa: E402
 from tokenization.tokenizer import CPMBeeTokenizer  # noqa: E402
 from trainer.generation import CPMBeeBeamSearch  # noqa: E402
-from trainer.generation.search import beam_search  # noqa: E402
-from trainer.generation.stepper import Stepper  # noqa: E402
 from trainer.model import CPMBee  # noqa: E402
 
 
@@ -53,6 +51,14 @@ CCPM = _beside_repo("shared/cpm-bee/ccpm_eval.jsonl")
 def model_config() -> ModelConfig:
     """A small model on the real vocabulary: 2 layers, dim 128, the published bucket settings."""
     return ModelConfig(vocab_size=86583, dim_model=128, dim_ff=256, num_layers=2, num_heads=4, dim_head=32, half=False)
+
+
+def realistic_config(layers: int = 8) -> ModelConfig:
+    """The cpm-bee-1b preset's shape (dim 4096, 20 heads of 64, dim_ff 1024, the real
+    vocabulary, its pruned attention/feed-forward pattern) cut to its first `layers` layers,
+    float32."""
+    full = preset("cpm-bee-1b")
+    return full.model_copy(update={"num_layers": layers, "mask_modules": full.mask_modules[:layers], "half": False})
 
 
 def build_models(config: ModelConfig, reference, eos_id: int, seed: int = 0) -> tuple[CPMBee, torch.nn.Module]:
@@ -104,13 +110,29 @@ def samples(count: int) -> list[dict[str, Any]]:
     return out[:count]
 
 
+def few_shot_samples(count: int, shots: int = 3) -> list[dict[str, Any]]:
+    """CCPM questions each preceded, in its input text, by the `shots` CCPM questions before
+    it with their answers (prompts of about 150 to 250 tokens: what a few-shot evaluation feeds)."""
+    with open(CCPM, encoding="utf-8") as f:
+        items = [json.loads(line) for _, line in zip(range(count + shots), f)]
+
+    def solved(item: dict[str, Any]) -> str:
+        options = " ".join(f"{chr(ord('A') + k)}. {text}" for k, text in enumerate(item["options"].values()))
+        return f"{item['input']} {item['question']} {options} 答案：{item['options'][item['<ans>']]}"
+
+    out = []
+    for i in range(shots, shots + count):
+        sample = copy.deepcopy(items[i])
+        examples = "\n".join(f"例{k + 1}：{solved(item)}" for k, item in enumerate(items[i - shots : i]))
+        sample["input"] = f"{examples}\n题目：{sample['input']}"
+        sample["<ans>"] = ""
+        out.append(sample)
+    return out
+
+
 def run_ours(model: CPMBee, tokenizer: CPMBeeTokenizer, data: list[dict], use_cache: bool, **kwargs: Any):
     gen = CPMBeeBeamSearch(model, tokenizer)
-    batch = gen.prepare(copy.deepcopy(data))
-    stepper = Stepper(model, batch, use_cache=use_cache, max_steps=kwargs["max_length"] + 2)
-    with torch.inference_mode():
-        tokens = beam_search(stepper, tokenizer, kwargs["beam_size"], kwargs["max_length"],
-                             kwargs["repetition_penalty"], kwargs["repetition_window"])  # fmt: skip
+    _, tokens = gen.decode(copy.deepcopy(data), use_cache=use_cache, **kwargs)
     filled = gen.generate(copy.deepcopy(data), use_cache=use_cache, **kwargs)
     return tokens, filled
 
@@ -145,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         ("batches of 6, beam 3", batched, dict(beam_size=3, repetition_penalty=1.0, repetition_window=None)),
         ("batches of 6, beam 4, penalty 1.1", batched, dict(beam_size=4, repetition_penalty=1.1, repetition_window=None)),
         ("batches of 6, beam 2, penalty 1.3 window 4", batched, dict(beam_size=2, repetition_penalty=1.3, repetition_window=4)),
+        ("few-shot CCPM (3 shots), batches of 6, beam 3", [few_shot_samples(6)], dict(beam_size=3, repetition_penalty=1.0, repetition_window=None)),
     ]
     failures = 0
     print(f"{'case':44} {'samples':>7} {'tokens':>7} {'cache':>6} {'no cache':>8} {'filled':>6} {'ours s':>7} {'ref s':>7}")

@@ -28,7 +28,7 @@ from trainer.generation.logits import (
     top_k_top_p_filter,
 )
 from trainer.generation.prompt import PROMPT_KEYS
-from trainer.model import CPMBee
+from trainer.model import KEY_FIELDS, CPMBee, KVCache
 
 TINY_VOCAB = Path(__file__).parent / "assets" / "tiny_vocab.txt"
 
@@ -89,6 +89,30 @@ def test_cached_steps_equal_one_full_recomputation(model, tokenizer):
     feed_step = torch.cat([torch.zeros(width, dtype=torch.int32), torch.arange(1, new + 1, dtype=torch.int32)]).expand(rows, -1)
     full, _, _ = model.inference(*(torch.cat([prompt[k], generated[k]], dim=1) for k in PROMPT_KEYS), *args, feed_step=feed_step)
     torch.testing.assert_close(torch.cat(steps, dim=1), full, rtol=1e-5, atol=1e-5)
+
+
+def test_reordering_hypotheses_of_one_sample_moves_only_their_generated_columns(model):
+    # rows 0-1 continue sample A and rows 2-3 sample B: they share their sample's first 3
+    # (prompt) columns, so copying the 3 generated ones gives what a full reorder gives
+    cache = KVCache.empty(model, 4, 8, torch.device("cpu"))
+    torch.manual_seed(0)
+    for kv in cache.layers:
+        kv.k.normal_(), kv.v.normal_()
+        for t in (kv.k, kv.v):
+            t[1, :, :3], t[3, :, :3] = t[0, :, :3], t[2, :, :3]
+    for name in KEY_FIELDS:
+        values = getattr(cache, name)
+        values.copy_(torch.randint(0, 5, values.shape).to(values.dtype))
+        values[1, :3], values[3, :3] = values[0, :3], values[2, :3]
+    cache.filled = 6
+    index = torch.tensor([1, 1, 3, 2])
+    full, shared = copy.deepcopy(cache), copy.deepcopy(cache)
+    full.reorder(index)
+    shared.reorder(index, shared_columns=3)
+    for a, b in zip(full.layers, shared.layers):
+        assert torch.equal(a.k[:, :, :6], b.k[:, :, :6]) and torch.equal(a.v[:, :, :6], b.v[:, :, :6])
+    for name in KEY_FIELDS:
+        assert torch.equal(getattr(full, name)[:, :6], getattr(shared, name)[:, :6])
 
 
 def test_inference_equals_the_training_forward(tokenizer):

@@ -67,13 +67,19 @@ class CPMBeeGeneration:
         a slot the decoder never reached (it ran out of `max_length`) becomes None."""
         if not data_list:
             return data_list
-        batch = self.prepare(data_list, in_context_samples)
-        stepper = Stepper(self.model, batch, use_cache=use_cache, max_steps=kwargs.get("max_length", 100) + 2)
-        with torch.inference_mode():
-            answers = self._decode(stepper, **kwargs)
+        batch, answers = self.decode(data_list, in_context_samples, use_cache, **kwargs)
         for data, prompt, table, answer in zip(data_list, batch.prompts, batch.decode_tables, answers):
             fill_answers(self.tokenizer, data, prompt, table, answer)
         return data_list
+
+    def decode(self, data_list: list[Any], in_context_samples: list[list[Any]] | None = None,
+               use_cache: bool = True, **kwargs: Any) -> tuple[Batch, list[list[tuple[int, int]]]]:  # fmt: skip
+        """`generate` short of writing the answers: the batch and, per sample, the generated
+        (token id, answer number) pairs (`</s>` tokens included), as CPM-Bee's `_decode` returns."""
+        batch = self.prepare(data_list, in_context_samples)
+        stepper = Stepper(self.model, batch, use_cache=use_cache, max_steps=kwargs.get("max_length", 100) + 2)
+        with torch.inference_mode():
+            return batch, self._decode(stepper, **kwargs)
 
     def _decode(self, stepper: Stepper, **kwargs: Any) -> list[list[tuple[int, int]]]:
         raise NotImplementedError

@@ -27,6 +27,7 @@ class Stepper:
         self.device = batch.segment_rel.device
         self.row_sample = torch.arange(batch.size, device=self.device)
         self.cache: KVCache | None = None
+        self.prompt_columns = 0  # cache columns holding the prompt (the same for all rows of a sample)
         self.fed = torch.zeros((batch.size, 0, 4), dtype=torch.int32, device=self.device)  # token, sub, position, segment
 
     def start(self, rows_per_sample: int) -> None:
@@ -38,14 +39,19 @@ class Stepper:
                 *(prompt[key] for key in PROMPT_KEYS), batch.segment_rel, batch.ext_table_ids, batch.ext_table_sub,
                 capacity=prompt["input"].size(1) + self.max_steps + 1, logits=False,
             )  # fmt: skip
+            self.prompt_columns = self.cache.filled
         self.reorder(torch.arange(batch.size, device=self.device).repeat_interleave(rows_per_sample))
 
     def reorder(self, rows: torch.Tensor) -> None:
         """Continue rows `rows` (indices into the current rows; may repeat)."""
-        self.row_sample = self.row_sample.index_select(0, rows)
-        self.fed = self.fed.index_select(0, rows)
+        row_sample = self.row_sample.index_select(0, rows)
         if self.cache is not None:
-            self.cache.reorder(rows)
+            # a row that keeps its sample keeps that sample's prompt columns: only the generated
+            # ones move (beam search between samples leaving the batch)
+            same = row_sample.numel() == self.row_sample.numel() and bool(torch.equal(row_sample, self.row_sample))
+            self.cache.reorder(rows, shared_columns=self.prompt_columns if same else 0)
+        self.row_sample = row_sample
+        self.fed = self.fed.index_select(0, rows)
 
     @torch.no_grad()
     def step(self, token: torch.Tensor, sub: torch.Tensor, position: torch.Tensor, segment: torch.Tensor) -> torch.Tensor:
