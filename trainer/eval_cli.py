@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from trainer.eval_data import eval_samples, limited
+from trainer.eval_data import eval_samples
 from trainer.evaluation import EvalReport
 
 
@@ -50,7 +50,7 @@ def evaluate_checkpoint(checkpoint: str, data: list[str], vocab: str, *, model_c
     report = EvalReport(settings={"checkpoint": checkpoint, "data": data, "score": score, "normalize": normalize,
                                   "generation": generate, "beam_size": beam_size, "max_new_tokens": max_new_tokens})
     for item in data:
-        evaluator.evaluate(limited(eval_samples(item, task), limit), report)
+        evaluator.evaluate(eval_samples(item, task, limit), report)
     return report
 
 

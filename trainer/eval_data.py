@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -31,28 +32,30 @@ def _jsonl(path: Path, task: str) -> Iterator[tuple[str, Any]]:
                 raise ValueError(f"{path}:{number}: not JSON: {error.msg}") from None
 
 
-def manifest_samples(path: Path) -> Iterator[tuple[str, Any]]:
-    """Each entry's records, its transforms applied as in training (no in-context samples);
-    task: the entry's `task_name`."""
+def manifest_samples(path: Path, limit: int | None = None) -> Iterator[tuple[str, Any]]:
+    """Each entry's records (its first `limit` when set), its transforms applied as in training
+    (no in-context samples); task: the entry's `task_name`."""
     rng = np.random.default_rng(0)
     for entry in read_manifest(path):
         transform = DatasetTransform(entry.transforms, path.parent, entry.identity, bool(entry.escaped))
-        for record in iter_records(resolve_dataset_path(entry.path, path.parent)):
+        for record in islice(iter_records(resolve_dataset_path(entry.path, path.parent)), limit):
             yield entry.task_name, transform.for_instance(rng, 0)(record)
 
 
-def eval_samples(data: str, task: str | None = None) -> Iterator[tuple[str, Any]]:
+def eval_samples(data: str, task: str | None = None, limit: int | None = None) -> Iterator[tuple[str, Any]]:
     """`(task, sample)` pairs of one `--data` argument: a JSONL file of structured samples
     (task: the file's name), a binary dataset folder (task: the folder's name) or a mixture
-    manifest (task: each entry's `task_name`); `task` overrides the name."""
+    manifest (task: each entry's `task_name`); `task` overrides the name. With `limit`, the
+    first `limit` samples of each task (a dataset is read no further than that)."""
     path = Path(data)
     if path.is_dir():
         name = task or path.name
-        yield from ((name, record) for record in iter_records(path))
+        pairs: Iterable[tuple[str, Any]] = ((name, record) for record in islice(iter_records(path), limit))
     elif path.suffix == ".json" and path.read_text(encoding="utf-8-sig").lstrip().startswith("["):
-        yield from (((task or name), sample) for name, sample in manifest_samples(path))
+        pairs = (((task or name), sample) for name, sample in manifest_samples(path, limit))
     else:
-        yield from _jsonl(path, task or path.name.split(".")[0])
+        pairs = islice(_jsonl(path, task or path.name.split(".")[0]), limit)
+    yield from limited(pairs, limit)
 
 
 def limited(pairs: Iterable[tuple[str, Any]], limit: int | None) -> Iterator[tuple[str, Any]]:

@@ -22,12 +22,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from tokenization.convert import SampleError
 from trainer.engine import model_inputs
 from trainer.incontext import SampleRejected, build_instance
 from trainer.metrics import token_losses
@@ -123,6 +124,19 @@ class TaskScore:
     exact_match: int = 0
     f1_sum: float = 0.0
 
+    def as_totals(self) -> list[float]:
+        """The counts as one list (summed over ranks by `trainer.metrics.gather_totals`)."""
+        return [float(value) for value in astuple(self)]
+
+    @classmethod
+    def from_totals(cls, totals: Sequence[float]) -> TaskScore:
+        """The inverse of `as_totals` (counts summed over ranks back into a TaskScore)."""
+        *counts, f1_sum = totals
+        return cls(*(round(value) for value in counts), f1_sum)
+
+    def __add__(self, other: TaskScore) -> TaskScore:
+        return TaskScore.from_totals([a + b for a, b in zip(self.as_totals(), other.as_totals())])
+
     def as_dict(self) -> dict[str, Any]:
         def ratio(a: float, b: int) -> float | None:
             return a / b if b else None
@@ -148,6 +162,10 @@ class EvalReport:
     settings: dict[str, Any] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+
+    def total(self) -> TaskScore:
+        """Every task's counts together (accuracies pooled over all samples, not averaged over tasks)."""
+        return sum(self.tasks.values(), TaskScore())
 
     def to_json(self) -> dict[str, Any]:
         samples = sum(t.samples for t in self.tasks.values())
@@ -238,7 +256,10 @@ class Evaluator:
         Returns what was generated."""
         gold = sample[ANSWER_KEY]
         options = option_candidates(sample)
-        generated = self._generated(sample)
+        try:
+            generated = self._generated(sample)
+        except SampleError:  # not valid CPM-Bee input: nothing generated, scored wrong
+            generated = None
         if options is not None:
             text = answer_text(generated).strip()
             score.generation_correct += text in (gold.strip(), options[gold.strip()].strip())
