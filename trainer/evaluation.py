@@ -120,6 +120,7 @@ class TaskScore:
     option_samples: int = 0
     perplexity_correct: int = 0
     generation_correct: int = 0  # option samples whose generated answer is right
+    generation_samples: int = 0  # option samples scored by generation (none when generation is off)
     free_samples: int = 0
     exact_match: int = 0
     f1_sum: float = 0.0
@@ -142,7 +143,7 @@ class TaskScore:
             return a / b if b else None
 
         accuracy_ppl = ratio(self.perplexity_correct, self.option_samples)
-        accuracy_gen = ratio(self.generation_correct, self.option_samples)
+        accuracy_gen = ratio(self.generation_correct, self.generation_samples)
         better = None
         if accuracy_ppl is not None and accuracy_gen is not None:
             better = "perplexity" if accuracy_ppl >= accuracy_gen else "generation"
@@ -262,6 +263,7 @@ class Evaluator:
             generated = None
         if options is not None:
             text = answer_text(generated).strip()
+            score.generation_samples += 1
             score.generation_correct += text in (gold.strip(), options[gold.strip()].strip())
             return text
         score.free_samples += 1

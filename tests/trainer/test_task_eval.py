@@ -30,13 +30,15 @@ def test_totals_are_summed_per_task_over_the_ranks_that_have_it() -> None:
 
 
 def test_task_scores_survive_the_round_trip_through_totals() -> None:
-    score = TaskScore(samples=5, option_samples=3, perplexity_correct=2, generation_correct=1, free_samples=2,
-                      exact_match=1, f1_sum=1.25)  # fmt: skip
+    score = TaskScore(samples=5, option_samples=3, perplexity_correct=2, generation_correct=1, generation_samples=3,
+                      free_samples=2, exact_match=1, f1_sum=1.25)  # fmt: skip
     assert TaskScore.from_totals(score.as_totals()) == score
     summed = TaskScore.from_totals(sum_over_ranks([{"t": score.as_totals()}, {"t": score.as_totals()}])["t"])
     assert summed == score + score and summed.as_dict()["accuracy_perplexity"] == pytest.approx(2 / 3)
     report = EvalReport(tasks={"a": score, "b": TaskScore(samples=1, option_samples=1, perplexity_correct=1)})
     assert report.total().as_dict()["accuracy_perplexity"] == pytest.approx(3 / 4)  # pooled over samples
+    # without generation there is no generation accuracy (not 0%)
+    assert TaskScore(samples=2, option_samples=2, perplexity_correct=1).as_dict()["accuracy_generation"] is None
 
 
 def _lockstep_worker(rank: int, rendezvous: str, results: dict) -> None:
@@ -99,7 +101,8 @@ def test_watching_a_score_needs_the_evaluation_that_makes_it() -> None:
 
 
 def test_eval_record_names_each_tasks_scores_for_tensorboard_and_the_progress_line() -> None:
-    tasks = {"ccpm": TaskScore(samples=4, option_samples=4, perplexity_correct=1, generation_correct=2).as_dict()}
+    tasks = {"ccpm": TaskScore(samples=4, option_samples=4, perplexity_correct=1, generation_correct=2,
+                               generation_samples=4).as_dict()}
     record = EvalRecord(step=6, loss=2.5, task_loss={"ccpm": 2.5}, tasks=tasks, overall={"accuracy": 0.25},
                         watch="accuracy", value=0.25, best=0.5, evals_without_improvement=1, task_seconds=1.5)  # fmt: skip
     assert record.scalars() == {"Loss/eval": 2.5, "Loss/eval/ccpm": 2.5, "Accuracy/eval/ccpm/perplexity": 0.25,
