@@ -1,7 +1,7 @@
 """CCPM through `bee eval`: a tiny model fine-tuned on CPU on CCPM's first part, scored on the rest.
 
     .venv/bin/python tests/benchmarks/bench_ccpm_eval.py [--data ../shared/cpm-bee/ccpm_eval.jsonl]
-        [--work /tmp/ccpm-bench] [--train 2000] [--steps 300] [--processes 1]
+        [--work /tmp/ccpm-bench] [--train 2000] [--steps 1000] [--processes 1]
 
 The point is the machinery (CPM-Bee's fine-tuning tutorial, end to end, with this project's
 own tools), not the accuracy: a 2-layer model trained for a few minutes stays near chance (25%,
@@ -55,12 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--work", type=Path, default=Path("/tmp/ccpm-bench"))
     parser.add_argument("--train", type=int, default=2000, help="Lines of the JSONL to fine-tune on; the rest are scored.")
-    parser.add_argument("--steps", type=int, default=300)
+    parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=1, help="CPU ranks of the fine-tuning run.")
     args = parser.parse_args(argv)
 
     from schemas.model_config import preset
-    from trainer.model import CPMBee, to_cpm_live_state_dict
+    from trainer.model import CPMBee
+    from trainer.weight_names import to_cpm_live_state_dict
 
     work = args.work.resolve()
     work.mkdir(parents=True, exist_ok=True)
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         "name": "ccpm",
         "model": {"preset": "tiny"},
         "data": {"manifest": str(work / "train.json"), "eval_manifest": str(work / "eval.json"),
-                 "vocab": str(vocab), "batch_size": 8, "max_length": 128, "max_depth": 8},
+                 "vocab": str(vocab), "batch_size": 8, "max_length": 160, "max_depth": 8},
         "optimizer": {"lr": 5e-3},
         "schedule": {"kind": "cosine", "warmup_steps": 20},
         "checkpoint": {"dir": str(work / "ckpt"), "interval": 1000},
