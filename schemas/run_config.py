@@ -98,13 +98,51 @@ class CheckpointSection(_Section):
     keep_last: int = Field(default=3, ge=1, le=10_000, description="Complete checkpoints kept; older ones are deleted.")
 
 
+# what early stopping can watch: the eval loss (lower is better) or a pooled task-evaluation
+# score (higher is better): option-perplexity accuracy, generation accuracy, free-answer char F1
+EVAL_WATCH_HIGHER_IS_BETTER = {"loss": False, "accuracy": True, "generation_accuracy": True, "char_f1": True}
+
+
 class EvalSection(_Section):
-    """Held-out evaluation and early stop (needs data.eval_manifest)."""
+    """Held-out evaluation and early stop (needs data.eval_manifest): the token-weighted loss on
+    `batches` micro-batches, and task evaluation (what `bee eval` scores) on `samples` samples per task."""
 
     interval: int = Field(default=1000, ge=1, description="Evaluate every this many steps.")
     batches: int = Field(default=10, ge=1, le=100_000, description="Micro-batches per evaluation and rank (the same ones every time).")
+    samples: int = Field(
+        default=100, ge=0, le=1_000_000,
+        description="Task evaluation: the first this many samples of each task of the eval manifest (the same ones every "
+        "time, shared out over the ranks) are scored: accuracy by option perplexity for samples whose answer is an option "
+        "(<option_N>); 0 turns task evaluation off.",
+    )  # fmt: skip
+    generation: bool = Field(
+        default=False,
+        description="Task evaluation also scores by beam-search generation: accuracy on option samples, exact match and "
+        "char F1 on free answers (several forward passes per sample: costly on CPU).",
+    )  # fmt: skip
+    score: Literal["text", "label"] = Field(
+        default="text", description="Option perplexity of each option's text or of its label token <option_N> (as `bee eval --score`)."
+    )
+    watch: Literal["loss", "accuracy", "generation_accuracy", "char_f1"] = Field(
+        default="loss",
+        description="What early stop watches: the eval loss (lower is better), or, pooled over all tasks, accuracy by "
+        "option perplexity, accuracy by generation, or char F1 of free answers (higher is better).",
+    )  # fmt: skip
     patience: int | None = Field(default=None, ge=1, description="Stop after this many evaluations without improvement.")
     min_delta: float = Field(default=0.0, ge=0, description="Improvement smaller than this does not count.")
+
+    @model_validator(mode="after")
+    def _watch_is_scored(self) -> EvalSection:
+        if self.watch != "loss" and self.samples == 0:
+            raise ValueError(f"eval.watch {self.watch} needs task evaluation: set eval.samples above 0")
+        if self.watch in ("generation_accuracy", "char_f1") and not self.generation:
+            raise ValueError(f"eval.watch {self.watch} is scored by generation: set eval.generation true")
+        return self
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a larger watched value is an improvement."""
+        return EVAL_WATCH_HIGHER_IS_BETTER[self.watch]
 
 
 class FinetuneSection(_Section):

@@ -8,63 +8,13 @@ transforms are applied as in training, no in-context samples). Repeatable.
 from __future__ import annotations
 
 import json
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
+from trainer.eval_data import eval_samples
 from trainer.evaluation import EvalReport
-
-
-def _jsonl(path: Path, task: str) -> Iterator[tuple[str, Any]]:
-    with open(path, encoding="utf-8-sig") as f:
-        for number, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield task, json.loads(line)
-            except json.JSONDecodeError as error:
-                raise ValueError(f"{path}:{number}: not JSON: {error.msg}") from None
-
-
-def _manifest(path: Path) -> Iterator[tuple[str, Any]]:
-    import numpy as np
-
-    from corpus.dataset import iter_records
-    from corpus.manifest.lines import resolve_dataset_path
-    from corpus.manifest.store import read_manifest
-    from trainer.transforms import DatasetTransform
-
-    rng = np.random.default_rng(0)
-    for entry in read_manifest(path):
-        transform = DatasetTransform(entry.transforms, path.parent, entry.identity, bool(entry.escaped))
-        for record in iter_records(resolve_dataset_path(entry.path, path.parent)):
-            yield entry.task_name, transform.for_instance(rng, 0)(record)
-
-
-def eval_samples(data: str, task: str | None = None) -> Iterator[tuple[str, Any]]:
-    """`(task, sample)` pairs of one `--data` argument (see the module docstring)."""
-    from corpus.dataset import iter_records
-
-    path = Path(data)
-    if path.is_dir():
-        name = task or path.name
-        yield from ((name, record) for record in iter_records(path))
-    elif path.suffix == ".json" and path.read_text(encoding="utf-8-sig").lstrip().startswith("["):
-        yield from (((task or name), sample) for name, sample in _manifest(path))
-    else:
-        yield from _jsonl(path, task or path.name.split(".")[0])
-
-
-def limited(pairs: Iterator[tuple[str, Any]], limit: int | None) -> Iterator[tuple[str, Any]]:
-    """At most `limit` samples of each task."""
-    seen: Counter[str] = Counter()
-    for task, sample in pairs:
-        if limit is None or seen[task] < limit:
-            seen[task] += 1
-            yield task, sample
 
 
 def print_report(report: EvalReport) -> None:
@@ -100,7 +50,7 @@ def evaluate_checkpoint(checkpoint: str, data: list[str], vocab: str, *, model_c
     report = EvalReport(settings={"checkpoint": checkpoint, "data": data, "score": score, "normalize": normalize,
                                   "generation": generate, "beam_size": beam_size, "max_new_tokens": max_new_tokens})
     for item in data:
-        evaluator.evaluate(limited(eval_samples(item, task), limit), report)
+        evaluator.evaluate(eval_samples(item, task, limit), report)
     return report
 
 

@@ -22,12 +22,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
+from tokenization.convert import SampleError
 from trainer.engine import model_inputs
 from trainer.incontext import SampleRejected, build_instance
 from trainer.metrics import token_losses
@@ -119,16 +120,30 @@ class TaskScore:
     option_samples: int = 0
     perplexity_correct: int = 0
     generation_correct: int = 0  # option samples whose generated answer is right
+    generation_samples: int = 0  # option samples scored by generation (none when generation is off)
     free_samples: int = 0
     exact_match: int = 0
     f1_sum: float = 0.0
+
+    def as_totals(self) -> list[float]:
+        """The counts as one list (summed over ranks by `trainer.metrics.gather_totals`)."""
+        return [float(value) for value in astuple(self)]
+
+    @classmethod
+    def from_totals(cls, totals: Sequence[float]) -> TaskScore:
+        """The inverse of `as_totals` (counts summed over ranks back into a TaskScore)."""
+        *counts, f1_sum = totals
+        return cls(*(round(value) for value in counts), f1_sum)
+
+    def __add__(self, other: TaskScore) -> TaskScore:
+        return TaskScore.from_totals([a + b for a, b in zip(self.as_totals(), other.as_totals())])
 
     def as_dict(self) -> dict[str, Any]:
         def ratio(a: float, b: int) -> float | None:
             return a / b if b else None
 
         accuracy_ppl = ratio(self.perplexity_correct, self.option_samples)
-        accuracy_gen = ratio(self.generation_correct, self.option_samples)
+        accuracy_gen = ratio(self.generation_correct, self.generation_samples)
         better = None
         if accuracy_ppl is not None and accuracy_gen is not None:
             better = "perplexity" if accuracy_ppl >= accuracy_gen else "generation"
@@ -148,6 +163,10 @@ class EvalReport:
     settings: dict[str, Any] = field(default_factory=dict)
     examples: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
+
+    def total(self) -> TaskScore:
+        """Every task's counts together (accuracies pooled over all samples, not averaged over tasks)."""
+        return sum(self.tasks.values(), TaskScore())
 
     def to_json(self) -> dict[str, Any]:
         samples = sum(t.samples for t in self.tasks.values())
@@ -202,43 +221,76 @@ class Evaluator:
         (filled,) = self._beam.generate([empty], beam_size=self.beam_size, max_length=self.max_new_tokens)
         return filled.get(ANSWER_KEY)
 
+    def new_report(self, **settings: Any) -> EvalReport:
+        """An empty report carrying this evaluator's settings (plus `settings`)."""
+        return EvalReport(settings={
+            "score": self.score, "normalize": self.normalize, "generation": self.generate,
+            "beam_size": self.beam_size, "max_new_tokens": self.max_new_tokens, **settings,
+        })  # fmt: skip
+
+    def count(self, task: str, sample: Any, report: EvalReport) -> TaskScore | None:
+        """Count a sample into its task's totals; None (not counted) when it is no structured
+        sample with an answer. Scoring it is `by_perplexity` and `by_generation`'s job."""
+        if not isinstance(sample, dict) or ANSWER_KEY not in sample:
+            return None
+        score = report.tasks.setdefault(task, TaskScore())
+        score.samples += 1
+        if option_candidates(sample) is not None:
+            score.option_samples += 1
+        return score
+
+    def by_perplexity(self, sample: dict[str, Any], score: TaskScore) -> str | None:
+        """Score an option sample by option perplexity into `score`; returns the option chosen
+        (None for a sample whose answer is no option: nothing to do)."""
+        options = option_candidates(sample)
+        if options is None:
+            return None
+        chosen = choose_by_perplexity(self.model, self.tokenizer, sample, options, score=self.score,
+                                      normalize=self.normalize, max_length=self.max_length,
+                                      max_depth=self.max_depth, device=self.device)  # fmt: skip
+        score.perplexity_correct += chosen == sample[ANSWER_KEY].strip()
+        return chosen
+
+    def by_generation(self, sample: dict[str, Any], score: TaskScore) -> Any:
+        """Score a sample by beam search into `score`: an option sample is right when the gold
+        option's token (or text) is generated; a free answer adds exact match and char F1.
+        Returns what was generated."""
+        gold = sample[ANSWER_KEY]
+        options = option_candidates(sample)
+        try:
+            generated = self._generated(sample)
+        except SampleError:  # not valid CPM-Bee input: nothing generated, scored wrong
+            generated = None
+        if options is not None:
+            text = answer_text(generated).strip()
+            score.generation_samples += 1
+            score.generation_correct += text in (gold.strip(), options[gold.strip()].strip())
+            return text
+        score.free_samples += 1
+        score.exact_match += answer_text(generated).strip() == answer_text(gold).strip()
+        score.f1_sum += char_f1(answer_text(generated), answer_text(gold))
+        return generated
+
     def evaluate(self, tasks: Iterable[tuple[str, dict[str, Any]]], report: EvalReport | None = None) -> EvalReport:
-        """Score `(task name, sample)` pairs into `report` (a new one by default)."""
+        """Score `(task name, sample)` pairs into `report` (a new one by default): option
+        perplexity, then generation when `generate` is set, sample by sample."""
         import time
 
-        report = report or EvalReport(settings={
-            "score": self.score, "normalize": self.normalize, "generation": self.generate,
-            "beam_size": self.beam_size, "max_new_tokens": self.max_new_tokens,
-        })  # fmt: skip
+        report = report or self.new_report()
         started = time.perf_counter()
         shown: Counter[str] = Counter()
         self.model.eval()
         for task, sample in tasks:
-            if not isinstance(sample, dict) or ANSWER_KEY not in sample:
+            score = self.count(task, sample, report)
+            if score is None:
                 continue
-            score = report.tasks.setdefault(task, TaskScore())
-            score.samples += 1
-            gold = sample[ANSWER_KEY]
-            example: dict[str, Any] = {"task": task, "gold": gold}
-            options = option_candidates(sample)
-            if options is not None:
-                score.option_samples += 1
-                chosen = choose_by_perplexity(self.model, self.tokenizer, sample, options, score=self.score,
-                                              normalize=self.normalize, max_length=self.max_length,
-                                              max_depth=self.max_depth, device=self.device)
-                score.perplexity_correct += chosen == gold.strip()
+            example: dict[str, Any] = {"task": task, "gold": sample[ANSWER_KEY]}
+            chosen = self.by_perplexity(sample, score)
+            if chosen is not None:
                 example["by_perplexity"] = chosen
-                if self.generate:
-                    generated = answer_text(self._generated(sample)).strip()
-                    score.generation_correct += generated in (gold.strip(), options[gold.strip()].strip())
-                    example["by_generation"] = generated
-            elif self.generate:
-                generated = self._generated(sample)
-                score.free_samples += 1
-                score.exact_match += answer_text(generated).strip() == answer_text(gold).strip()
-                score.f1_sum += char_f1(answer_text(generated), answer_text(gold))
-                example["by_generation"] = generated
-            else:
+            if self.generate:
+                example["by_generation"] = self.by_generation(sample, score)
+            elif chosen is None:
                 continue
             if shown[task] < self.examples_per_task:
                 shown[task] += 1

@@ -12,13 +12,25 @@ cpm_live layout.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the entry point: pick DeepSpeed's accelerator before anything imports deepspeed
+    from trainer.engine import prepare_accelerator_env
+
+    prepare_accelerator_env()
+
 import io
 from pathlib import Path
 from typing import Any
 
+import deepspeed
 import torch
 
+from corpus.atomic_file import write_bytes_atomically, write_text_atomically
 from schemas.run_config import RunConfig
+from trainer.export import cpm_live_config_path
+from trainer.lora import add_lora, lora_state_dict
+from trainer.model_io import describe_checkpoint, read_state_dict
+from trainer.pretrain import Trainer, run_entry_point
+from trainer.weight_names import from_cpm_live_state_dict, to_cpm_live_state_dict
 
 DELTA_FILE = "delta.pt"
 MODEL_FILE = "model.pt"
@@ -28,8 +40,6 @@ def load_pretrained_state(init_from: str) -> dict[str, torch.Tensor]:
     """Weights to start from, by cpm_live or HF name: any checkpoint `trainer.model_io.load_model`
     reads (a state dict file, an HF port folder, a checkpoint folder of this trainer: its root,
     whose `latest` is used, or one `step-N` folder). Raises FileNotFoundError / ModelLoadError naming the path."""
-    from trainer.model_io import describe_checkpoint, read_state_dict
-
     try:
         return read_state_dict(describe_checkpoint(init_from))
     except FileNotFoundError as error:
@@ -38,9 +48,6 @@ def load_pretrained_state(init_from: str) -> dict[str, torch.Tensor]:
 
 def build_finetune_model(run: RunConfig) -> torch.nn.Module:
     """The pretrained model, with LoRA modules (everything else frozen) when method is lora."""
-    from trainer.lora import add_lora
-    from trainer.weight_names import from_cpm_live_state_dict
-
     finetune = run.finetune
     model = from_cpm_live_state_dict(
         run.model.resolve(), load_pretrained_state(finetune.init_from), run.model.activation_checkpointing, copy=False
@@ -54,12 +61,6 @@ def build_finetune_model(run: RunConfig) -> torch.nn.Module:
 def export_weights(engine: Any, run: RunConfig, rank: int) -> Path:
     """Gather the trained weights and write them (rank 0, atomically): the LoRA delta alone, or
     the whole model in cpm_live layout. Returns the file's path."""
-    import deepspeed
-
-    from corpus.atomic_file import write_bytes_atomically
-    from trainer.lora import lora_state_dict
-    from trainer.weight_names import to_cpm_live_state_dict
-
     model = engine.module
     delta = run.finetune.method == "lora"
     params = [p for p in model.parameters() if p.requires_grad] if delta else list(model.parameters())
@@ -75,9 +76,6 @@ def export_weights(engine: Any, run: RunConfig, rank: int) -> Path:
         torch.save(payload, buffer)
         write_bytes_atomically(path, buffer.getvalue())
         if not delta:  # model.json beside model.pt, as `bee export --format cpm-live` writes it
-            from corpus.atomic_file import write_text_atomically
-            from trainer.export import cpm_live_config_path
-
             write_text_atomically(cpm_live_config_path(path), run.model.resolve().model_dump_json(indent=2) + "\n")
         print(f"| wrote {'LoRA delta' if delta else 'model'} to {path}", flush=True)
     return path
@@ -86,8 +84,6 @@ def export_weights(engine: Any, run: RunConfig, rank: int) -> Path:
 def finetune(run: RunConfig, resume: bool = False) -> Path:
     """Fine-tune in this process (one rank of a DeepSpeed launch). Returns the exported file.
     Raises ValueError when the config has no `finetune:` section."""
-    from trainer.pretrain import Trainer
-
     if run.finetune is None:
         raise ValueError("fine-tuning needs a `finetune:` section in the run config (init_from, method)")
     trainer = Trainer(run, build_finetune_model)
@@ -98,8 +94,6 @@ def finetune(run: RunConfig, resume: bool = False) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainer.pretrain import run_entry_point
-
     return run_entry_point(finetune, argv)
 
 

@@ -6,6 +6,9 @@ tokens; the logged loss is the mean over ranks (BMTrain's `sum_loss`). Per-task 
 CPM-Bee's too: each rank averages the tokens of each task it saw, and a task's logged loss
 is the mean of those averages over the ranks that saw it.
 
+Evaluation sums over ranks instead (`gather_totals`): token-weighted eval loss and the
+per-task counts of task evaluation (trainer/task_eval.py).
+
 `MetricsLog` (rank 0) appends one JSON object per step to `<log_dir>/<run>.metrics.jsonl`,
 mirrors scalars to TensorBoard when the `tensorboard` package is installed, and prints a
 progress line.
@@ -16,18 +19,17 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 
 from schemas import RunConfig
 from trainer.packing import IGNORE_INDEX
-
-
 
 def token_losses(logits: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-position cross entropy in float32 and the mask of predicted positions.
@@ -68,6 +70,10 @@ class TaskLossSums:
         """This rank's mean loss per task it saw."""
         return {name: self.sums[name] / self.counts[name] for name in self.sums}
 
+    def totals(self) -> dict[str, list[float]]:
+        """`{task: [loss sum, predicted tokens]}`, for `gather_totals`."""
+        return {name: [self.sums[name], float(self.counts[name])] for name in self.sums}
+
 
 def average_over_ranks(per_rank: Sequence[dict[str, float]]) -> dict[str, float]:
     """CPM-Bee's aggregation: a task's loss is the mean of the ranks' means, over ranks that saw it.
@@ -77,6 +83,30 @@ def average_over_ranks(per_rank: Sequence[dict[str, float]]) -> dict[str, float]
         for name, value in means.items():
             gathered.setdefault(name, []).append(value)
     return {name: sum(values) / len(values) for name, values in sorted(gathered.items())}
+
+
+def sum_over_ranks(per_rank: Sequence[Mapping[str, Sequence[float]]]) -> dict[str, list[float]]:
+    """Each task's totals summed element-wise over the ranks that have the task (a rank that
+    saw none of a task adds nothing). Returns the tasks sorted by name."""
+    summed: dict[str, list[float]] = {}
+    for totals in per_rank:
+        for name, values in totals.items():
+            acc = summed.setdefault(name, [0.0] * len(values))
+            if len(acc) != len(values):
+                raise ValueError(f"task {name!r}: ranks sent {len(acc)} and {len(values)} totals")
+            for i, value in enumerate(values):
+                acc[i] += value
+    return dict(sorted(summed.items()))
+
+
+def gather_totals(totals: Mapping[str, Sequence[float]]) -> dict[str, list[float]]:
+    """`sum_over_ranks` of every rank's `totals` (every rank gets the result); this rank's own
+    totals when no process group is up. A collective: every rank must call it."""
+    if not dist.is_initialized():
+        return sum_over_ranks([totals])
+    per_rank: list[Mapping[str, Sequence[float]]] = [{} for _ in range(dist.get_world_size())]
+    dist.all_gather_object(per_rank, {name: list(values) for name, values in totals.items()})
+    return sum_over_ranks(per_rank)
 
 
 @dataclass
@@ -123,6 +153,52 @@ class StepRecord:
         return line
 
 
+@dataclass
+class EvalRecord:
+    """What one evaluation logs: held-out loss and, with task evaluation, per-task scores."""
+
+    step: int
+    loss: float  # token-weighted, all ranks
+    task_loss: dict[str, float]
+    tasks: dict[str, dict[str, Any]]  # task -> trainer.evaluation.TaskScore.as_dict(); empty without task evaluation
+    overall: dict[str, float]  # accuracy / generation_accuracy / char_f1 pooled over every task (those scored)
+    watch: str  # what early stop watches (eval.watch)
+    value: float  # its value now
+    best: float | None
+    evals_without_improvement: int
+    task_seconds: float = 0.0  # time task evaluation took
+    time: float = field(default_factory=time.time)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": "eval", **asdict(self)}
+
+    def scalars(self) -> dict[str, float]:
+        """TensorBoard tag -> value (None scores left out)."""
+        scalars = {"Loss/eval": self.loss} | {f"Loss/eval/{name}": value for name, value in self.task_loss.items()}
+        names = {"accuracy_perplexity": "Accuracy/eval/{}/perplexity", "accuracy_generation": "Accuracy/eval/{}/generation",
+                 "exact_match": "ExactMatch/eval/{}", "char_f1": "CharF1/eval/{}"}  # fmt: skip
+        for task, scores in self.tasks.items():
+            scalars |= {tag.format(task): scores[key] for key, tag in names.items() if scores.get(key) is not None}
+        scalars |= {f"Eval/{key}": value for key, value in self.overall.items()}
+        return scalars
+
+    def progress_line(self) -> str:
+        """`| eval at step 6 | loss 5.1234 | accuracy 0.2500 | best ... | evals without improvement 0`
+        plus one line of scores per evaluated task."""
+        best = "—" if self.best is None else f"{self.best:.4f}"
+        line = (f"| eval at step {self.step} | loss {self.loss:.4f}"
+                + "".join(f" | {key} {value:.4f}" for key, value in self.overall.items())
+                + f" | best {self.watch} {best} | evals without improvement {self.evals_without_improvement}")  # fmt: skip
+        for task, scores in self.tasks.items():
+            parts = [f"{label} {100 * scores[key]:.2f}%" for key, label in
+                     (("accuracy_perplexity", "acc (option ppl)"), ("accuracy_generation", "acc (generation)"),
+                      ("exact_match", "exact match"), ("char_f1", "char F1")) if scores.get(key) is not None]  # fmt: skip
+            line += f"\n| {task}: {scores['samples']} samples" + "".join(f" | {part}" for part in parts)
+        if self.tasks:
+            line += f"\n| task evaluation took {self.task_seconds:.1f}s"
+        return line
+
+
 def run_log_dir(run: RunConfig) -> Path:
     """Where a run logs: its `log_dir`, else `<checkpoint dir>/logs`."""
     return Path(run.log_dir or Path(run.checkpoint.dir) / "logs")
@@ -163,14 +239,16 @@ class MetricsLog:
         if record.step % self.log_interval == 0 or record.step == self.max_steps or not record.applied:
             print(record.progress_line(self.max_steps), flush=True)
 
-    def eval_result(self, step: int, loss: float, task_loss: dict[str, float], best: float, bad_evals: int) -> None:
-        self._write({"kind": "eval", "step": step, "loss": loss, "task_loss": task_loss, "best": best,
-                     "evals_without_improvement": bad_evals, "time": time.time()})  # fmt: skip
+    def eval_result(self, record: EvalRecord) -> None:
+        """An evaluation: an `eval` record in the JSONL log, TensorBoard scalars (`Loss/eval[/task]`,
+        `Accuracy/eval/<task>/perplexity|generation`, `ExactMatch/eval/<task>`, `CharF1/eval/<task>`,
+        `Eval/<watched>`) and a progress line per task."""
+        self._write(record.to_json())
         if self._tensorboard is not None:
-            self._tensorboard.add_scalar("Loss/eval", loss, step)
-            for name, value in task_loss.items():
-                self._tensorboard.add_scalar(f"Loss/eval/{name}", value, step)
-        print(f"| eval at step {step} | loss {loss:.4f} | best {best:.4f} | evals without improvement {bad_evals}", flush=True)
+            for tag, value in record.scalars().items():
+                if math.isfinite(value):
+                    self._tensorboard.add_scalar(tag, value, record.step)
+        print(record.progress_line(), flush=True)
 
     def parameter_stats(self, step: int, stats: dict[str, dict[str, float]], seconds: float) -> None:
         """`inspect_iters`: per-group weight/gradient mean, std and max (trainer.param_stats), as an

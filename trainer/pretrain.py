@@ -11,19 +11,57 @@ there is none) and gives the losses an uninterrupted run would have given.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the entry point: pick DeepSpeed's accelerator before anything imports deepspeed
+    from trainer.engine import prepare_accelerator_env
+
+    prepare_accelerator_env()
+
 import argparse
 import math
+import signal
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import deepspeed
 import torch
+import torch.distributed as dist
 
+from corpus.atomic_file import write_text_atomically
 from corpus.faults import fault_point, nan_loss_due
 from schemas.run_config import RunConfig, load_run_config
-from trainer.engine import Precision, build_engine, init_distributed, model_inputs, prepare_accelerator_env, resolve_precision
+from tokenization.tokenizer import CPMBeeTokenizer
+from trainer.checkpoint import (
+    CheckpointDir,
+    CheckpointError,
+    load_trainer_state,
+    rng_state,
+    save_trainer_state,
+    set_rng_state,
+    step_tag,
+)
+from trainer.data import MixtureLoader
+from trainer.engine import Precision, build_engine, deepspeed_config, init_distributed, model_inputs, resolve_precision
+from trainer.evaluation import EvalReport
+from trainer.metrics import (
+    EvalRecord,
+    MetricsLog,
+    StepRecord,
+    TaskLossSums,
+    average_over_ranks,
+    gather_totals,
+    mean_loss,
+    run_log_dir,
+    token_losses,
+)
+from trainer.mixture import Mixture
+from trainer.model import CPMBee
+from trainer.model_io import MODEL_CONFIG_FILE, load_weights_into
+from trainer.param_stats import parameter_stats
+from trainer.safe_load import UnsafeCheckpoint, deepspeed_reads_restricted
+from trainer.task_eval import TaskEvaluation
 from trainer.trace import TraceWriter
 
 
@@ -39,15 +77,21 @@ class LoopState:
     tokens_seen: int = 0  # non-padding tokens trained on, all ranks
     samples_seen: int = 0  # samples read by the training loaders, all ranks (epochs count these)
     nonfinite_in_a_row: int = 0
-    best_eval: float = math.inf
+    best_eval: float | None = None  # best value of what early stop watches (eval.watch); None before the first
     evals_without_improvement: int = 0
     stopped_early: bool = False
 
-    def record_eval(self, loss: float, min_delta: float, patience: int | None) -> None:
-        """Count an evaluation: a new best resets the count of evaluations without improvement
-        (an improvement must exceed `min_delta`); `patience` of them in a row stops the run."""
-        if loss < self.best_eval - min_delta:
-            self.best_eval, self.evals_without_improvement = loss, 0
+    def record_eval(self, value: float, min_delta: float, patience: int | None, higher_is_better: bool = False) -> None:
+        """Count an evaluation of the watched `value` (the eval loss, or an accuracy when
+        `higher_is_better`): a new best resets the count of evaluations without improvement (an
+        improvement must exceed `min_delta`; NaN never improves); `patience` of them in a row stops the run."""
+        best = self.best_eval
+        if best is None or not math.isfinite(best):  # none yet (inf: checkpoints of older versions)
+            improved = not math.isnan(value)
+        else:
+            improved = value > best + min_delta if higher_is_better else value < best - min_delta
+        if improved:
+            self.best_eval, self.evals_without_improvement = value, 0
         else:
             self.evals_without_improvement += 1
         if patience is not None and self.evals_without_improvement >= patience:
@@ -73,11 +117,6 @@ def build_model(run: RunConfig) -> torch.nn.Module:
     initialised whole and partitioned across ranks right away, so no rank ever holds the
     whole model (a 10B model in fp32 is 40 GB). Call it after the process group is up.
     """
-    import deepspeed
-
-    from trainer.engine import deepspeed_config, resolve_precision
-    from trainer.model import CPMBee
-
     config = run.model.resolve()
     partitioned = deepspeed.zero.Init(
         config_dict_or_path=deepspeed_config(run, resolve_precision(run, config.half)), enabled=run.zero_stage == 3
@@ -86,8 +125,6 @@ def build_model(run: RunConfig) -> torch.nn.Module:
     with partitioned:
         model = CPMBee(config, activation_checkpointing=run.model.activation_checkpointing)
     if run.init_from is not None:
-        from trainer.model_io import load_weights_into
-
         load_weights_into(model, run.init_from, config)
     return model
 
@@ -96,14 +133,6 @@ class Trainer:
     """One run's components, wired: engine, loaders, checkpoint folder, metrics log."""
 
     def __init__(self, run: RunConfig, model_builder: ModelBuilder = build_model) -> None:
-        prepare_accelerator_env()
-        import torch.distributed as dist
-
-        from tokenization.tokenizer import CPMBeeTokenizer
-        from trainer.checkpoint import CheckpointDir
-        from trainer.data import MixtureLoader
-        from trainer.metrics import MetricsLog, run_log_dir
-
         self.run = run
         self.dist = dist
         self.rank, self.world_size = init_distributed()
@@ -127,6 +156,10 @@ class Trainer:
             self.eval_loader = MixtureLoader.from_config(run.data, run.data.eval_manifest, self.tokenizer, self.rank,
                                                          self.world_size, run.seed)
             self._eval_start = self.eval_loader.state_dict()  # every evaluation replays these batches
+        self.task_eval = None
+        if run.data.eval_manifest is not None and run.eval.samples > 0:
+            self.task_eval = TaskEvaluation(run, self.engine, self.tokenizer, self.rank, self.world_size)
+            self._check_watched_samples()
         self.store = CheckpointDir(run.checkpoint.dir, run.checkpoint.keep_last)
         self.state = LoopState()
         self.epoch_samples = epoch_samples(run.data.manifest) if run.epochs is not None else None
@@ -147,8 +180,6 @@ class Trainer:
 
     def save(self) -> None:
         """Save the engine, every rank's data/RNG/loop state, then publish the folder (rank 0)."""
-        from trainer.checkpoint import rng_state, save_trainer_state, step_tag
-
         tag = step_tag(self.state.step)
         if self.rank == 0:
             self.store.prepare(tag)
@@ -164,9 +195,6 @@ class Trainer:
         }  # fmt: skip
         save_trainer_state(self.store.root / tmp_name, self.rank, trainer_state)
         if self.rank == 0:  # so that load_model / bee export / bee generate find the model's shape
-            from corpus.atomic_file import write_text_atomically
-            from trainer.model_io import MODEL_CONFIG_FILE
-
             write_text_atomically(self.store.root / tmp_name / MODEL_CONFIG_FILE, self.model_config.model_dump_json(indent=2) + "\n")
         self.dist.barrier()  # every rank has written all its files
         if self.rank == 0:
@@ -181,9 +209,6 @@ class Trainer:
     def resume(self) -> bool:
         """Load the newest complete checkpoint, if any. Returns whether one was loaded.
         Raises CheckpointError when it cannot be used."""
-        from trainer.checkpoint import CheckpointError, load_trainer_state, set_rng_state
-        from trainer.safe_load import deepspeed_reads_restricted
-
         tag = self.store.latest()
         if tag is None:
             if self.rank == 0:
@@ -213,10 +238,8 @@ class Trainer:
         self.dist.all_reduce(tensor)
         return tensor.tolist()
 
-    def train_step(self) -> Any:
+    def train_step(self) -> StepRecord:
         """One optimizer step over `grad_accumulation` micro-batches. Returns its StepRecord."""
-        from trainer.metrics import StepRecord, TaskLossSums, average_over_ranks, mean_loss, token_losses
-
         started = time.perf_counter()
         task_sums = TaskLossSums()
         loss_total, tokens, waited = 0.0, 0, 0.0
@@ -275,8 +298,6 @@ class Trainer:
 
     def _inspect(self) -> tuple[dict[str, dict[str, float]], float]:
         """Per-group weight and gradient statistics (trainer.param_stats) and the seconds they took."""
-        from trainer.param_stats import parameter_stats
-
         started = time.perf_counter()
         stats = parameter_stats(self.engine.module.named_parameters(), self.device)
         return stats, time.perf_counter() - started
@@ -300,9 +321,8 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, dict[str, float]]:
-        """Token-weighted loss over the same `eval.batches` held-out micro-batches on every rank."""
-        from trainer.metrics import TaskLossSums, token_losses
-
+        """Token-weighted loss over the same `eval.batches` held-out micro-batches on every rank,
+        and per task."""
         self.eval_loader.load_state_dict(self._eval_start)
         self.engine.eval()
         sums = TaskLossSums()
@@ -316,25 +336,40 @@ class Trainer:
             count += int(predicted.sum())
         self.engine.train()
         total, count = self._all_reduce([total, float(count)])
-        per_rank: list[dict[str, tuple[float, int]]] = [{} for _ in range(self.world_size)]
-        self.dist.all_gather_object(per_rank, {k: (sums.sums[k], sums.counts[k]) for k in sums.sums})
-        task_totals: dict[str, list[float]] = {}
-        for rank_sums in per_rank:
-            for name, (value, n) in rank_sums.items():
-                acc = task_totals.setdefault(name, [0.0, 0])
-                acc[0] += value
-                acc[1] += n
-        task_loss = {name: value / n for name, (value, n) in sorted(task_totals.items())}
+        task_loss = {name: value / n for name, (value, n) in gather_totals(sums.totals()).items()}  # every rank's tokens
         return (total / count if count else float("nan")), task_loss
 
-    def _after_eval(self, loss: float, task_loss: dict[str, float]) -> None:
+    def _check_watched_samples(self) -> None:
+        """Raise ValueError when early stop watches a score the eval manifest has no samples for."""
+        watch, task_eval = self.run.eval.watch, self.task_eval
+        needed = {"accuracy": task_eval.option_samples, "generation_accuracy": task_eval.option_samples,
+                  "char_f1": task_eval.free_samples}.get(watch)  # fmt: skip
+        if needed == 0:
+            kind = "free-text answers" if watch == "char_f1" else "an option as answer (<option_N>)"
+            raise ValueError(f"eval.watch {watch}: {self.run.data.eval_manifest} has no samples with {kind} "
+                             f"among the first eval.samples={self.run.eval.samples} of each task")  # fmt: skip
+
+    def _after_eval(self, loss: float, task_loss: dict[str, float], report: EvalReport | None) -> None:
         eval_config = self.run.eval
-        self.state.record_eval(loss, eval_config.min_delta, eval_config.patience)
+        total = report.total().as_dict() if report is not None else {}
+        watched = {"loss": loss, "accuracy": total.get("accuracy_perplexity"),
+                   "generation_accuracy": total.get("accuracy_generation"), "char_f1": total.get("char_f1")}  # fmt: skip
+        value = watched[eval_config.watch]
+        value = float("nan") if value is None else value
+        self.state.record_eval(value, eval_config.min_delta, eval_config.patience, eval_config.higher_is_better)
         if self.log is not None:
-            self.log.eval_result(self.state.step, loss, task_loss, self.state.best_eval, self.state.evals_without_improvement)
+            self.log.eval_result(EvalRecord(
+                step=self.state.step, loss=loss, task_loss=task_loss,
+                tasks={name: score.as_dict() for name, score in report.tasks.items()} if report is not None else {},
+                overall={key: watched[key] for key in ("accuracy", "generation_accuracy", "char_f1") if watched[key] is not None},
+                watch=eval_config.watch, value=value, best=self.state.best_eval,
+                evals_without_improvement=self.state.evals_without_improvement,
+                task_seconds=report.seconds if report is not None else 0.0,
+            ))  # fmt: skip
             if self.state.stopped_early:
-                self.log.event("early_stop", self.state.step, best_eval=self.state.best_eval)
-                print(f"| early stop at step {self.state.step}: no improvement in {eval_config.patience} evaluations", flush=True)
+                self.log.event("early_stop", self.state.step, watch=eval_config.watch, best_eval=self.state.best_eval)
+                print(f"| early stop at step {self.state.step}: {eval_config.watch} did not improve in "
+                      f"{eval_config.patience} evaluations", flush=True)  # fmt: skip
 
     # ---------------------------------------------------------------- loop
 
@@ -351,7 +386,8 @@ class Trainer:
                     self.log.train_step(record)
                 self._check_finite(record.loss, record.applied)
                 if self.eval_loader is not None and self.state.step % run.eval.interval == 0:
-                    self._after_eval(*self.evaluate())
+                    loss, task_loss = self.evaluate()
+                    self._after_eval(loss, task_loss, self.task_eval.run() if self.task_eval is not None else None)
                 if self.state.step % run.checkpoint.interval == 0 or self.state.stopped_early:
                     self.save()
                     saved_at = self.state.step
@@ -395,8 +431,6 @@ def epoch_samples(manifest_path: str) -> int:
     """Samples in one pass over a mixture: sum of weight x nlines over its datasets (the mixture
     draws a dataset with probability weight x nlines, so a pass reads each dataset about
     weight times). Raises ValueError for an empty mixture."""
-    from trainer.mixture import Mixture
-
     total = round(sum(source.entry.weight * source.nlines for source in Mixture(manifest_path).sources))
     if total <= 0:
         raise ValueError(f"{manifest_path}: the mixture holds no samples (sum of weight x nlines is 0): epochs cannot be counted")
@@ -424,7 +458,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def exit_on_sigterm() -> None:
     """Turn the launcher's SIGTERM (sent to every rank when one fails) into SystemExit, so that
     `finally` blocks run and the data-loader processes are stopped rather than orphaned."""
-    import signal
 
     def _exit(signum: int, frame: Any) -> None:
         raise SystemExit(128 + signum)
@@ -439,9 +472,6 @@ def run_entry_point(job: Callable[..., Any], argv: list[str] | None = None) -> i
     exit_on_sigterm()
     args = parse_args(argv)
     run = load_run_config(args.config, args.set)
-    from trainer.checkpoint import CheckpointError
-    from trainer.safe_load import UnsafeCheckpoint
-
     try:
         job(run, resume=args.resume)
     except NonFiniteLossError as error:

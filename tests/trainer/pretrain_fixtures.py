@@ -43,6 +43,17 @@ def write_dataset(folder: Path, n: int, seed: int) -> Path:
     return folder
 
 
+def write_option_dataset(folder: Path, n: int, seed: int) -> Path:
+    """`n` multiple-choice samples shaped as CCPM's: options in a dict, the answer an option's label."""
+    rng = random.Random(seed)
+    with build_dataset(folder, "part-0000", block_size=1 << 12) as writer:
+        for _ in range(n):
+            options = {f"<option_{k}>": word for k, word in enumerate(rng.sample(WORDS, 3))}
+            writer.write({"input": sentence(rng), "options": options, "question": "pick",
+                          "<ans>": f"<option_{rng.randrange(3)}>"})  # fmt: skip
+    return folder
+
+
 def write_manifest(path: Path, datasets: dict[str, tuple[str, Path]]) -> Path:
     """datasets: dataset_name -> (task_name, folder)."""
     entries = [

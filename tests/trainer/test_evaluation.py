@@ -84,7 +84,8 @@ def test_a_model_trained_on_the_answers_scores_them_right_by_perplexity(tokenize
 
 def test_report_marks_the_better_accuracy_and_renders_markdown():
     report = EvalReport(settings={"score": "text"})
-    report.tasks["ccpm"] = TaskScore(samples=4, option_samples=4, perplexity_correct=3, generation_correct=1)
+    report.tasks["ccpm"] = TaskScore(samples=4, option_samples=4, perplexity_correct=3, generation_correct=1,
+                                      generation_samples=4)
     data = report.to_json()["tasks"]["ccpm"]
     assert data["accuracy_perplexity"] == 0.75 and data["better"] == "perplexity"
     assert "| ccpm | 4 | 75.00% ★ | 25.00% | — | — |" in report.markdown()
