@@ -10,7 +10,7 @@ PYTEST_OK_NO_TESTS = || { code=$$?; [ $$code -eq 5 ] && echo "pytest: no tests c
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements-lock.txt corpus/pipeline/_text_units.c tokenization/_longest_match.c
+$(STAMP): pyproject.toml requirements-lock.txt corpus/pipeline/_text_units.c tokenization/_longest_match.c corpus/dataset/_pickle_sharing.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -c requirements-lock.txt -e '.[dev]'

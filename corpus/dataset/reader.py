@@ -52,10 +52,13 @@ from corpus.dataset.serializer import (
     PickleSerializer,
     RestrictedUnpickler,
     Serializer,
+    check_pickle_hashing,
     check_record_shape,
     get_serializer,
     guard_pickle_loads_in,
+    max_record_nodes,
     restricted_loads,
+    shares_objects,
 )
 
 STATE_VERSION = 1
@@ -281,11 +284,14 @@ class DistributedDataset:
                                 # restricted: this frame is guarded (_set_up_pickle_loads); a local
                                 # call, as `self._pickle_loads(...)` costs a slow method lookup
                                 pickle_loads = self._pickle_loads
-                                record = pickle_loads(block[start:end])
+                                payload = block[start:end]
+                                if shares_objects(payload):  # C, tens of ns; True: scan before loading
+                                    check_pickle_hashing(payload)  # no hash bombs
+                                record = pickle_loads(payload)
                                 check_record_shape(record, end - start)  # no billion laughs, no cycles
                                 return record
                             except GlobalRefused:
-                                return self._decode_refused(pos, block[start:end])
+                                return self._decode_refused(pos, payload)
                             except Exception as error:
                                 raise self._undecodable(pos, error) from error
                         try:
@@ -313,7 +319,7 @@ class DistributedDataset:
     def _decode_refused(self, offset: int, payload: bytes) -> Any:
         """A pickle with a global: plain-data ones (a set in protocol 2) still load."""
         try:
-            record = RestrictedUnpickler(io.BytesIO(payload)).load()
+            record = RestrictedUnpickler(io.BytesIO(payload), hash_budget=max_record_nodes(len(payload))).load()
             check_record_shape(record, len(payload))
             return record
         except Exception as error:

@@ -30,6 +30,16 @@ tokenizing) never ends or recurses without bound. `check_record_shape` walks eac
 record once, counting every container and item as often as it is reached, and refuses one
 deeper than `MAX_RECORD_DEPTH` or with more than `max_record_nodes(len(payload))` nodes;
 records built from JSON-like data never come near either limit.
+
+Some of that work is done inside the unpickler, before any check of the record can run: it
+hashes every dict key and set member it inserts, and hashing a tuple hashes its items, so a
+tuple shared through the memo or DUP (t1 = (t0, t0) ... t60) as a dict key hangs
+`pickle.loads` itself (a ~130-byte "hash bomb"). `check_pickle_hashing` runs before every
+unpickling: a C walk over the opcodes (`pickle_scan.shares_objects`) clears a pickle that
+shares no tuple or int (JSON-like records share only strs); only the others are scanned in
+Python (`pickle_scan.hash_work`), and refused when their hashing would exceed
+`max_record_nodes`. Sets of old protocols, built by calling `set` from REDUCE, are bounded
+the same way as they are built.
 """
 
 from __future__ import annotations
@@ -40,6 +50,8 @@ import pickle
 import sys
 import threading
 from typing import Any, Protocol
+
+from corpus.dataset.pickle_scan import hash_work, shares_objects
 
 PICKLE_PROTOCOL = 4  # the default of Python 3.8-3.13 and so of CPM-Bee's tools
 PICKLE_PREFIX = b"\x80"  # the PROTO opcode
@@ -56,15 +68,26 @@ def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
     return text.encode("latin1")
 
 
-# Pure constructors of plain data; older pickles (protocol 2/3) name them as globals.
+def _plain_bytearray(source: Any = b"", *args: Any) -> bytearray:
+    """`bytearray` as protocol-2/3 pickles call it (from bytes or latin-1 text); never from an int,
+    which would allocate that many bytes."""
+    if isinstance(source, int):
+        raise UnsafePickle(f"pickle calls bytearray({source}): only bytes or text may be given")
+    return bytearray(source, *args)
+
+
+# Pure constructors of plain data; older pickles (protocol 2/3) name them as globals. set and
+# frozenset are built by `RestrictedUnpickler._new_set`, which bounds the hashing.
 _SAFE_GLOBALS = {
     ("_codecs", "encode"): _latin1_bytes,
+    ("builtins", "bytearray"): _plain_bytearray,
+    ("__builtin__", "bytearray"): _plain_bytearray,
+}
+_SET_GLOBALS = {
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
-    ("builtins", "bytearray"): bytearray,
     ("__builtin__", "set"): set,
     ("__builtin__", "frozenset"): frozenset,
-    ("__builtin__", "bytearray"): bytearray,
 }
 
 
@@ -75,10 +98,18 @@ class RestrictedUnpickler(pickle.Unpickler):
     Plain-data pickles never call `find_class`, so this is as fast as `pickle.loads`'s
     machinery; everything that could run code (GLOBAL, STACK_GLOBAL, INST, OBJ, EXT*,
     REDUCE on a looked-up callable) needs `find_class` and stops here. Persistent ids are
-    refused by the C unpickler itself (no `persistent_load`).
+    refused by the C unpickler itself (no `persistent_load`). Sets built by REDUCE may hash at
+    most `hash_budget` tuple items and int digits in all (see `check_pickle_hashing`).
     """
 
+    def __init__(self, file: Any, *, hash_budget: int = 1 << 16) -> None:
+        super().__init__(file)
+        self.hash_budget = hash_budget
+
     def find_class(self, module: str, name: str) -> Any:
+        kind = _SET_GLOBALS.get((module, name))
+        if kind is not None:
+            return lambda iterable=(): self._new_set(kind, iterable)
         try:
             return _SAFE_GLOBALS[(module, name)]
         except KeyError:
@@ -86,6 +117,34 @@ class RestrictedUnpickler(pickle.Unpickler):
                 f"pickle refers to {module}.{name}: only plain data (dict, list, tuple, str, bytes, "
                 "int, float, bool, None, set) may be stored in a dataset"
             ) from None
+
+
+    def _new_set(self, kind: type, iterable: Any) -> Any:
+        items = list(iterable)
+        for item in items:
+            self.hash_budget -= _hash_steps(item, self.hash_budget)
+            if self.hash_budget < 0:
+                raise RecordTooComplex(
+                    f"pickle builds a {kind.__name__} whose members take too many steps to hash "
+                    "(shared tuples: a hash bomb?)"
+                )
+        return kind(items)
+
+
+def _hash_steps(obj: Any, limit: int) -> int:
+    """What hashing `obj` costs (as `pickle_scan.hash_work` counts it); stops counting past `limit`."""
+    steps = 0
+    todo = [obj]
+    while todo and steps <= limit:
+        item = todo.pop()
+        if type(item) is tuple:
+            steps += 1
+            todo.extend(item)
+        elif type(item) is int:
+            steps += 1 + item.bit_length() // 30
+        else:
+            steps += 1
+    return steps
 
 
 class RecordTooComplex(pickle.UnpicklingError):
@@ -144,6 +203,20 @@ def _count_nodes(obj: Any, budget: int, depth: int) -> int:
     return nodes
 
 
+def check_pickle_hashing(data: bytes) -> None:
+    """Raise RecordTooComplex when unpickling `data` would hash more than `max_record_nodes`
+    tuple items and int digits for dict keys and set members (a shared tuple used as a key: a
+    "hash bomb", which hangs `pickle.loads` itself). Call it before unpickling. A C walk over
+    the opcodes clears a pickle that shares no tuple or int; only the others are scanned in Python."""
+    if shares_objects(data):
+        budget = max_record_nodes(len(data))
+        if hash_work(data, budget) > budget:
+            raise RecordTooComplex(
+                f"pickle of {len(data)} bytes makes the unpickler hash more than {budget:,} items for dict keys "
+                "and set members (a shared tuple used as a key: a hash bomb?)"
+            )
+
+
 class GlobalRefused(pickle.UnpicklingError):
     """Raised by the audit hook in a guarded frame; the pickle goes to RestrictedUnpickler."""
 
@@ -188,10 +261,12 @@ def restricted_loads(data: bytes) -> Any:
     `PlainDataUnpickler` is the fast one, for readers of many records).
 
     Raises UnsafePickle for a global other than set/frozenset/bytearray, RecordTooComplex for
-    a record that nests or expands without bound (see `check_record_shape`), and
-    pickle.UnpicklingError (or EOFError, ValueError...) for bytes that are not a pickle.
+    a record that nests or expands without bound or whose keys take too long to hash (see
+    `check_record_shape`, `check_pickle_hashing`), and pickle.UnpicklingError (or EOFError,
+    ValueError...) for bytes that are not a pickle.
     """
-    record = RestrictedUnpickler(io.BytesIO(data)).load()
+    check_pickle_hashing(data)
+    record = RestrictedUnpickler(io.BytesIO(data), hash_budget=max_record_nodes(len(data))).load()
     check_record_shape(record, len(data))
     return record
 
@@ -214,6 +289,8 @@ class PlainDataUnpickler:
     def loads(self, data: bytes) -> Any:
         """The record in a pickle payload; raises as `restricted_loads` does."""
         if self.fast:
+            if shares_objects(data):
+                check_pickle_hashing(data)
             try:
                 record = pickle.loads(data)  # guarded frame: a global raises GlobalRefused, nothing runs
             except GlobalRefused:
@@ -221,7 +298,7 @@ class PlainDataUnpickler:
             else:
                 check_record_shape(record, len(data))
                 return record
-        return restricted_loads(data)
+        return restricted_loads(data)  # (checks the hashing again: a rare path)
 
 
 class Serializer(Protocol):

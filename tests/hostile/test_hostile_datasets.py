@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import pickle
+import re
 import stat
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from corpus.dataset import DatasetCorrupt, build_dataset, read_meta
 from corpus.dataset.cli import app
 from corpus.dataset.maintenance import merge_dataset
 from corpus.dataset.reader import DistributedDataset, iter_records
-from corpus.dataset.serializer import RecordTooComplex, restricted_loads
+from corpus.dataset.serializer import PlainDataUnpickler, RecordTooComplex, UnsafePickle, restricted_loads
 from corpus.dataset.verify import verify_dataset
 
 runner = CliRunner()
@@ -36,6 +37,20 @@ def self_referencing() -> bytes:
     loop: list = []
     loop.append(loop)
     return pickle.dumps({"text": "a", "loop": loop}, protocol=4)
+
+
+def hash_bomb(insert: bytes = b"}", levels: int = 60) -> bytes:
+    """t0 = (), t1 = (t0, t0) ... t60 shared through the memo (MEMOIZE/BINGET), then t60 as a dict
+    key (`}`), set member (`\\x8f`) or frozenset member (`(`): hashing it walks 2**60 tuples."""
+    tower = b")\x94" + b"".join(b"h" + bytes([i]) + b"h" + bytes([i]) + b"\x86\x94" for i in range(levels))
+    top = b"h" + bytes([levels])
+    finish = {b"}": b"}" + top + b"K\x01s", b"\x8f": b"\x8f(" + top + b"\x90", b"(": b"(" + top + b"\x91"}[insert]
+    return b"\x80\x04" + tower + finish + b"."
+
+
+def dup_hash_bomb(levels: int = 60) -> bytes:
+    """The same without a memo: DUP then TUPLE2 shares the tuple, 2 bytes a level."""
+    return b"\x80\x04})" + b"2\x86" * levels + b"K\x01s."
 
 
 def raw_dataset(path: Path, payloads: list[bytes], name: str = "part-0") -> Path:
@@ -111,6 +126,88 @@ def test_a_pathological_pickle_is_refused_naming_file_and_block_everywhere(tmp_p
     result = runner.invoke(app, ["head", str(dataset)])
     assert result.exit_code == 1 and "part-0: block 0" in result.output and reason in result.output
     assert time.monotonic() - started < 30
+
+
+# Each reader in a child process with a time limit: before the fix `pickle.loads` itself never
+# returned (the C unpickler hashing 2**60 tuples), so an in-process test would hang the suite.
+_READ_EVERY_WAY = r"""
+import sys
+from typer.testing import CliRunner
+from corpus.dataset import DatasetCorrupt
+from corpus.dataset.cli import app
+from corpus.dataset.reader import DistributedDataset, iter_records
+from corpus.dataset.verify import verify_dataset
+
+dataset = sys.argv[1]
+def distributed():
+    reader = DistributedDataset(dataset, shuffle=False, max_repeat_times=1)
+    assert reader.read() == {"ok": 1}
+    reader.read()
+for name, read in (("verify", verify_dataset), ("iter_records", lambda p: list(iter_records(p))),
+                   ("DistributedDataset", lambda p: distributed())):
+    try:
+        read(dataset)
+    except DatasetCorrupt as error:
+        print(name, "|", error)
+    else:
+        print(name, "| read it")
+result = CliRunner().invoke(app, ["head", dataset])
+print("head", "|", result.exit_code, " ".join(result.output.split()))
+"""
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [hash_bomb(b"}"), hash_bomb(b"\x8f"), hash_bomb(b"("), dup_hash_bomb()],
+    ids=["dict_key", "set_member", "frozenset_member", "dup_no_memo"],
+)
+def test_a_hash_bomb_pickle_is_refused_quickly_naming_file_and_block_everywhere(tmp_path: Path, payload: bytes) -> None:
+    import subprocess
+    import sys
+
+    assert len(payload) < 400
+    dataset = raw_dataset(tmp_path / "ds", [pickle.dumps({"ok": 1}), payload])
+    started = time.monotonic()
+    child = subprocess.run([sys.executable, "-c", _READ_EVERY_WAY, str(dataset)], capture_output=True, timeout=60,
+                           env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
+    assert child.returncode == 0, child.stderr.decode()
+    lines = dict(line.split(" | ", 1) for line in child.stdout.decode().splitlines())
+    assert sorted(lines) == ["DistributedDataset", "head", "iter_records", "verify"]
+    for name in ("verify", "DistributedDataset"):
+        assert re.search(r"ds/part-0: block 0 \(block 0 of the file\): record at offset 27 does not decode.*"
+                         r"RecordTooComplex: pickle of \d+ bytes makes the unpickler hash more than 65,536", lines[name])
+    assert re.search(r"ds/part-0: block 0 .*RecordTooComplex: .*hash more than", lines["iter_records"])
+    assert lines["head"].startswith("1 ") and "part-0: block 0" in lines["head"] and "RecordTooComplex" in lines["head"]
+    assert time.monotonic() - started < 30
+
+
+def test_a_protocol_2_set_of_shared_tuples_is_refused_as_it_is_built() -> None:
+    """Old protocols build a set by calling `set` (REDUCE), inside the unpickler: bounded there.
+    26 levels (2**27 steps, a second or two) so that without the bound the test fails, not hangs."""
+    payload = b"\x80\x02c__builtin__\nset\n])" + b"2\x86" * 26 + b"a\x85R."
+    started = time.process_time()
+    with pytest.raises(RecordTooComplex, match="hash"):
+        restricted_loads(payload)
+    with pytest.raises(RecordTooComplex, match="hash"):
+        PlainDataUnpickler().loads(payload)
+    assert time.process_time() - started < 5
+    assert restricted_loads(pickle.dumps({(1, (2, 3)), "a"}, protocol=2)) == {(1, (2, 3)), "a"}
+
+
+def test_a_protocol_2_bytearray_of_a_huge_size_is_refused_before_allocating() -> None:
+    payload = b"\x80\x02c__builtin__\nbytearray\n\x8a\x06\x00\x00\x00\x00\x00\x01\x85R."  # bytearray(2**40)
+    with pytest.raises(UnsafePickle, match="bytearray"):
+        restricted_loads(payload)
+    assert restricted_loads(pickle.dumps(bytearray(b"\x00\xffab"), protocol=2)) == bytearray(b"\x00\xffab")
+
+
+def test_records_with_shared_tuple_keys_of_real_size_still_load() -> None:
+    pair = (1, ("a", 2))
+    record = {"pairs": {pair: "x", (pair, pair): "y"}, "again": [pair] * 100, "tags": frozenset({pair})}
+    for protocol in range(6):
+        payload = pickle.dumps(record, protocol=protocol)
+        assert restricted_loads(payload) == record
+        assert PlainDataUnpickler().loads(payload) == record
 
 
 def test_the_billion_laughs_pickle_is_small(tmp_path: Path) -> None:
