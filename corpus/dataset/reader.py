@@ -24,7 +24,6 @@ over a new world size without losing or repeating a block.
 from __future__ import annotations
 
 import bisect
-import io
 import os
 import pickle
 import random
@@ -50,13 +49,11 @@ from corpus.dataset.serializer import (
     AutoSerializer,
     GlobalRefused,
     PickleSerializer,
-    RestrictedUnpickler,
     Serializer,
     check_pickle_hashing,
     check_record_shape,
     get_serializer,
     guard_pickle_loads_in,
-    max_record_nodes,
     restricted_loads,
     shares_objects,
 )
@@ -319,9 +316,7 @@ class DistributedDataset:
     def _decode_refused(self, offset: int, payload: bytes) -> Any:
         """A pickle with a global: plain-data ones (a set in protocol 2) still load."""
         try:
-            record = RestrictedUnpickler(io.BytesIO(payload), hash_budget=max_record_nodes(len(payload))).load()
-            check_record_shape(record, len(payload))
-            return record
+            return restricted_loads(payload)  # checks the hashing again: cheap, and this path is rare
         except Exception as error:
             raise self._undecodable(offset, error) from error
 

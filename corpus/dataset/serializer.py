@@ -102,9 +102,7 @@ class RestrictedUnpickler(pickle.Unpickler):
     most `hash_budget` tuple items and int digits in all (see `check_pickle_hashing`).
     """
 
-    def __init__(self, file: Any, *, hash_budget: int = 1 << 16) -> None:
-        super().__init__(file)
-        self.hash_budget = hash_budget
+    hash_budget = 1 << 16  # `_MIN_RECORD_NODES`; restricted_loads sets it per pickle (no __init__: it costs per record)
 
     def find_class(self, module: str, name: str) -> Any:
         kind = _SET_GLOBALS.get((module, name))
@@ -266,7 +264,10 @@ def restricted_loads(data: bytes) -> Any:
     ValueError...) for bytes that are not a pickle.
     """
     check_pickle_hashing(data)
-    record = RestrictedUnpickler(io.BytesIO(data), hash_budget=max_record_nodes(len(data))).load()
+    unpickler = RestrictedUnpickler(io.BytesIO(data))
+    if len(data) * _NODES_PER_PAYLOAD_BYTE > _MIN_RECORD_NODES:
+        unpickler.hash_budget = max_record_nodes(len(data))
+    record = unpickler.load()
     check_record_shape(record, len(data))
     return record
 
