@@ -8,8 +8,9 @@ unpickler); `nlines`, `nbytes`, and the extra keys `checksum`, `format_version` 
 
 A dataset on an object store (`s3://`, `gs://`, `hdfs://`: a published remote build) is
 verified the same way, each block read by a ranged read through Beam's filesystems
-(`RemoteBlocks`), so memory holds one block at a time, never a whole file. Beam's filesystem
-options (endpoint, credentials) must be set first (`remote_output.use_filesystem_options`).
+(`block_source.RemoteBlocks`), so memory holds one block at a time, never a whole file.
+Beam's filesystem options (endpoint, credentials) must be set first
+(`corpus.pipeline.remote_output.use_filesystem_options`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from pathlib import Path
 from schemas import FileInfo
 
 from corpus.dataset.blockfile import block_label, iter_block_payloads
-from corpus.dataset.meta import META_FILE, DatasetCorrupt, open_regular_fd, parse_meta, read_meta
+from corpus.dataset.block_source import is_remote, join, open_blocks, read_meta_of
+from corpus.dataset.meta import DatasetCorrupt
 from corpus.dataset.progress import progress_bar as open_progress_bar
 from corpus.dataset.serializer import get_serializer, payload_kind
 from corpus.dataset.writer import FORMAT_VERSION
@@ -57,71 +59,9 @@ class VerifyReport:
         return sum(check.nbytes for check in self.files)
 
 
-class LocalBlocks:
-    """Blocks of a local data file: one `os.pread` per block on a regular file's fd."""
-
-    def __init__(self, path: Path):
-        self.fd = open_regular_fd(path)  # FileNotFoundError, DatasetCorrupt (a FIFO, a device)
-        self.size = os.fstat(self.fd).st_size
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        return os.pread(self.fd, length, offset)
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
-class RemoteBlocks:
-    """Blocks of a data file on an object store: seek + read on a Beam stream, i.e. ranged GETs
-    (Beam's S3 stream holds at most its 16 MiB read buffer or one block, never the object)."""
-
-    def __init__(self, url: str):
-        from corpus.pipeline import remote_output
-
-        self.size = remote_output.object_size(url)  # FileNotFoundError
-        self.stream = remote_output.open_object(url)
-
-    def read_at(self, offset: int, length: int) -> bytes:
-        self.stream.seek(offset)
-        parts = []
-        while length > 0 and (part := self.stream.read(length)):
-            parts.append(part)
-            length -= len(part)
-        return b"".join(parts)
-
-    def close(self) -> None:
-        self.stream.close()
-
-
-def _is_remote(path) -> bool:
-    return isinstance(path, str) and "://" in path
-
-
-def _join(dataset_path: Path | str, name: str) -> Path | str:
-    return f"{dataset_path.rstrip('/')}/{name}" if _is_remote(dataset_path) else Path(dataset_path) / name
-
-
-def open_blocks(path: Path | str) -> LocalBlocks | RemoteBlocks:
-    """The block reader of one data file, local or remote. Raises FileNotFoundError."""
-    return RemoteBlocks(path) if _is_remote(path) else LocalBlocks(Path(path))
-
-
-def read_meta_of(dataset_path: Path | str) -> list:
-    """`read_meta` for a local or a remote dataset (meta.bin is small: read whole)."""
-    if not _is_remote(dataset_path):
-        return read_meta(dataset_path)
-    from corpus.pipeline import remote_output
-
-    url = _join(dataset_path, META_FILE)
-    text = remote_output.read_text(url)
-    if text is None:
-        raise FileNotFoundError(f"{url}: no meta.bin (is this a dataset folder?)")
-    return parse_meta(text.encode("utf-8").splitlines(keepends=True), url)
-
-
 def verify_file(dataset_path: Path | str, info: FileInfo, decode: bool = True, advance=lambda n: None) -> FileCheck:
     """Check one data file; see the module docstring. Raises DatasetCorrupt at its first problem."""
-    path = _join(dataset_path, info.file_name)
+    path = join(dataset_path, info.file_name)
     version = info.extra_keys.get("format_version")
     if version is not None and (not isinstance(version, int) or version > FORMAT_VERSION):
         raise DatasetCorrupt(f"{path}: format_version {version!r} is not one this reader knows (<= {FORMAT_VERSION})")
@@ -217,7 +157,7 @@ def verify_dataset(path: str | os.PathLike, decode: bool = True, progress: bool 
     Returns a VerifyReport when all is well. Raises DatasetCorrupt listing every problem,
     one line per file; FileNotFoundError without meta.bin.
     """
-    path = path.rstrip("/") if _is_remote(path) else Path(path)
+    path = path.rstrip("/") if is_remote(path) else Path(path)
     infos = read_meta_of(path)
     checks: list[FileCheck] = []
     problems: list[str] = []

@@ -311,22 +311,3 @@ def polars_storage_options(url: str, pipeline_args: list[str] | None = None) -> 
              "aws_secret_access_key": s3.s3_secret_access_key, "aws_session_token": s3.s3_session_token,
              "aws_region": s3.s3_region_name}
     return {key: value for key, value in pairs.items() if value}
-
-
-def object_size(url: str) -> int:
-    """Size in bytes of the object at `url`. Raises FileNotFoundError when there is none."""
-    try:
-        matched = FileSystems.match([url])[0].metadata_list
-    except Exception:  # noqa: BLE001 - BeamIOError for a missing object or prefix
-        matched = []
-    for meta in matched:
-        if meta.path == url:
-            return meta.size_in_bytes
-    raise FileNotFoundError(f"{url}: no such object")
-
-
-def open_object(url: str):
-    """A seekable binary stream of the object at `url`, read in ranges (never downloaded whole)."""
-    from apache_beam.io.filesystem import CompressionTypes
-
-    return FileSystems.open(url, compression_type=CompressionTypes.UNCOMPRESSED)
