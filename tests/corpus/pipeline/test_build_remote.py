@@ -283,3 +283,27 @@ def test_readers_refuse_an_unpublished_remote_output_and_hdfs(s3):
     assert out.exit_code == 1 and "no complete build here" in out.output
     out = CliRunner().invoke(app, ["corpus", "rejects", "hdfs://namenode/corpus/ds"], env={"COLUMNS": "200"})
     assert out.exit_code == 1 and "polars cannot read hdfs://" in out.output
+
+
+@pytest.mark.integration  # a whole s3:// build (~60 s here) plus Prefect's ephemeral API
+def test_corpus_build_flow_builds_verifies_and_reports_an_s3_output(tmp_path, s3, monkeypatch):
+    from prefect.artifacts import Artifact
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.corpus_build import _artifact_key, corpus_build
+    from flows.demo import write_yaml
+
+    client, flags = s3
+    for name, value in KEYS.items():  # what a deployment's worker would have in its environment
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # its first write races the harness's DB
+    config = config_for(small_corpus(tmp_path / "raw"), f"s3://{BUCKET}/flow/ds")
+    plan = write_yaml(tmp_path / "build.yaml", {"datasets": [config.model_dump(mode="json", exclude_defaults=True)]})
+    with prefect_test_harness():
+        [summary] = corpus_build(build_config=str(plan), runner_options=flags)
+        artifact = Artifact.get(_artifact_key(config))
+    assert summary["dataset_path"] == f"s3://{BUCKET}/flow/ds/data" and summary["written"] > 0
+    assert "data/meta.bin" in objects(client, "flow/ds")
+    assert artifact is not None and "## Files" in artifact.data and f"s3://{BUCKET}/flow/ds/report.html" in artifact.data
+    assert "# Corpus build report: test.tiny" in artifact.data  # the report itself, read from S3
+    assert "## Drops by stage and reason" in artifact.data
