@@ -5,16 +5,21 @@ build` calls): retries for transient I/O, one Markdown artifact per dataset, and
 dataset is up to date. The skip is decided by `build_corpus` itself from the fingerprints of
 the inputs and the config (its build stamp), so the CLI and the flow skip alike and a deleted
 output is rebuilt rather than served from a stale result cache.
+
+A remote output (`s3://`, `gs://`, `hdfs://`) is verified and reported through Beam's
+filesystems, with the endpoint and credentials of the same Beam flags the build was given.
 """
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
 from corpus.dataset import verify_dataset
+from corpus.pipeline import remote_output
 from corpus.pipeline.build import BuildResult, build_corpus
 from corpus.pipeline.parquet_shards import REJECTS_DIR
 from corpus.pipeline.report import REPORT_HTML, REPORT_JSON, load_report, render_markdown
@@ -49,10 +54,31 @@ def build_dataset(config: BuildConfig, args: list[str], config_path: str) -> Bui
 
 
 @task(name="verify-dataset", retries=2, retry_delay_seconds=5, retry_condition_fn=_is_transient)
-def verify(result: BuildResult) -> int:
-    """Walk every block of the packed dataset; returns the number of records checked."""
+def verify(result: BuildResult, args: list[str] | None = None) -> int:
+    """Walk every block of the packed dataset, local or remote (block by block through Beam's
+    filesystems, set up from the build's flags `args`); returns the number of records checked."""
+    if remote_output.is_remote(result.dataset_path):
+        remote_output.use_filesystem_options(args)
     report = verify_dataset(result.dataset_path)
     return report.nlines
+
+
+def _in_output(result: BuildResult, name: str) -> Path | str:
+    return remote_output.join(result.output, name) if isinstance(result.output, str) else result.output / name
+
+
+def read_build_report(result: BuildResult) -> tuple | None:
+    """(stats, context) of the build's report.json, local or remote; None when it has none.
+    A remote report (a few kB) is read through Beam's filesystems into a temporary folder, so
+    `load_report` stays the one parser of it."""
+    if not isinstance(result.output, str):
+        return load_report(result.output) if (result.output / REPORT_JSON).exists() else None
+    text = remote_output.read_text(_in_output(result, REPORT_JSON))
+    if text is None:
+        return None
+    with tempfile.TemporaryDirectory() as folder:
+        (Path(folder) / REPORT_JSON).write_text(text, encoding="utf-8")
+        return load_report(Path(folder))
 
 
 def build_summary_markdown(config: BuildConfig, result: BuildResult) -> str:
@@ -68,15 +94,15 @@ def build_summary_markdown(config: BuildConfig, result: BuildResult) -> str:
         f"| {result.nlines} | {result.nbytes} |",
         "",
     ]
-    if (result.output / REPORT_JSON).exists():
-        stats, context = load_report(result.output)
-        lines.append(render_markdown(stats, context, plots=False))
+    report = read_build_report(result)
+    if report is not None:
+        lines.append(render_markdown(*report, plots=False))
     lines += [
         "## Files",
         "",
-        f"- report with plots and rejected examples: `{result.output / REPORT_HTML}`",
+        f"- report with plots and rejected examples: `{_in_output(result, REPORT_HTML)}`",
         f"- dataset: `{result.dataset_path}`",
-        f"- rejects: `{result.output / REJECTS_DIR}`",
+        f"- rejects: `{_in_output(result, REJECTS_DIR)}`",
         f"- manifest: `{result.manifest_path}`",
     ]
     return "\n".join(lines) + "\n"
@@ -105,7 +131,7 @@ def corpus_build(
     summaries = []
     for config in plan.datasets:
         result = build_dataset(config, args, str(Path(build_config)))
-        checked = verify(result)
+        checked = verify(result, args)
         logger.info("%s.%s: %s; verified %d records", config.task_name, config.dataset_name,
                     "up to date" if result.up_to_date else "built", checked)
         create_markdown_artifact(

@@ -61,22 +61,28 @@ def read_meta(dataset_path: str | os.PathLike) -> list[FileInfo]:
     a valid `FileInfo` or the block ranges do not run contiguously from 0.
     """
     path = meta_path(dataset_path)
-    infos: list[FileInfo] = []
     with open_regular_file(path) as meta:
-        for line_number, raw in enumerate(meta, start=1):
-            source = f"{path}:{line_number}"
-            try:
-                line = raw.decode("utf-8").strip()
-            except UnicodeDecodeError as error:
-                raise DatasetCorrupt(f"{source}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
-            if not line:
-                continue
-            try:
-                infos.append(validate_data(FileInfo, json.loads(line), source))
-            except json.JSONDecodeError as error:
-                raise DatasetCorrupt(f"{source}: not a JSON object: {error.msg}") from None
-            except SchemaError as error:
-                raise DatasetCorrupt(str(error)) from None
+        return parse_meta(meta, path)
+
+
+def parse_meta(lines, path: str | os.PathLike) -> list[FileInfo]:
+    """The `FileInfo`s in the byte lines of a meta.bin read from `path` (a local file or, for
+    a remote dataset, an object's lines); raises DatasetCorrupt as `read_meta` does."""
+    infos: list[FileInfo] = []
+    for line_number, raw in enumerate(lines, start=1):
+        source = f"{path}:{line_number}"
+        try:
+            line = raw.decode("utf-8").strip()
+        except UnicodeDecodeError as error:
+            raise DatasetCorrupt(f"{source}: not UTF-8 text (byte 0x{raw[error.start]:02x} at column {error.start + 1})") from None
+        if not line:
+            continue
+        try:
+            infos.append(validate_data(FileInfo, json.loads(line), source))
+        except json.JSONDecodeError as error:
+            raise DatasetCorrupt(f"{source}: not a JSON object: {error.msg}") from None
+        except SchemaError as error:
+            raise DatasetCorrupt(str(error)) from None
     check_block_ranges(infos, path)
     return infos
 

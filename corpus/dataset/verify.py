@@ -5,6 +5,12 @@ block parses (magic, lengths inside the block, zeros after the end-of-block byte
 block inside a file with records); every payload decodes (pickle through the restricted
 unpickler); `nlines`, `nbytes`, and the extra keys `checksum`, `format_version` and
 `serializer` agree with what is on disk.
+
+A dataset on an object store (`s3://`, `gs://`, `hdfs://`: a published remote build) is
+verified the same way, each block read by a ranged read through Beam's filesystems
+(`block_source.RemoteBlocks`), so memory holds one block at a time, never a whole file.
+Beam's filesystem options (endpoint, credentials) must be set first
+(`corpus.pipeline.remote_output.use_filesystem_options`).
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from pathlib import Path
 
 from schemas import FileInfo
 
-from corpus.dataset.blockfile import block_label, check_file_size, iter_block_payloads, read_block
-from corpus.dataset.meta import DatasetCorrupt, open_regular_fd, read_meta
+from corpus.dataset.blockfile import block_label, iter_block_payloads
+from corpus.dataset.block_source import is_remote, join, open_blocks, read_meta_of
+from corpus.dataset.meta import DatasetCorrupt
 from corpus.dataset.progress import progress_bar as open_progress_bar
 from corpus.dataset.serializer import get_serializer, payload_kind
 from corpus.dataset.writer import FORMAT_VERSION
@@ -40,7 +47,7 @@ class FileCheck:
 class VerifyReport:
     """A clean dataset: one `FileCheck` per data file."""
 
-    path: Path
+    path: Path | str  # a str URL for a remote dataset
     files: list[FileCheck]
 
     @property
@@ -52,28 +59,44 @@ class VerifyReport:
         return sum(check.nbytes for check in self.files)
 
 
-def verify_file(dataset_path: Path, info: FileInfo, decode: bool = True, advance=lambda n: None) -> FileCheck:
+def verify_file(dataset_path: Path | str, info: FileInfo, decode: bool = True, advance=lambda n: None) -> FileCheck:
     """Check one data file; see the module docstring. Raises DatasetCorrupt at its first problem."""
-    path = dataset_path / info.file_name
+    path = join(dataset_path, info.file_name)
     version = info.extra_keys.get("format_version")
     if version is not None and (not isinstance(version, int) or version > FORMAT_VERSION):
         raise DatasetCorrupt(f"{path}: format_version {version!r} is not one this reader knows (<= {FORMAT_VERSION})")
     try:
-        fd = open_regular_fd(path)
+        blocks = open_blocks(path)
     except FileNotFoundError:
         raise DatasetCorrupt(f"{path}: listed in meta.bin but missing") from None
     try:
-        return _verify_open_file(fd, path, info, decode, advance)
+        return _verify_open_file(blocks, path, info, decode, advance)
     finally:
-        os.close(fd)
+        blocks.close()
 
 
-def _verify_open_file(fd: int, path: Path, info: FileInfo, decode: bool, advance) -> FileCheck:
-    size = os.fstat(fd).st_size
+def _read_block(blocks, path, info: FileInfo, global_block: int) -> bytes:
+    """One whole block. Raises DatasetCorrupt when the file ends inside it."""
+    data = blocks.read_at((global_block - info.block_begin) * info.block_size, info.block_size)
+    if len(data) != info.block_size:
+        raise DatasetCorrupt(
+            f"{path}: {block_label(info, global_block)}: truncated: the file ends {len(data)} bytes "
+            f"into the block (block size {info.block_size}); meta.bin points past the end of the file"
+        )
+    return data
+
+
+def _verify_open_file(blocks, path, info: FileInfo, decode: bool, advance) -> FileCheck:
+    size = blocks.size
     expected = info.nblocks * info.block_size
     if size > expected:
         raise DatasetCorrupt(f"{path}: {size - expected} bytes beyond the {info.nblocks} blocks meta.bin gives it")
-    check_file_size(path, info)  # before reading: a short file (or a huge block_size) fails here, not in pread
+    if size < expected:  # before reading: a short file (or a huge block_size) fails here, not in a read
+        first_missing = info.block_begin + size // info.block_size
+        raise DatasetCorrupt(
+            f"{path}: truncated: meta.bin gives it {info.nblocks} blocks of {info.block_size} bytes "
+            f"({expected} bytes), the file has {size} bytes; {block_label(info, first_missing)} is incomplete"
+        )
     checksum = info.extra_keys.get("checksum")
     algorithm, _, digest = checksum.partition(":") if isinstance(checksum, str) else ("", "", "")
     hasher = hashlib.new(algorithm) if algorithm in hashlib.algorithms_available else None
@@ -84,7 +107,7 @@ def _verify_open_file(fd: int, path: Path, info: FileInfo, decode: bool, advance
     kinds: Counter[str] = Counter()
     empty_blocks: list[int] = []
     for global_block in range(info.block_begin, info.block_end):
-        block = read_block(fd, path, info, global_block)  # a short file fails here, naming the block
+        block = _read_block(blocks, path, info, global_block)  # a short file fails here, naming the block
         if hasher is not None:
             hasher.update(block)
         end = 0
@@ -128,13 +151,14 @@ def _verify_open_file(fd: int, path: Path, info: FileInfo, decode: bool, advance
 
 
 def verify_dataset(path: str | os.PathLike, decode: bool = True, progress: bool = False) -> VerifyReport:
-    """Check every file of the dataset at `path` (see the module docstring).
+    """Check every file of the dataset at `path`, a local folder or a remote URL (see the
+    module docstring).
 
     Returns a VerifyReport when all is well. Raises DatasetCorrupt listing every problem,
     one line per file; FileNotFoundError without meta.bin.
     """
-    path = Path(path)
-    infos = read_meta(path)
+    path = path.rstrip("/") if is_remote(path) else Path(path)
+    infos = read_meta_of(path)
     checks: list[FileCheck] = []
     problems: list[str] = []
     with open_progress_bar(f"verify {path}", sum(info.nblocks for info in infos), progress) as advance:

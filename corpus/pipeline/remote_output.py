@@ -275,3 +275,39 @@ def upsert_manifest(url: str, entry) -> None:
     text = read_text(url)
     manifest = validate_data(MixtureManifest, parse_text(text, url), url) if text is not None else MixtureManifest([])
     write_text(url, with_entry(manifest, entry).to_json())
+
+
+# --- readers of a remote output ----------------------------------------------------------------
+
+# polars (its Rust object store) reads these schemes itself; hdfs:// it cannot.
+POLARS_SCHEMES = ("s3", "gs", "gcs", "az", "abfs")
+
+
+def use_filesystem_options(pipeline_args: list[str] | None) -> None:
+    """Point Beam's filesystems at the endpoint and credentials in `pipeline_args` (the flags a
+    build takes: --s3_endpoint_url, --s3_access_key_id, ...); unset ones come from the
+    environment (boto3's and Google's usual variables)."""
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    FileSystems.set_options(PipelineOptions(list(pipeline_args or [])))
+
+
+def polars_storage_options(url: str, pipeline_args: list[str] | None = None) -> dict[str, str]:
+    """polars' `storage_options` for reading `url`, taken from the same Beam flags a build uses
+    (--s3_endpoint_url, --s3_access_key_id, --s3_secret_access_key, --s3_session_token,
+    --s3_region_name); what they leave unset polars takes from the environment (AWS_*,
+    GOOGLE_APPLICATION_CREDENTIALS) as boto3 does. Raises UnsafeOutput for a scheme polars
+    cannot read (hdfs://)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, S3Options
+
+    scheme = url.split("://", 1)[0]
+    if scheme not in POLARS_SCHEMES:
+        raise UnsafeOutput(f"{url}: polars cannot read {scheme}:// (it reads {', '.join(s + '://' for s in POLARS_SCHEMES)}); "
+                           "copy the build's arrow/ and rejects/ folders to a local folder and point at that")
+    if scheme != "s3":
+        return {}
+    s3 = PipelineOptions(list(pipeline_args or [])).view_as(S3Options)
+    pairs = {"aws_endpoint_url": s3.s3_endpoint_url, "aws_access_key_id": s3.s3_access_key_id,
+             "aws_secret_access_key": s3.s3_secret_access_key, "aws_session_token": s3.s3_session_token,
+             "aws_region": s3.s3_region_name}
+    return {key: value for key, value in pairs.items() if value}

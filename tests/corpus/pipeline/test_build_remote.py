@@ -165,3 +165,145 @@ def test_recover_deletes_an_unfinished_staging_beside_a_published_output(s3):
     remote_output.recover(f"s3://{BUCKET}/rec/ds", log=lambda line: None)
     assert not objects(client, "rec/ds.building")
     assert objects(client, "rec/ds")["data/meta.bin"] == b"kept"
+
+
+# --- readers of a remote build: the flow's verify and summary, `bee corpus rejects` / `stats` ---
+
+
+def upload(client, local: Path, prefix: str) -> str:
+    """Publish the local build `local` as the objects of a remote one (what `publish` leaves:
+    the same files byte for byte, the stamp last); returns its URL."""
+    for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != BUILD_STAMP):
+        client.put_object(Bucket=BUCKET, Key=f"{prefix}/{path.relative_to(local).as_posix()}", Body=path.read_bytes())
+    client.put_object(Bucket=BUCKET, Key=f"{prefix}/{BUILD_STAMP}", Body=(local / BUILD_STAMP).read_bytes())
+    return f"s3://{BUCKET}/{prefix}"
+
+
+@pytest.fixture(scope="module")
+def remote_built(built, s3):
+    """The session's local build (tests/corpus/pipeline/conftest.py), published on the S3 server."""
+    client, flags = s3
+    _, local = built
+    return local, upload(client, local.output, "readers/ds")
+
+
+def as_remote(local, url: str):
+    from dataclasses import replace
+
+    return replace(local, output=url, dataset_path=f"{url}/data", manifest_path=f"s3://{BUCKET}/readers/datasets.json")
+
+
+def test_flow_verifies_a_remote_dataset_block_by_block(remote_built, s3):
+    from corpus.dataset import verify_dataset
+    from flows.corpus_build import verify
+
+    _, flags = s3
+    local, url = remote_built
+    assert verify.fn(as_remote(local, url), flags) == local.nlines == verify_dataset(local.dataset_path).nlines
+    remote_report = verify_dataset(f"{url}/data")
+    assert [(c.file_name, c.nblocks, c.nlines, c.nbytes) for c in remote_report.files] == [
+        (c.file_name, c.nblocks, c.nlines, c.nbytes) for c in verify_dataset(local.dataset_path).files]
+
+
+def test_verify_of_a_remote_dataset_names_a_corrupt_block(remote_built, s3):
+    from corpus.dataset import verify_dataset
+    from corpus.dataset.meta import DatasetCorrupt, read_meta
+
+    client, flags = s3
+    local, _ = remote_built
+    url = upload(client, local.output, "corrupt/ds")
+    info = read_meta(local.dataset_path)[0]
+    key = f"corrupt/ds/data/{info.file_name}"
+    body = bytearray(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    body[0] = 0x7E  # the first record's magic byte
+    client.put_object(Bucket=BUCKET, Key=key, Body=bytes(body))
+    remote_output.use_filesystem_options(flags)
+    with pytest.raises(DatasetCorrupt, match=rf"{url}/data/{info.file_name}: block 0 .*bad magic 0x7e at offset 0"):
+        verify_dataset(f"{url}/data")
+    client.put_object(Bucket=BUCKET, Key=key, Body=bytes(body[:info.block_size // 2]))
+    with pytest.raises(DatasetCorrupt, match=rf"{info.file_name}: truncated: .* the file has {info.block_size // 2} bytes"):
+        verify_dataset(f"{url}/data")
+    client.delete_object(Bucket=BUCKET, Key=key)
+    with pytest.raises(DatasetCorrupt, match="listed in meta.bin but missing"):
+        verify_dataset(f"{url}/data")
+
+
+def test_flow_summary_of_a_remote_build_carries_its_report(remote_built, built):
+    from flows.corpus_build import build_summary_markdown
+
+    config, local = built
+    local_md = build_summary_markdown(config, local)
+    remote_md = build_summary_markdown(config, as_remote(local, remote_built[1]))
+    assert "## Files" in remote_md and f"`{remote_built[1]}/report.html`" in remote_md
+    assert remote_md.split("## Files")[0] == local_md.split("## Files")[0]  # the report itself, read from S3
+
+
+def test_rejects_and_stats_of_a_remote_build_are_the_local_ones(remote_built, s3):
+    from corpus.pipeline.shard_stats import rejects_summary, shard_stats
+
+    _, flags = s3
+    local, url = remote_built
+    for sample in (0, 2):
+        here, there = rejects_summary(local.output, sample=sample), rejects_summary(url, sample=sample, pipeline_args=flags)
+        assert there.total == here.total == local.rejected
+        assert there.counts.equals(here.counts) and there.examples.equals(here.examples)
+    here, there = shard_stats(local.output), shard_stats(url, flags)
+    assert there.records == here.records == local.written
+    assert there.by_kind.equals(here.by_kind) and there.lengths.equals(here.lengths) and there.scores.equals(here.scores)
+
+
+def test_rejects_and_stats_commands_take_an_s3_output(remote_built, s3, monkeypatch):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    _, flags = s3
+    local, url = remote_built
+    endpoint = next(flag.split("=", 1)[1] for flag in flags if flag.startswith("--s3_endpoint_url="))
+    env = {**KEYS, "COLUMNS": "200"}
+    out = CliRunner().invoke(app, ["corpus", "stats", url, "--s3-endpoint-url", endpoint], env=env)
+    assert out.exit_code == 0, out.output
+    assert f"{local.written} kept records in {url}" in out.output
+    out = CliRunner().invoke(app, ["corpus", "rejects", url, "--reason", "invalid_utf8", "--s3-endpoint-url", endpoint],
+                             env=env)
+    assert out.exit_code == 0, out.output
+    assert "1 rejected records" in out.output and "invalid_utf8" in out.output
+
+
+def test_readers_refuse_an_unpublished_remote_output_and_hdfs(s3):
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    client, flags = s3
+    endpoint = next(flag.split("=", 1)[1] for flag in flags if flag.startswith("--s3_endpoint_url="))
+    fake_build(client, "half/ds", {"arrow/a.parquet": b"not yet"}, state=BUILDING)  # a publish under way
+    out = CliRunner().invoke(app, ["corpus", "stats", f"s3://{BUCKET}/half/ds", "--s3-endpoint-url", endpoint],
+                             env={**KEYS, "COLUMNS": "200"})
+    assert out.exit_code == 1 and "no complete build here" in out.output
+    out = CliRunner().invoke(app, ["corpus", "rejects", "hdfs://namenode/corpus/ds"], env={"COLUMNS": "200"})
+    assert out.exit_code == 1 and "polars cannot read hdfs://" in out.output
+
+
+@pytest.mark.integration  # a whole s3:// build (~60 s here) plus Prefect's ephemeral API
+def test_corpus_build_flow_builds_verifies_and_reports_an_s3_output(tmp_path, s3, monkeypatch):
+    from prefect.artifacts import Artifact
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows.corpus_build import _artifact_key, corpus_build
+    from flows.demo import write_yaml
+
+    client, flags = s3
+    for name, value in KEYS.items():  # what a deployment's worker would have in its environment
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # its first write races the harness's DB
+    config = config_for(small_corpus(tmp_path / "raw"), f"s3://{BUCKET}/flow/ds")
+    plan = write_yaml(tmp_path / "build.yaml", {"datasets": [config.model_dump(mode="json", exclude_defaults=True)]})
+    with prefect_test_harness():
+        [summary] = corpus_build(build_config=str(plan), runner_options=flags)
+        artifact = Artifact.get(_artifact_key(config))
+    assert summary["dataset_path"] == f"s3://{BUCKET}/flow/ds/data" and summary["written"] > 0
+    assert "data/meta.bin" in objects(client, "flow/ds")
+    assert artifact is not None and "## Files" in artifact.data and f"s3://{BUCKET}/flow/ds/report.html" in artifact.data
+    assert "# Corpus build report: test.tiny" in artifact.data  # the report itself, read from S3
+    assert "## Drops by stage and reason" in artifact.data
