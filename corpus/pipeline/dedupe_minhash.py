@@ -20,7 +20,6 @@ from __future__ import annotations
 import apache_beam as beam
 import numpy as np
 from apache_beam.metrics import Metrics
-from datasketch.lsh import _optimal_param
 
 from corpus.pipeline.connected_components import ConnectedComponents
 from corpus.pipeline.fingerprint import signature_values
@@ -35,6 +34,8 @@ def bands_and_rows(config: NearDedupeConfig) -> tuple[int, int]:
     """The configured bands x rows, or datasketch's optimum for `threshold` and `num_perm`."""
     if config.bands is not None:
         return config.bands, config.rows
+    from datasketch.lsh import _optimal_param  # here only (driver, pipeline construction): imports scipy
+
     return _optimal_param(config.threshold, config.num_perm, 0.5, 0.5)
 
 

@@ -27,8 +27,6 @@ import zlib
 from typing import Any
 
 import numpy as np
-from datasketch import MinHash
-from datasketch.minhash import _fmix
 
 from corpus.pipeline.read import json_text_view
 from corpus.pipeline.stage import Stage, StageCounters
@@ -176,6 +174,31 @@ def shingles(text: str, config: NearDedupeConfig) -> set[bytes]:
     return {"\x1f".join(toks[i:i + n]).encode() for i in range(len(toks) - n + 1)}
 
 
+# MurmurHash3's 32-bit finaliser (datasketch's `minhash._fmix` at width 32; a test holds them equal)
+_FMIX32 = (np.uint32(16), np.uint32(0x85EBCA6B), np.uint32(13), np.uint32(0xC2B2AE35), np.uint32(16))
+
+
+def fmix32(hashes: np.ndarray) -> np.ndarray:
+    """The MurmurHash3 finaliser of uint32 values (wrapping uint32 arithmetic), as datasketch
+    applies it before its affine32 permutations."""
+    s1, m1, s2, m2, s3 = _FMIX32
+    hashes = hashes ^ (hashes >> s1)
+    hashes = hashes * m1
+    hashes = hashes ^ (hashes >> s2)
+    hashes = hashes * m2
+    return hashes ^ (hashes >> s3)
+
+
+def draw_permutations(config: NearDedupeConfig) -> tuple[np.ndarray, np.ndarray]:
+    """datasketch's affine32 permutations (a, b) for `num_perm` and `seed`, as uint32 arrays.
+    Drawn where the pipeline is built: the workers get the arrays inside `ComputeFingerprints`
+    and never import datasketch (its package imports scipy, ~0.6 CPU-s per worker start)."""
+    from datasketch import MinHash  # here only: see above
+
+    a, b = MinHash(num_perm=config.num_perm, seed=config.seed, scheme=MINHASH_SCHEME).permutations
+    return np.asarray(a, dtype=np.uint32), np.asarray(b, dtype=np.uint32)
+
+
 _PRIME = np.uint64(1_000_003)
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 
@@ -230,11 +253,12 @@ def python_shingle_hashes(text: str, config: NearDedupeConfig) -> np.ndarray:
 
 
 class MinHasher:
-    """datasketch MinHash with permutations drawn once (they depend only on num_perm and seed)."""
+    """datasketch MinHash with permutations drawn once (they depend only on num_perm and seed):
+    `permutations` as `draw_permutations(config)` returns them, drawn here if not given."""
 
-    def __init__(self, config: NearDedupeConfig):
+    def __init__(self, config: NearDedupeConfig, permutations: tuple[np.ndarray, np.ndarray] | None = None):
         self.config = config
-        self.permutations = MinHash(num_perm=config.num_perm, seed=config.seed, scheme=MINHASH_SCHEME).permutations
+        self.permutations = permutations if permutations is not None else draw_permutations(config)
         a, b = self.permutations
         self._a = np.asarray(a, dtype=np.uint32).reshape(1, -1)
         self._b = np.asarray(b, dtype=np.uint32).reshape(1, -1)
@@ -266,7 +290,7 @@ class MinHasher:
             return None
         values = np.full(self._a.shape[1], np.iinfo(np.uint32).max, dtype=np.uint32)
         for start in range(0, len(hashes), MINHASH_CHUNK):
-            mixed = _fmix(hashes[start:start + MINHASH_CHUNK].astype(np.uint32).reshape(-1, 1), 32)
+            mixed = fmix32(hashes[start:start + MINHASH_CHUNK].astype(np.uint32).reshape(-1, 1))
             permuted = mixed * self._a
             permuted += self._b
             np.minimum(values, permuted.min(axis=0), out=values)
@@ -279,7 +303,8 @@ def signature_values(signature: bytes) -> np.ndarray:
 
 class ComputeFingerprints(Stage):
     """A whole document (before split) -> the same record with `content_hash` and `minhash` set;
-    its pieces inherit both."""
+    its pieces inherit both. Built where the pipeline is built, which draws the MinHash
+    permutations (`draw_permutations`); the stage carries them to the workers."""
 
     stage = STAGE
 
@@ -287,10 +312,11 @@ class ComputeFingerprints(Stage):
         self.exact = exact
         self.near = near
         self.metadata_fields = list(metadata_fields) if metadata_fields is not None else []
+        self.permutations = draw_permutations(near) if near.enabled else None
 
     def setup(self) -> None:
         self.counters = StageCounters(STAGE)
-        self.hasher = MinHasher(self.near) if self.near.enabled else None
+        self.hasher = MinHasher(self.near, self.permutations) if self.near.enabled else None
         # exact dedupe's normal form is then `shingle_text`'s: a text is lowered and collapsed once
         self.shared_normalisation = (self.exact.lowercase and self.exact.collapse_whitespace
                                      and (self.hasher is None or self.near.shingles == "chars"))

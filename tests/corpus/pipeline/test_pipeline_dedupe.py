@@ -3,11 +3,15 @@ earliest input position whatever order the records arrive in."""
 
 from __future__ import annotations
 
+import pickle
 import random
+import subprocess
+import sys
 
 import apache_beam as beam
 import numpy as np
 from datasketch import MinHash
+from datasketch.minhash import _fmix
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
@@ -16,9 +20,12 @@ from corpus.pipeline.dedupe_minhash import MinHashDedupe, bands_and_rows, estima
 from corpus.pipeline.fingerprint import (
     MINHASH_DTYPE,
     MINHASH_SCHEME,
+    ComputeFingerprints,
     MinHasher,
     char_shingle_hashes,
     content_hash,
+    draw_permutations,
+    fmix32,
     sample_content,
     shingles,
 )
@@ -65,6 +72,35 @@ def test_signatures_equal_datasketch_minhash_of_the_same_hashes():
                         scheme=MINHASH_SCHEME)
     reference.update_batch(hashes.tolist())
     assert hasher.signature_of_hashes(hashes) == np.asarray(reference.hashvalues, dtype=MINHASH_DTYPE).tobytes()
+
+
+def test_local_murmur_finaliser_equals_datasketch_s():
+    values = np.concatenate([np.arange(1000, dtype=np.uint32), np.random.default_rng(3).integers(
+        0, 1 << 32, 5000, dtype=np.uint64).astype(np.uint32), np.array([0xFFFFFFFF], dtype=np.uint32)])
+    assert np.array_equal(fmix32(values.reshape(-1, 1)), _fmix(values.reshape(-1, 1), 32))
+
+
+WORKER_SCRIPT = """
+import pickle, sys
+from schemas import Record
+stage = pickle.loads(sys.stdin.buffer.read())
+stage.setup()
+[out] = stage.process(Record(source_path="a.txt", source_line=1, kind="text", text="the same text in a worker"))
+sys.stdout.write(out.minhash.hex() + "\\n")
+sys.stdout.write(" ".join(m for m in ("datasketch", "scipy", "corpus.pipeline.build") if m in sys.modules))
+"""
+
+
+def test_workers_get_the_permutations_drawn_where_the_pipeline_is_built_and_never_import_datasketch():
+    """datasketch (which imports scipy) draws the permutations once, in the driver; a worker
+    process that unpickles the stage computes the same signatures without importing it."""
+    stage = ComputeFingerprints(ExactDedupeConfig(), NEAR)
+    assert all(np.array_equal(mine, theirs) for mine, theirs in zip(stage.permutations, draw_permutations(NEAR)))
+    worker = subprocess.run([sys.executable, "-c", WORKER_SCRIPT], input=pickle.dumps(stage), capture_output=True,
+                            check=True)
+    signature, imported = worker.stdout.decode().split("\n")
+    assert bytes.fromhex(signature) == MinHasher(NEAR).signature("the same text in a worker")
+    assert imported == ""
 
 
 def _char_jaccard(a: str, b: str) -> float:
