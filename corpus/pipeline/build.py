@@ -41,7 +41,7 @@ from corpus.pipeline.decontaminate import eval_sets_digest
 from corpus.pipeline.file_checkpoints import finished_files, read_file_units
 from corpus.pipeline.flags import check_beam_flags
 from corpus.pipeline.input_digest import with_digests
-from corpus.pipeline.local_runner import local_instead_of_direct, local_workers
+from corpus.pipeline.local_runner import local_instead_of_direct, local_workers, wait_for_workers
 from corpus.pipeline.output_folder import (
     OutputLocked,
     check_output_location,
@@ -297,13 +297,16 @@ def _build_locked(config: BuildConfig, output: Path | str, options: PipelineOpti
         log(f"running on {workers} local worker{'s' if workers != 1 else ''}")
     result = run_pipeline(options, lambda pipeline: build_pipeline(pipeline, config, todo, sorted(finished), str(staging)),
                           staging)
-    counters = _counters(result) if result is not None else {}
-    args = (manifest_path, build_hash, config_hash, counters, ranges, finished, skipped, workers, input_bytes, started,
-            config_path, log)
-    if remote:  # the dataset, report and config need local files: written here, then uploaded
-        with tempfile.TemporaryDirectory(prefix="bee-build-") as local:
-            return _finish(config, output, Path(local), staging, *args)
-    return _finish(config, output, staging, staging, *args)
+    try:  # the local runner's workers stop while the dataset is packed
+        counters = _counters(result) if result is not None else {}
+        args = (manifest_path, build_hash, config_hash, counters, ranges, finished, skipped, workers, input_bytes,
+                started, config_path, log)
+        if remote:  # the dataset, report and config need local files: written here, then uploaded
+            with tempfile.TemporaryDirectory(prefix="bee-build-") as local:
+                return _finish(config, output, Path(local), staging, *args)
+        return _finish(config, output, staging, staging, *args)
+    finally:
+        wait_for_workers(result)
 
 
 def _finish(config: BuildConfig, output: Path | str, local: Path, staging: Path | str, manifest_path: Path | str,

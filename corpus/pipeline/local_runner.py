@@ -15,15 +15,23 @@ Here a stage's input is cut into bundles of at most MAX_BUNDLE_BYTES (or MAX_BUN
 grouped values), `--direct_num_workers` of them in flight, as a cluster runner bundles its
 input. Its workers start with Arrow's system memory pool (see worker_memory.py).
 
-The bundling reaches into the FnApiRunner's bundle managers and buffers of the pinned Beam
-version; tests/corpus/pipeline/test_pipeline_local_runner.py fails if they change.
+When the last stage is done, the worker processes are stopped all at once and in the
+background (`StoppingWorkers`): Beam stops them one after another and waits for each to exit
+(~0.5 s each), time in which the build can already pack its dataset. `wait_for_workers(result)`
+waits for them (the build does, before it returns).
+
+The bundling and the stopping reach into the FnApiRunner's bundle managers, buffers and worker
+handler manager of the pinned Beam version; tests/corpus/pipeline/test_pipeline_local_runner.py
+fails if they change.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -35,7 +43,7 @@ from apache_beam.options.pipeline_options import (
     StandardOptions,
 )
 from apache_beam.portability.api import beam_fn_api_pb2, beam_provision_api_pb2
-from apache_beam.runners.portability.fn_api_runner import execution, fn_runner
+from apache_beam.runners.portability.fn_api_runner import execution, fn_runner, worker_handlers
 from apache_beam.transforms import environments
 from apache_beam.runners.portability.portable_runner import JobServiceHandle
 from apache_beam.runners.runner import PipelineRunner
@@ -50,14 +58,64 @@ WORKER_ENVIRONMENT = {"ARROW_DEFAULT_MEMORY_POOL": "system"}
 WORKER_COMMAND = f"{sys.executable} -m corpus.pipeline.beam_worker"
 
 
+_LOGGER = logging.getLogger(__name__)
+
+
 class LocalRunner(PipelineRunner):
-    """FnApiRunner with the pipeline options in its workers' provision info (as DirectRunner does)."""
+    """FnApiRunner with the pipeline options in its workers' provision info (as DirectRunner does).
+    Its result's worker processes may still be stopping: see `wait_for_workers`."""
 
     def run_pipeline(self, pipeline, options: PipelineOptions):
         encoded = JobServiceHandle.encode_pipeline_options(worker_options(options))
         provision = fn_runner.ExtendedProvisionInfo(beam_provision_api_pb2.ProvisionInfo(pipeline_options=encoded))
-        with _worker_environment():  # worker processes start inside run_pipeline and inherit it
-            return _BoundedFnApiRunner(provision_info=provision).run_pipeline(pipeline, options)
+        runner = _BoundedFnApiRunner(provision_info=provision)
+        try:
+            with _worker_environment():  # worker processes start inside run_pipeline and inherit it
+                result = runner.run_pipeline(pipeline, options)
+        except BaseException:
+            runner.wait_for_workers()  # a failed run returns with its workers gone, as Beam's does
+            raise
+        result.stopping_workers = runner.stopping_workers
+        return result
+
+
+def wait_for_workers(result) -> None:
+    """Wait until the worker processes of a `LocalRunner` run (`result`, the pipeline's result)
+    have exited; returns at once for another runner's result."""
+    stopping = getattr(result, "stopping_workers", None)
+    if stopping is not None:
+        stopping.join()
+
+
+class StoppingWorkers(worker_handlers.WorkerHandlerManager):
+    """The FnApiRunner's worker handler manager, whose `close_all` (called when the last stage is
+    done, or the run failed) stops every worker at once in a background thread, `stopping`."""
+
+    stopping: threading.Thread | None = None
+
+    def close_all(self) -> None:
+        handlers = {handler for found in self._cached_handlers.values() for handler in found}
+        server, self._grpc_server = self._grpc_server, None
+        self._cached_handlers.clear()
+        self._workers_by_id = {}
+
+        def close(handler) -> None:
+            try:
+                handler.close()  # ends the control stream, then waits for the worker process to exit
+            except Exception:  # as Beam's close_all: a worker that fails to stop is logged, not raised
+                _LOGGER.error("Error closing worker_handler %s", handler, exc_info=True)
+
+        def close_everything() -> None:
+            closing = [threading.Thread(target=close, args=(handler,), name="close-worker") for handler in handlers]
+            for thread in closing:
+                thread.start()
+            for thread in closing:
+                thread.join()
+            if server is not None:
+                server.close()
+
+        self.stopping = threading.Thread(target=close_everything, name="stop-local-workers")
+        self.stopping.start()
 
 
 def worker_options(options: PipelineOptions) -> dict:
@@ -158,6 +216,17 @@ class BoundedBundleManager(fn_runner.ParallelBundleManager):
 
 
 class _BoundedFnApiRunner(fn_runner.FnApiRunner):
+    _worker_manager: StoppingWorkers | None = None
+
+    @property
+    def stopping_workers(self) -> threading.Thread | None:
+        """The thread stopping this run's workers (None: none were started)."""
+        return self._worker_manager.stopping if self._worker_manager is not None else None
+
+    def wait_for_workers(self) -> None:
+        if self.stopping_workers is not None:
+            self.stopping_workers.join()
+
     # FnApiRunner.run_pipeline sets the environment of multi_processing workers to Beam's own
     # worker command; the setter swaps in WORKER_COMMAND, leaving the other environments alone.
     @property
@@ -171,6 +240,10 @@ class _BoundedFnApiRunner(fn_runner.FnApiRunner):
         self._environment = environment
 
     def _get_bundle_manager(self, bundle_context_manager):
+        workers = bundle_context_manager.execution_context.worker_handler_manager
+        if type(workers) is worker_handlers.WorkerHandlerManager:  # run_stages made it: it stops workers our way
+            workers.__class__ = StoppingWorkers
+            self._worker_manager = workers
         manager = super()._get_bundle_manager(bundle_context_manager)
         if type(manager) is not fn_runner.ParallelBundleManager:  # one worker, or a stateful stage
             return manager

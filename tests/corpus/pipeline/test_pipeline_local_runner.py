@@ -119,3 +119,22 @@ def test_build_workers_load_the_worker_memory_plugin_and_start_with_the_system_a
         states = p | beam.Create(range(4)) | beam.Reshuffle() | beam.Map(worker_memory_state) | beam.Distinct()
         assert_that(states, equal_to([(True, "system", "system")]))
     assert "ARROW_DEFAULT_MEMORY_POOL" not in os.environ  # set for the workers only
+
+
+def _worker_processes() -> list:
+    import psutil
+
+    return [child for child in psutil.Process().children(recursive=True)
+            if child.is_running() and child.status() != psutil.STATUS_ZOMBIE
+            and "corpus.pipeline.beam_worker" in " ".join(child.cmdline())]
+
+
+def test_workers_stop_in_the_background_and_wait_for_workers_returns_when_they_are_gone():
+    """The build packs its dataset while the workers stop, and waits for them before it returns."""
+    with beam.Pipeline(options=pipeline_options(TWO_WORKERS)) as p:
+        out = p | beam.Create(range(20)) | beam.Reshuffle() | beam.Map(lambda x: x + 1)
+        assert_that(out, equal_to([x + 1 for x in range(20)]))
+    assert p.result.stopping_workers is not None
+    local_runner.wait_for_workers(p.result)
+    assert not p.result.stopping_workers.is_alive() and _worker_processes() == []
+    local_runner.wait_for_workers(object())  # another runner's result: nothing to wait for
