@@ -6,7 +6,9 @@ under 2-process ZeRO-3 is tests/trainer/test_finetune.py's task-evaluation launc
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,7 +43,7 @@ def test_task_scores_survive_the_round_trip_through_totals() -> None:
     assert TaskScore(samples=2, option_samples=2, perplexity_correct=1).as_dict()["accuracy_generation"] is None
 
 
-def _lockstep_worker(rank: int, rendezvous: str, results: dict) -> None:
+def _lockstep_worker(rank: int, rendezvous: str, results_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=2)
     try:
         lockstep, calls = Lockstep(), [0]
@@ -62,16 +64,16 @@ def _lockstep_worker(rank: int, rendezvous: str, results: dict) -> None:
         padded = lockstep.finish(dummy_call)
         second = lockstep.finish(dummy_call)  # nobody has work: no padding
         totals = gather_totals({"ccpm": [1.0, float(rank)], **({"qa": [2.0, 1.0]} if rank == 1 else {})})
-        results[rank] = {"calls": calls[0], "padded": padded, "second": second, "totals": totals}
+        result = {"calls": calls[0], "padded": padded, "second": second, "totals": totals}
+        (Path(results_dir) / f"rank{rank}.json").write_text(json.dumps(result))
     finally:
         dist.destroy_process_group()
 
 
 def test_ranks_with_fewer_calls_are_padded_to_the_most_and_totals_are_summed(tmp_path) -> None:
-    with mp.Manager() as manager:
-        results = manager.dict()
-        mp.spawn(_lockstep_worker, args=(str(tmp_path / "rendezvous"), results), nprocs=2, join=True)
-        results = dict(results)
+    # results come back as files: a multiprocessing.Manager forks this (threaded) process, which can crash
+    mp.spawn(_lockstep_worker, args=(str(tmp_path / "rendezvous"), str(tmp_path)), nprocs=2, join=True)
+    results = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in range(2)]
     assert results[0]["calls"] == results[1]["calls"] == 3  # the same number of collectives: nobody hangs
     assert (results[0]["padded"], results[1]["padded"]) == (0, 2)
     assert results[0]["second"] == results[1]["second"] == 0
