@@ -12,23 +12,14 @@ table row per build and checks the binary dataset bytes are the same.
 from __future__ import annotations
 
 import argparse
-import logging
 import shutil
-import socket
 import time
 from pathlib import Path
 
-import boto3
-from moto.server import ThreadedMotoServer
 
 from corpus.pipeline.build import build_corpus
+from local_s3 import start_s3_server
 from schemas import BuildConfig
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def config(inputs: str, output: str) -> BuildConfig:
@@ -43,14 +34,7 @@ def main() -> None:
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
-                          region_name="us-east-1")
-    client.create_bucket(Bucket="bench")
+    server, endpoint, client = start_s3_server("bench")
     flags = [f"--s3_endpoint_url={endpoint}", "--s3_access_key_id=k", "--s3_secret_access_key=s",
              "--s3_region_name=us-east-1"]
     if args.input == "test":

@@ -16,20 +16,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
-import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
-from moto.server import ThreadedMotoServer
 
 from corpus.pipeline.build import build_corpus
+from local_s3 import start_s3_server
 from corpus.pipeline.output_folder import BUILD_STAMP
 from corpus.pipeline.parquet_shards import ARROW_DIR, REJECTS_DIR
 from schemas import BuildConfig
@@ -55,12 +52,6 @@ print(json.dumps({"answer": answer, "wall": time.perf_counter() - start, "cpu": 
                   "rss_mb": next(int(line.split()[1]) for line in open("/proc/self/status")
                                  if line.startswith("VmHWM:")) / 1024}))  # ru_maxrss would carry the parent's over exec
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def scale_shards(folder: Path, copies: int, shards: int = 4) -> int:
@@ -93,14 +84,7 @@ def main() -> None:
                    "rejects": scale_shards(result.output / REJECTS_DIR, args.copies, args.shards)}
     shard_bytes["verify"] = sum(f.stat().st_size for f in (result.output / "data").iterdir() if f.is_file())
 
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    client = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id="k", aws_secret_access_key="s",
-                          region_name="us-east-1")
-    client.create_bucket(Bucket=BUCKET)
+    server, endpoint, client = start_s3_server(BUCKET)
     files = sorted(p for p in result.output.rglob("*") if p.is_file() and not p.name.startswith("."))
     for path in sorted(files, key=lambda p: p.name == BUILD_STAMP):  # the stamp last, as a publish
         client.upload_file(str(path), BUCKET, f"ds/{path.relative_to(result.output).as_posix()}")
