@@ -32,10 +32,11 @@ from corpus.dataset.reader import rank_blocks
 from corpus.manifest import read_manifest
 from corpus.manifest.escape_check import check_dataset_transform
 from corpus.manifest.lines import resolve_dataset_path
+from corpus.manifest.transform_script import TransformScriptError
 from schemas import DatasetEntry, MixtureManifest
 from tokenization import DatasetTokenRows
 from tokenization.retokenize import entry_shards_dir
-from trainer.transforms import DatasetTransform, TransformScriptError
+from trainer.transforms import DatasetTransform
 
 log = logging.getLogger(__name__)
 

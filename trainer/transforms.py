@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from corpus.manifest.lines import resolve_dataset_path
-from corpus.manifest.transform_script import TransformScript, TransformScriptError  # noqa: F401  (raised to callers)
+from corpus.manifest.transform_script import TransformScript
 from tokenization import record_to_sample
 
 TransformFn = Callable[[Any], Any]

@@ -155,7 +155,7 @@ def test_a_rank_without_blocks_of_a_dataset_does_not_draw_it(tmp_path):
 
 
 def test_start_up_refuses_a_transform_that_escapes_an_escaped_dataset(tmp_path):
-    from trainer.transforms import TransformScriptError
+    from corpus.manifest.transform_script import TransformScriptError
 
     with build_dataset(tmp_path / "wiki", "part-0000", extra_meta={"escaped": True}) as writer:
         for i in range(5):

@@ -7,10 +7,10 @@ import os
 import numpy as np
 import pytest
 
+from corpus.manifest.transform_script import TransformScriptError
 from trainer.transforms import (
     DatasetTransform,
     TransformError,
-    TransformScriptError,
     apply_mapping,
     check_mapping,
 )
